@@ -1,0 +1,43 @@
+from typing import Any, Callable, Protocol
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> Any: ...
+
+HIGHEST_PROTOCOL: int
+
+def dumps(
+    obj: Any,
+    protocol: int | None = None,
+    *,
+    fix_imports: bool = True,
+    buffer_callback: Callable[[Any], Any] | None = None,
+) -> bytes: ...
+def dump(
+    obj: Any,
+    file: _Writable,
+    protocol: int | None = None,
+    *,
+    fix_imports: bool = True,
+    buffer_callback: Callable[[Any], Any] | None = None,
+) -> None: ...
+
+class PicklerMemoProxy:
+    def copy(self) -> dict[int, tuple[int, Any]]: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+
+class Pickler:
+    fast: bool
+    @property
+    def bin(self) -> bool: ...
+    memo: PicklerMemoProxy
+    def __init__(
+        self,
+        file: _Writable,
+        protocol: int | None = None,
+        fix_imports: bool = True,
+        buffer_callback: Callable[[Any], Any] | None = None,
+    ) -> None: ...
+    def dump(self, obj: Any, /) -> None: ...
+    def clear_memo(self) -> None: ...
+    def reducer_override(self, obj: Any, /) -> Any: ...

@@ -1,0 +1,199 @@
+//! Objects saved by reference: `module.qualname` as GLOBAL, STACK_GLOBAL or
+//! an EXT code, after checking that the name really leads back to the
+//! object (`save_global` and `whichmodule` in `_pickle.c`).
+
+use pyo3::exceptions::{PyAttributeError, PyUnicodeEncodeError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::frames::SaveCtx;
+use super::Engine;
+use crate::errors::pickling_error;
+use crate::output::opcodes::*;
+
+/// `getattr` along a dotted path; also returns the parent of the last step.
+fn deep_attribute<'py>(
+    root: &Bound<'py, PyAny>,
+    path: &Bound<'py, PyList>,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    let mut parent = root.clone();
+    let mut obj = root.clone();
+    for name in path.iter() {
+        parent = obj;
+        obj = parent.getattr(name.cast_into::<PyString>()?)?;
+    }
+    Ok((obj, parent))
+}
+
+impl<'py> Engine<'py> {
+    /// The module that holds `obj` under `path`: its `__module__`, else the
+    /// first module in `sys.modules` where the path leads to it, else
+    /// `__main__`.
+    fn which_module(&self, obj: &Bound<'py, PyAny>, path: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        if let Some(name) = obj.getattr_opt(intern!(py, "__module__"))? {
+            if !name.is_none() {
+                return Ok(name);
+            }
+        }
+        let modules = self.st.sys_modules.bind(py);
+        let snapshot: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> = match modules.cast::<PyDict>() {
+            Ok(d) => d.iter().collect(),
+            Err(_) => modules
+                .call_method0(intern!(py, "items"))?
+                .try_iter()?
+                .map(|kv| kv.and_then(|kv| kv.extract()))
+                .collect::<PyResult<_>>()?,
+        };
+        for (name, module) in snapshot {
+            if module.is_none() || name.cast::<PyString>().is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "__main__")) {
+                continue;
+            }
+            match deep_attribute(&module, path) {
+                Ok((candidate, _)) if candidate.is(obj) => return Ok(name),
+                Ok(_) => {}
+                Err(err) if err.is_instance_of::<PyAttributeError>(py) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(intern!(py, "__main__").clone().into_any())
+    }
+
+    /// Save `obj` by reference. `name` is the string a `__reduce__` returned,
+    /// if any; otherwise the object's `__qualname__` (or `__name__`).
+    pub fn save_global(&mut self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        let py = self.py;
+        let global_name = match name {
+            Some(n) => n.clone(),
+            None => match obj.getattr_opt(intern!(py, "__qualname__"))? {
+                Some(q) => q,
+                None => obj.getattr(intern!(py, "__name__"))?,
+            },
+        };
+        let path = global_name.call_method1(intern!(py, "split"), (intern!(py, "."),))?.cast_into::<PyList>()?;
+        for part in path.iter() {
+            if part.cast::<PyString>().is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "<locals>")) {
+                return Err(PyAttributeError::new_err(format!("Can't pickle local object {}", global_name.repr()?)));
+            }
+        }
+        let module_name = self.which_module(obj, &path)?;
+        let module_str = module_name.cast::<PyString>().map_err(|_| {
+            pickling_error(py, format!("Can't pickle {}: __module__ is not a string", repr_of(obj)))
+        })?;
+        let module = py.import(module_str).map_err(|_| {
+            pickling_error(
+                py,
+                format!("Can't pickle {}: import of module {} failed", repr_of(obj), repr_of(&module_name)),
+            )
+        })?;
+        let last_name = path.get_item(path.len() - 1)?;
+        let (found, parent) = deep_attribute(module.as_any(), &path).map_err(|_| {
+            pickling_error(
+                py,
+                format!("Can't pickle {}: attribute lookup {} on {} failed", repr_of(obj), str_of(&global_name), str_of(&module_name)),
+            )
+        })?;
+        if !found.is(obj) {
+            return Err(pickling_error(
+                py,
+                format!(
+                    "Can't pickle {}: it's not the same object as {}.{}",
+                    repr_of(obj),
+                    str_of(&module_name),
+                    str_of(&global_name)
+                ),
+            ));
+        }
+
+        if self.proto >= 2 {
+            let registry = self.st.extension_registry.bind(py);
+            if !registry.is_empty() {
+                let key = PyTuple::new(py, [&module_name, &global_name])?;
+                if let Some(code) = registry.get_item(key)? {
+                    return self.write_extension_code(obj, &code);
+                }
+            }
+        }
+
+        let global_name = if parent.is(&module) { last_name } else { global_name };
+        if self.proto >= 4 {
+            self.save(&module_name, SaveCtx::default())?;
+            self.save(&global_name, SaveCtx::default())?;
+            self.out.write_byte(STACK_GLOBAL);
+        } else if !parent.is(&module) {
+            // A nested attribute: getattr(parent, name) via REDUCE. The
+            // reduce tail memoizes `obj` once the call is written.
+            let args = PyTuple::new(py, [parent, global_name])?;
+            let reduce_value = PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
+            return self.save_reduce(&reduce_value, Some(obj));
+        } else {
+            self.write_global_opcode(module_name, global_name)?;
+        }
+        self.memo_put(obj);
+        Ok(())
+    }
+
+    fn write_extension_code(&mut self, obj: &Bound<'py, PyAny>, code: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let code: i64 = code.extract().map_err(|_| {
+            pickling_error(py, format!("Can't pickle {}: extension code {} isn't an integer", repr_of(obj), repr_of(code)))
+        })?;
+        if code <= 0 || code > 0x7fff_ffff {
+            return Err(pickling_error(py, format!("Can't pickle {}: extension code {code} is out of range", repr_of(obj))));
+        }
+        if code <= 0xff {
+            self.out.write(&[EXT1, code as u8]);
+        } else if code <= 0xffff {
+            self.out.write_op_len(EXT2, code as u64, 2);
+        } else {
+            self.out.write_op_len(EXT4, code as u64, 4);
+        }
+        Ok(())
+    }
+
+    fn write_global_opcode(
+        &mut self,
+        mut module_name: Bound<'py, PyAny>,
+        mut global_name: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = self.py;
+        if self.proto < 3 && self.fix_imports {
+            let key = PyTuple::new(py, [&module_name, &global_name])?;
+            if let Some(mapped) = self.st.name_mapping_3to2.bind(py).get_item(key)? {
+                let mapped = mapped.cast_into::<PyTuple>()?;
+                module_name = mapped.get_item(0)?;
+                global_name = mapped.get_item(1)?;
+            } else if let Some(mapped) = self.st.import_mapping_3to2.bind(py).get_item(&module_name)? {
+                module_name = mapped;
+            }
+        }
+        let encoding = if self.proto == 3 { "utf-8" } else { "ascii" };
+        let encode = |s: &Bound<'py, PyAny>, what: &str| -> PyResult<Vec<u8>> {
+            match s.call_method1(intern!(py, "encode"), (encoding,)) {
+                Ok(b) => Ok(b.extract()?),
+                Err(err) if err.is_instance_of::<PyUnicodeEncodeError>(py) => Err(pickling_error(
+                    py,
+                    format!("can't pickle {what} identifier '{}' using pickle protocol {}", str_of(s), self.proto),
+                )),
+                Err(err) => Err(err),
+            }
+        };
+        let module_bytes = encode(&module_name, "module")?;
+        let name_bytes = encode(&global_name, "global")?;
+        self.out.write_byte(GLOBAL);
+        self.out.write(&module_bytes);
+        self.out.write_byte(b'\n');
+        self.out.write(&name_bytes);
+        self.out.write_byte(b'\n');
+        Ok(())
+    }
+}
+
+pub fn repr_of(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unrepresentable object>".into())
+}
+
+pub fn str_of(obj: &Bound<'_, PyAny>) -> String {
+    obj.str().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable object>".into())
+}

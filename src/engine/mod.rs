@@ -1,0 +1,257 @@
+//! Layer 2: the pickling engine. It owns the output, the memo and the work
+//! stack, and runs the stack until the object is written. What to write for
+//! each type is the savers' business (`crate::savers`); the engine calls
+//! `save()` and `step()`, which they implement.
+
+pub mod frames;
+pub mod globals;
+pub mod memo;
+pub mod path;
+pub mod reduce;
+pub mod state;
+
+use ahash::AHashMap;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::output::opcodes::*;
+use crate::output::Writer;
+use frames::Frame;
+use memo::Memo;
+pub use state::PyState;
+
+pub const BATCHSIZE: usize = 1000;
+const FAST_NESTING_LIMIT: usize = 50;
+
+/// Callables a `Pickler` (or a subclass of it) brings to a dump.
+#[derive(Default)]
+pub struct Hooks<'py> {
+    pub persistent_id: Option<Bound<'py, PyAny>>,
+    pub reducer_override: Option<Bound<'py, PyAny>>,
+    /// A private dispatch table; `None` means `copyreg.dispatch_table`.
+    pub dispatch_table: Option<Bound<'py, PyAny>>,
+    pub buffer_callback: Option<Bound<'py, PyAny>>,
+}
+
+pub struct Options {
+    pub protocol: u8,
+    pub fix_imports: bool,
+    pub fast: bool,
+}
+
+pub struct Engine<'py> {
+    pub py: Python<'py>,
+    pub st: &'py PyState,
+    pub out: Writer,
+    pub memo: Memo,
+    pub proto: u8,
+    /// Binary opcodes (protocol >= 1).
+    pub bin: bool,
+    pub fix_imports: bool,
+    pub fast: bool,
+    pub hooks: Hooks<'py>,
+    /// `file.write` when dumping to a file; `None` for `dumps`.
+    pub file_write: Option<Bound<'py, PyAny>>,
+    pub stack: Vec<Frame<'py>>,
+    /// Per-type decisions of the instance fast path, by type address.
+    pub instance_layouts: AHashMap<usize, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
+    fast_nesting: usize,
+    fast_memo: ahash::AHashSet<usize>,
+}
+
+impl<'py> Engine<'py> {
+    pub fn new(
+        py: Python<'py>,
+        opts: Options,
+        hooks: Hooks<'py>,
+        memo: Memo,
+        file_write: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(Engine {
+            py,
+            st: PyState::get(py)?,
+            out: Writer::new(),
+            memo,
+            proto: opts.protocol,
+            bin: opts.protocol >= 1,
+            fix_imports: opts.fix_imports,
+            fast: opts.fast,
+            hooks,
+            file_write,
+            stack: Vec::new(),
+            instance_layouts: AHashMap::new(),
+            fast_nesting: 0,
+            fast_memo: Default::default(),
+        })
+    }
+
+    /// Write a whole pickle of `obj`: PROTO, the object, STOP.
+    pub fn dump(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        if self.proto >= 2 {
+            self.out.write(&[PROTO, self.proto]);
+            if self.proto >= 4 {
+                self.out.set_framing(true);
+            }
+        }
+        let result = self.save(obj, Default::default()).and_then(|()| self.run());
+        if let Err(err) = result {
+            self.stack.clear();
+            self.out.set_framing(false);
+            return Err(err);
+        }
+        self.out.write_byte(STOP);
+        self.out.commit_frame();
+        self.out.set_framing(false);
+        self.flush_to_file()
+    }
+
+    /// Run the work stack to completion.
+    fn run(&mut self) -> PyResult<()> {
+        while let Some(frame) = self.stack.pop() {
+            let depth = self.stack.len();
+            if let Err(err) = self.step(frame) {
+                return Err(path::annotate(self, err, depth));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a child was saved on behalf of a frame: if the child pushed work
+    /// of its own, put the frame back beneath it and report `true`
+    /// (suspended); otherwise the frame carries on with its next child.
+    #[inline]
+    pub fn suspend_if_pushed(&mut self, depth: usize, frame: impl FnOnce() -> Frame<'py>) -> bool {
+        if self.stack.len() > depth {
+            self.stack.insert(depth, frame());
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn into_bytes(mut self) -> Bound<'py, PyBytes> {
+        PyBytes::new(self.py, &self.out.take())
+    }
+
+    pub fn take_memo(&mut self) -> Memo {
+        std::mem::take(&mut self.memo)
+    }
+
+    // ---- memo ------------------------------------------------------------
+
+    #[inline]
+    pub fn memo_put(&mut self, obj: &Bound<'py, PyAny>) {
+        if self.fast {
+            return;
+        }
+        let idx = self.memo.put(obj);
+        self.write_put(idx);
+    }
+
+    #[inline]
+    pub fn memo_put_anonymous(&mut self) {
+        if self.fast {
+            return;
+        }
+        let idx = self.memo.put_anonymous();
+        self.write_put(idx);
+    }
+
+    #[inline]
+    fn write_put(&mut self, idx: u32) {
+        if self.proto >= 4 {
+            self.out.write_byte(MEMOIZE);
+        } else if !self.bin {
+            self.out.write(format!("{}{}\n", PUT as char, idx).as_bytes());
+        } else if idx < 256 {
+            self.out.write(&[BINPUT, idx as u8]);
+        } else {
+            self.out.write_op_len(LONG_BINPUT, idx as u64, 4);
+        }
+    }
+
+    #[inline]
+    pub fn memo_get(&mut self, idx: u32) {
+        if !self.bin {
+            self.out.write(format!("{}{}\n", GET as char, idx).as_bytes());
+        } else if idx < 256 {
+            self.out.write(&[BINGET, idx as u8]);
+        } else {
+            self.out.write_op_len(LONG_BINGET, idx as u64, 4);
+        }
+    }
+
+    // ---- output ----------------------------------------------------------
+
+    /// Called before each object: commit a full frame and, when writing to a
+    /// file, hand the finished bytes over.
+    #[inline]
+    pub fn opcode_boundary(&mut self) -> PyResult<()> {
+        if self.out.opcode_boundary() && self.file_write.is_some() {
+            self.flush_to_file()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush_to_file(&mut self) -> PyResult<()> {
+        if let Some(write) = &self.file_write {
+            if self.out.len() > 0 {
+                let chunk = PyBytes::new(self.py, self.out.as_slice());
+                self.out.clear();
+                write.call1((chunk,))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write an opcode header and its payload. `payload` is the Python
+    /// object holding `data`, when one exists, so a large payload can be
+    /// passed to `file.write` without a copy.
+    pub fn write_payload(
+        &mut self,
+        header: &[u8],
+        data: &[u8],
+        payload: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        if Writer::bypasses_frame(data.len()) && self.file_write.is_some() {
+            self.out.write_unframed_header(header);
+            self.flush_to_file()?;
+            let write = self.file_write.as_ref().expect("checked above");
+            match payload {
+                Some(obj) => write.call1((obj,))?,
+                None => write.call1((PyBytes::new(self.py, data),))?,
+            };
+            Ok(())
+        } else {
+            self.out.write_payload(header, data);
+            Ok(())
+        }
+    }
+
+    // ---- fast mode -------------------------------------------------------
+
+    /// Fast mode keeps no memo, so deep nesting is checked for cycles by
+    /// address instead (as `_pickle.c` does).
+    pub fn fast_enter(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        self.fast_nesting += 1;
+        if self.fast_nesting >= FAST_NESTING_LIMIT {
+            let addr = obj.as_ptr() as usize;
+            if !self.fast_memo.insert(addr) {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "fast mode: can't pickle cyclic objects including object type {} at {:#x}",
+                    path::type_name(obj),
+                    addr
+                )));
+            }
+        }
+        self.stack.push(Frame::FastLeave(obj.as_ptr() as usize));
+        Ok(())
+    }
+
+    pub fn fast_leave(&mut self, addr: usize) {
+        if self.fast_nesting >= FAST_NESTING_LIMIT {
+            self.fast_memo.remove(&addr);
+        }
+        self.fast_nesting -= 1;
+    }
+}

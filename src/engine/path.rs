@@ -1,0 +1,75 @@
+//! Where an error happened: `obj['config'].handlers[2]`, built from the
+//! frames still on the work stack when a save fails.
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use super::frames::{Frame, ItemsKind};
+use super::Engine;
+
+const MAX_KEY_REPR: usize = 60;
+
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+fn key_segment(key: &Bound<'_, PyAny>, as_attribute: bool) -> String {
+    if as_attribute {
+        if let Ok(s) = key.cast::<PyString>() {
+            if let Ok(s) = s.to_str() {
+                if !s.is_empty() && s.chars().all(|c| c == '_' || c.is_alphanumeric()) {
+                    return format!(".{s}");
+                }
+            }
+        }
+    }
+    let mut r = key.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
+    if r.len() > MAX_KEY_REPR {
+        let cut = (0..=MAX_KEY_REPR).rev().find(|&i| r.is_char_boundary(i)).unwrap_or(0);
+        r.truncate(cut);
+        r.push('…');
+    }
+    format!("[{r}]")
+}
+
+fn segment(frame: &Frame<'_>) -> Option<String> {
+    match frame {
+        // A frame that has not started on its first item is still pending
+        // (a reduce pushes its list items and dict items frames together).
+        Frame::List(f) => (f.next > 0).then(|| format!("[{}]", f.next - 1)),
+        Frame::Tuple(f) => (f.next > 0).then(|| format!("[{}]", f.next - 1)),
+        Frame::Dict(f) => f.key.as_ref().map(|k| key_segment(k, f.is_state)),
+        Frame::Items(f) => match (f.kind, &f.key) {
+            (ItemsKind::Dict, Some(k)) => Some(key_segment(k, false)),
+            _ => (f.index > 0).then(|| format!("[{}]", f.index - 1)),
+        },
+        Frame::Set(f) => (f.in_batch > 0).then(|| "{…}".into()),
+        Frame::FrozenSet(_) => Some("{…}".into()),
+        Frame::Save(..) | Frame::Write(_) | Frame::MemoAnonymous | Frame::ReduceTail(_) | Frame::FastLeave(_) => None,
+    }
+}
+
+/// The path of the object being saved, from the frames in progress.
+pub fn current_path(engine: &Engine<'_>) -> String {
+    let mut path = String::from("obj");
+    for frame in &engine.stack {
+        if let Some(seg) = segment(frame) {
+            path.push_str(&seg);
+        }
+    }
+    path
+}
+
+/// Add the graph path to an error as a note (PEP 678), keeping its type and
+/// message so callers that catch specific exceptions still do.
+pub fn annotate(engine: &mut Engine<'_>, err: PyErr, _depth: usize) -> PyErr {
+    let path = current_path(engine);
+    engine.stack.clear();
+    if path != "obj" {
+        let py = engine.py;
+        let note = format!("when pickling {path}");
+        // A failure to attach the note must not mask the real error.
+        let _ = err.value(py).call_method1("add_note", (note,));
+    }
+    err
+}

@@ -1,0 +1,59 @@
+//! Python objects the pickler consults, looked up once per interpreter
+//! (what `_pickle.c` keeps in its module state).
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyType};
+
+pub struct PyState {
+    pub copyreg_dispatch_table: Py<PyDict>,
+    pub extension_registry: Py<PyDict>,
+    /// `_compat_pickle.REVERSE_NAME_MAPPING` / `REVERSE_IMPORT_MAPPING`,
+    /// used by `fix_imports` below protocol 3.
+    pub name_mapping_3to2: Py<PyDict>,
+    pub import_mapping_3to2: Py<PyDict>,
+    pub codecs_encode: Py<PyAny>,
+    pub partial: Py<PyAny>,
+    pub getattr: Py<PyAny>,
+    pub copyreg_slotnames: Py<PyAny>,
+    pub sys_modules: Py<PyAny>,
+    pub picklebuffer_type: Py<PyType>,
+    /// `object.__reduce_ex__` and friends, to recognise instances whose
+    /// pickling is entirely object's default behaviour.
+    pub object_reduce: Py<PyAny>,
+    pub object_reduce_ex: Py<PyAny>,
+    pub object_getstate: Py<PyAny>,
+    /// The interpreter's `pickle.DEFAULT_PROTOCOL`.
+    pub default_protocol: u8,
+}
+
+static STATE: PyOnceLock<PyState> = PyOnceLock::new();
+
+impl PyState {
+    pub fn get(py: Python<'_>) -> PyResult<&PyState> {
+        STATE.get_or_try_init(py, || Self::load(py))
+    }
+
+    fn load(py: Python<'_>) -> PyResult<PyState> {
+        let copyreg = py.import("copyreg")?;
+        let compat = py.import("_compat_pickle")?;
+        let object_dict = py.get_type::<pyo3::types::PyAny>().getattr("__dict__")?;
+        let object_attr = |name: &str| object_dict.get_item(name).map(Bound::unbind);
+        Ok(PyState {
+            copyreg_dispatch_table: copyreg.getattr("dispatch_table")?.cast_into()?.unbind(),
+            extension_registry: copyreg.getattr("_extension_registry")?.cast_into()?.unbind(),
+            name_mapping_3to2: compat.getattr("REVERSE_NAME_MAPPING")?.cast_into()?.unbind(),
+            import_mapping_3to2: compat.getattr("REVERSE_IMPORT_MAPPING")?.cast_into()?.unbind(),
+            codecs_encode: py.import("codecs")?.getattr("encode")?.unbind(),
+            partial: py.import("functools")?.getattr("partial")?.unbind(),
+            getattr: py.import("builtins")?.getattr("getattr")?.unbind(),
+            copyreg_slotnames: copyreg.getattr("_slotnames")?.unbind(),
+            sys_modules: py.import("sys")?.getattr("modules")?.unbind(),
+            picklebuffer_type: py.import("pickle")?.getattr("PickleBuffer")?.cast_into()?.unbind(),
+            object_reduce: object_attr("__reduce__")?,
+            object_reduce_ex: object_attr("__reduce_ex__")?,
+            object_getstate: object_attr("__getstate__")?,
+            default_protocol: py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?.extract()?,
+        })
+    }
+}

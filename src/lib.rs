@@ -1,0 +1,21 @@
+//! turbodill's native core. This file only wires the module together; the
+//! layers are `output` (bytes and framing), `engine` (memo, work stack,
+//! reduce protocol, globals), `savers` (per-type writers) and `pickler`
+//! (the Python-facing API).
+
+mod engine;
+mod errors;
+mod output;
+mod pickler;
+mod savers;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = true)]
+mod _native {
+    #[pymodule_export]
+    use crate::pickler::{dump, dumps, MemoProxy, Pickler};
+
+    #[pymodule_export]
+    const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;
+}

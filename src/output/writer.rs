@@ -1,0 +1,194 @@
+//! The output buffer and protocol-4 framing, as `_pickle.c` does it.
+//!
+//! Pure Rust: it knows bytes, not Python objects, so it is tested without an
+//! interpreter. Frames are opened lazily by the first write after a commit and
+//! closed at opcode boundaries once they reach `FRAME_SIZE_TARGET`; payloads of
+//! that size or more are written outside any frame.
+
+use super::opcodes::FRAME;
+
+pub const FRAME_SIZE_TARGET: usize = 64 * 1024;
+const FRAME_SIZE_MIN: usize = 4;
+const FRAME_HEADER_SIZE: usize = 9;
+
+#[derive(Debug, Default)]
+pub struct Writer {
+    buf: Vec<u8>,
+    framing: bool,
+    /// Offset of the reserved 9-byte header of the open frame.
+    frame_start: Option<usize>,
+}
+
+impl Writer {
+    pub fn new() -> Self {
+        Writer { buf: Vec::with_capacity(4096), framing: false, frame_start: None }
+    }
+
+    pub fn set_framing(&mut self, on: bool) {
+        self.framing = on;
+    }
+
+    #[inline]
+    fn open_frame_if_needed(&mut self) {
+        if self.framing && self.frame_start.is_none() {
+            self.frame_start = Some(self.buf.len());
+            self.buf.extend_from_slice(&[0xFE; FRAME_HEADER_SIZE]);
+        }
+    }
+
+    #[inline]
+    pub fn write(&mut self, data: &[u8]) {
+        self.open_frame_if_needed();
+        self.buf.extend_from_slice(data);
+    }
+
+    #[inline]
+    pub fn write_byte(&mut self, b: u8) {
+        self.open_frame_if_needed();
+        self.buf.push(b);
+    }
+
+    /// Opcode with a little-endian length field of `width` bytes.
+    #[inline]
+    pub fn write_op_len(&mut self, op: u8, len: u64, width: usize) {
+        self.open_frame_if_needed();
+        self.buf.push(op);
+        self.buf.extend_from_slice(&len.to_le_bytes()[..width]);
+    }
+
+    /// Close the open frame: fill in its header, or drop the header when the
+    /// frame is too small to be worth one.
+    pub fn commit_frame(&mut self) {
+        let Some(start) = self.frame_start.take() else { return };
+        let frame_len = self.buf.len() - start - FRAME_HEADER_SIZE;
+        if frame_len >= FRAME_SIZE_MIN {
+            self.buf[start] = FRAME;
+            self.buf[start + 1..start + FRAME_HEADER_SIZE]
+                .copy_from_slice(&(frame_len as u64).to_le_bytes());
+        } else {
+            self.buf.drain(start..start + FRAME_HEADER_SIZE);
+        }
+    }
+
+    /// Called before each object is saved. Returns true when a frame was
+    /// committed, i.e. when the buffer may be flushed to a file.
+    #[inline]
+    pub fn opcode_boundary(&mut self) -> bool {
+        match self.frame_start {
+            Some(start) if self.buf.len() - start - FRAME_HEADER_SIZE >= FRAME_SIZE_TARGET => {
+                self.commit_frame();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a payload of `len` bytes goes outside any frame.
+    #[inline]
+    pub fn bypasses_frame(len: usize) -> bool {
+        len >= FRAME_SIZE_TARGET
+    }
+
+    /// Write a header and a payload. A large payload is written unframed:
+    /// the open frame is committed first and the next write opens a new one.
+    pub fn write_payload(&mut self, header: &[u8], data: &[u8]) {
+        if Self::bypasses_frame(data.len()) {
+            self.write_unframed_header(header);
+            self.buf.extend_from_slice(data);
+        } else {
+            self.write(header);
+            self.write(data);
+        }
+    }
+
+    /// Commit the open frame and write `header` outside any frame; the caller
+    /// then streams the payload (to the buffer or straight to a file).
+    pub fn write_unframed_header(&mut self, header: &[u8]) {
+        self.commit_frame();
+        self.buf.extend_from_slice(header);
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Hand out the buffered bytes and start over (framing state is kept).
+    pub fn take(&mut self) -> Vec<u8> {
+        debug_assert!(self.frame_start.is_none(), "taking the buffer with an open frame");
+        std::mem::take(&mut self.buf)
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.frame_start = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_frames_lose_their_header() {
+        let mut w = Writer::new();
+        w.set_framing(true);
+        w.write(b"ab");
+        w.commit_frame();
+        assert_eq!(w.as_slice(), b"ab");
+    }
+
+    #[test]
+    fn frames_get_a_length_header() {
+        let mut w = Writer::new();
+        w.set_framing(true);
+        w.write(b"abcd");
+        w.commit_frame();
+        assert_eq!(w.as_slice(), b"\x95\x04\0\0\0\0\0\0\0abcd");
+    }
+
+    #[test]
+    fn boundary_commits_only_full_frames() {
+        let mut w = Writer::new();
+        w.set_framing(true);
+        w.write(&vec![1u8; FRAME_SIZE_TARGET - 1]);
+        assert!(!w.opcode_boundary());
+        w.write_byte(2);
+        assert!(w.opcode_boundary());
+        assert_eq!(w.as_slice()[0], FRAME);
+        assert_eq!(w.len(), FRAME_SIZE_TARGET + 9);
+    }
+
+    #[test]
+    fn large_payloads_bypass_frames() {
+        let mut w = Writer::new();
+        w.set_framing(true);
+        w.write(b"xyzw");
+        let big = vec![7u8; FRAME_SIZE_TARGET];
+        w.write_payload(b"H", &big);
+        w.write(b"tail");
+        w.commit_frame();
+        let out = w.as_slice();
+        assert_eq!(&out[..13], b"\x95\x04\0\0\0\0\0\0\0xyzw");
+        assert_eq!(out[13], b'H');
+        assert_eq!(&out[14 + big.len()..], b"\x95\x04\0\0\0\0\0\0\0tail");
+    }
+
+    #[test]
+    fn no_framing_below_protocol_4() {
+        let mut w = Writer::new();
+        w.write(b"abcdef");
+        w.commit_frame();
+        assert_eq!(w.as_slice(), b"abcdef");
+    }
+
+    #[test]
+    fn length_fields_are_little_endian() {
+        let mut w = Writer::new();
+        w.write_op_len(b'X', 0x0102_0304, 4);
+        assert_eq!(w.as_slice(), b"X\x04\x03\x02\x01");
+    }
+}

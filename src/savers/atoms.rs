@@ -1,0 +1,380 @@
+//! Scalars and byte strings: None/bool/int/float/str/bytes/bytearray,
+//! `PickleBuffer`, and persistent ids.
+
+use std::os::raw::c_long;
+
+use pyo3::exceptions::PyOverflowError;
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::engine::frames::{Frame, SaveCtx};
+use crate::engine::Engine;
+use crate::errors::pickling_error;
+use crate::output::opcodes::*;
+
+/// Minimal little-endian two's-complement bytes of `v`, as LONG1 wants them.
+fn long_le_bytes(v: i128) -> Vec<u8> {
+    if v == 0 {
+        return Vec::new();
+    }
+    let nbits = 128 - v.unsigned_abs().leading_zeros() as usize;
+    let mut nbytes = (nbits >> 3) + 1;
+    let all = v.to_le_bytes();
+    // A negative number may need one byte less: -(2**(8*j-1)) is its own
+    // 256's complement.
+    if v < 0 && nbytes > 1 && all[nbytes - 1] == 0xff && all[nbytes - 2] & 0x80 != 0 {
+        nbytes -= 1;
+    }
+    all[..nbytes].to_vec()
+}
+
+/// RAII view of an object's buffer.
+struct BufferView(ffi::Py_buffer);
+
+impl BufferView {
+    fn get(obj: &Bound<'_, PyAny>) -> PyResult<BufferView> {
+        let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+        // SAFETY: `obj` is live; on success CPython fills `view`, which we
+        // release exactly once in `Drop`.
+        unsafe {
+            if ffi::PyObject_GetBuffer(obj.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_FULL_RO) != 0 {
+                return Err(PyErr::fetch(obj.py()));
+            }
+            Ok(BufferView(view.assume_init()))
+        }
+    }
+
+    fn is_contiguous(&self) -> bool {
+        // SAFETY: the view is valid until dropped.
+        self.0.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(&self.0, b'A' as _) } != 0
+    }
+
+    fn readonly(&self) -> bool {
+        self.0.readonly != 0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.0.len == 0 {
+            return &[];
+        }
+        // SAFETY: a contiguous buffer of `len` bytes starting at `buf`, kept
+        // alive by the view we hold.
+        unsafe { std::slice::from_raw_parts(self.0.buf as *const u8, self.0.len as usize) }
+    }
+}
+
+impl Drop for BufferView {
+    fn drop(&mut self) {
+        // SAFETY: obtained from a successful PyObject_GetBuffer.
+        unsafe { ffi::PyBuffer_Release(&mut self.0) }
+    }
+}
+
+impl<'py> Engine<'py> {
+    /// Call `persistent_id(obj)`; when it gives an id, write it and report
+    /// that `obj` is done.
+    pub fn save_persistent_id(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let hook = self.hooks.persistent_id.as_ref().expect("caller checked");
+        let pid = hook.call1((obj,))?;
+        if pid.is_none() {
+            return Ok(false);
+        }
+        if self.bin {
+            self.stack.push(Frame::Write(BINPERSID));
+            self.save(&pid, SaveCtx::PID)?;
+        } else {
+            let text = pid.str()?;
+            let text = text.to_str()?;
+            if !text.is_ascii() {
+                return Err(pickling_error(self.py, "persistent IDs in protocol 0 must be ASCII strings"));
+            }
+            self.out.write_byte(PERSID);
+            self.out.write(text.as_bytes());
+            self.out.write_byte(b'\n');
+        }
+        Ok(true)
+    }
+
+    #[inline]
+    pub fn save_bool(&mut self, value: bool) {
+        if self.proto >= 2 {
+            self.out.write_byte(if value { NEWTRUE } else { NEWFALSE });
+        } else {
+            self.out.write(if value { b"I01\n" } else { b"I00\n" });
+        }
+    }
+
+    #[inline]
+    pub fn save_long(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let mut overflow = 0;
+        // SAFETY: `obj` is an exact int.
+        let val: c_long = unsafe { ffi::PyLong_AsLongAndOverflow(obj.as_ptr(), &mut overflow) };
+        if overflow == 0 && (i32::MIN as c_long..=i32::MAX as c_long).contains(&val) {
+            if !self.bin {
+                self.out.write(format!("{}{val}\n", INT as char).as_bytes());
+            } else if (0..=0xff).contains(&val) {
+                self.out.write(&[BININT1, val as u8]);
+            } else if (0..=0xffff).contains(&val) {
+                self.out.write(&[BININT2, val as u8, (val >> 8) as u8]);
+            } else {
+                let b = (val as i32).to_le_bytes();
+                self.out.write(&[BININT, b[0], b[1], b[2], b[3]]);
+            }
+            return Ok(());
+        }
+        if self.proto < 2 {
+            let repr = obj.repr()?;
+            self.out.write_byte(LONG);
+            self.out.write(repr.to_str()?.as_bytes());
+            self.out.write(b"L\n");
+            return Ok(());
+        }
+        let data = if overflow == 0 {
+            long_le_bytes(val as i128)
+        } else {
+            self.big_long_bytes(obj)?
+        };
+        if data.len() < 256 {
+            self.out.write(&[LONG1, data.len() as u8]);
+        } else {
+            if data.len() > 0x7fff_ffff {
+                return Err(PyOverflowError::new_err("int too large to pickle"));
+            }
+            self.out.write_op_len(LONG4, data.len() as u64, 4);
+        }
+        self.out.write(&data);
+        Ok(())
+    }
+
+    #[cold]
+    fn big_long_bytes(&self, obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
+        let py = self.py;
+        let nbits: usize = obj.call_method0(intern!(py, "bit_length"))?.extract()?;
+        let nbytes = (nbits >> 3) + 1;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item(intern!(py, "signed"), true)?;
+        let bytes = obj.call_method(intern!(py, "to_bytes"), (nbytes, intern!(py, "little")), Some(&kwargs))?;
+        let mut data = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
+        let n = data.len();
+        if n > 1 && data[n - 1] == 0xff && data[n - 2] & 0x80 != 0 {
+            data.pop();
+        }
+        Ok(data)
+    }
+
+    #[inline]
+    pub fn save_float(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        // SAFETY: `obj` is an exact float.
+        let x = unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) };
+        if self.bin {
+            let b = x.to_be_bytes();
+            self.out.write(&[BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        } else {
+            let repr = obj.repr()?;
+            self.out.write_byte(FLOAT);
+            self.out.write(repr.to_str()?.as_bytes());
+            self.out.write_byte(b'\n');
+        }
+        Ok(())
+    }
+
+    pub fn save_str(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        if self.bin {
+            let mut size: ffi::Py_ssize_t = 0;
+            // SAFETY: `obj` is an exact str; the UTF-8 buffer is cached on the
+            // object, which we hold for as long as we use the slice.
+            let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(obj.as_ptr(), &mut size) };
+            if data.is_null() {
+                // Lone surrogates: encode with "surrogatepass", as CPython does.
+                // SAFETY: clearing the UnicodeEncodeError just raised.
+                unsafe { ffi::PyErr_Clear() };
+                let encoded = obj.call_method1(intern!(self.py, "encode"), ("utf-8", "surrogatepass"))?;
+                let bytes = encoded.cast::<PyBytes>()?.as_bytes();
+                self.write_str_payload(bytes, Some(&encoded))?;
+            } else {
+                // SAFETY: see above.
+                let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, size as usize) };
+                self.write_str_payload(bytes, None)?;
+            }
+        } else {
+            // Code points via UTF-32, which (unlike a Rust str) can carry
+            // lone surrogates.
+            let utf32 = obj.call_method1(intern!(self.py, "encode"), ("utf-32-le", "surrogatepass"))?;
+            let code_points = utf32
+                .cast::<PyBytes>()?
+                .as_bytes()
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            self.out.write_byte(UNICODE);
+            self.out.write(&raw_unicode_escape(code_points));
+            self.out.write_byte(b'\n');
+        }
+        self.memo_put(obj);
+        Ok(())
+    }
+
+    fn write_str_payload(&mut self, data: &[u8], payload: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        let size = data.len();
+        let mut header = [0u8; 9];
+        let hlen = if size <= 0xff && self.proto >= 4 {
+            header[0] = SHORT_BINUNICODE;
+            header[1] = size as u8;
+            2
+        } else if size <= 0xffff_ffff {
+            header[0] = BINUNICODE;
+            header[1..5].copy_from_slice(&(size as u32).to_le_bytes());
+            5
+        } else if self.proto >= 4 {
+            header[0] = BINUNICODE8;
+            header[1..9].copy_from_slice(&(size as u64).to_le_bytes());
+            9
+        } else {
+            return Err(PyOverflowError::new_err(
+                "serializing a string larger than 4 GiB requires pickle protocol 4 or higher",
+            ));
+        };
+        self.write_payload(&header[..hlen], data, payload)
+    }
+
+    pub fn save_bytes(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        if self.proto < 3 {
+            // No bytes opcode: pickle as codecs.encode(latin1 text, 'latin1'),
+            // which also loads as a str under Python 2.
+            let bytes = obj.cast::<PyBytes>()?;
+            let reduce_value = if bytes.as_bytes().is_empty() {
+                PyTuple::new(py, [obj.get_type().into_any(), PyTuple::empty(py).into_any()])?
+            } else {
+                let text = obj.call_method1(intern!(py, "decode"), (intern!(py, "latin1"),))?;
+                let args = PyTuple::new(py, [text, intern!(py, "latin1").clone().into_any()])?;
+                PyTuple::new(py, [self.st.codecs_encode.bind(py).clone(), args.into_any()])?
+            };
+            return self.save_reduce(&reduce_value, Some(obj));
+        }
+        let data = obj.cast::<PyBytes>()?.as_bytes();
+        self.save_bytes_data(obj, data)
+    }
+
+    fn save_bytes_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> PyResult<()> {
+        let size = data.len();
+        let mut header = [0u8; 9];
+        let hlen = if size <= 0xff {
+            header[0] = SHORT_BINBYTES;
+            header[1] = size as u8;
+            2
+        } else if size <= 0xffff_ffff {
+            header[0] = BINBYTES;
+            header[1..5].copy_from_slice(&(size as u32).to_le_bytes());
+            5
+        } else if self.proto >= 4 {
+            header[0] = BINBYTES8;
+            header[1..9].copy_from_slice(&(size as u64).to_le_bytes());
+            9
+        } else {
+            return Err(PyOverflowError::new_err(
+                "serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher",
+            ));
+        };
+        self.write_payload(&header[..hlen], data, Some(obj))?;
+        self.memo_put(obj);
+        Ok(())
+    }
+
+    fn save_bytearray_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> PyResult<()> {
+        let mut header = [0u8; 9];
+        header[0] = BYTEARRAY8;
+        header[1..9].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        self.write_payload(&header, data, Some(obj))?;
+        self.memo_put(obj);
+        Ok(())
+    }
+
+    pub fn save_bytearray(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        if self.proto < 5 {
+            let cls = obj.get_type().into_any();
+            let args = if obj.len()? == 0 {
+                PyTuple::empty(py)
+            } else {
+                let bytes = PyBytes::new(py, &obj.cast::<pyo3::types::PyByteArray>()?.to_vec());
+                PyTuple::new(py, [bytes])?
+            };
+            let reduce_value = PyTuple::new(py, [cls, args.into_any()])?;
+            return self.save_reduce(&reduce_value, Some(obj));
+        }
+        let view = BufferView::get(obj)?;
+        self.save_bytearray_data(obj, view.bytes())
+    }
+
+    pub fn save_picklebuffer(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        if self.proto < 5 {
+            return Err(pickling_error(self.py, "PickleBuffer can only pickled with protocol >= 5"));
+        }
+        let view = BufferView::get(obj)?;
+        if !view.is_contiguous() {
+            return Err(pickling_error(
+                self.py,
+                "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+            ));
+        }
+        let in_band = match &self.hooks.buffer_callback {
+            Some(callback) => callback.call1((obj,))?.is_truthy()?,
+            None => true,
+        };
+        if in_band {
+            if view.readonly() {
+                self.save_bytes_data(obj, view.bytes())
+            } else {
+                self.save_bytearray_data(obj, view.bytes())
+            }
+        } else {
+            self.out.write_byte(NEXT_BUFFER);
+            if view.readonly() {
+                self.out.write_byte(READONLY_BUFFER);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Protocol 0's UNICODE payload: raw-unicode-escape, plus escapes for the
+/// characters that would break the line-based format.
+fn raw_unicode_escape(code_points: impl Iterator<Item = u32>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in code_points {
+        if c >= 0x10000 {
+            out.extend_from_slice(format!("\\U{c:08x}").as_bytes());
+        } else if c >= 256 || matches!(c, 0x5c | 0 | 0x0a | 0x0d | 0x1a) {
+            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+        } else {
+            out.push(c as u8);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_bytes_match_cpython() {
+        assert_eq!(long_le_bytes(0), b"");
+        assert_eq!(long_le_bytes(255), [0xff, 0x00]);
+        assert_eq!(long_le_bytes(-1), [0xff]);
+        assert_eq!(long_le_bytes(-128), [0x80]);
+        assert_eq!(long_le_bytes(-129), [0x7f, 0xff]);
+        assert_eq!(long_le_bytes(1 << 31), [0, 0, 0, 0x80, 0]);
+        assert_eq!(long_le_bytes(i64::MIN as i128), [0, 0, 0, 0, 0, 0, 0, 0x80]);
+    }
+
+    #[test]
+    fn protocol_0_escapes() {
+        let esc = |s: &str| raw_unicode_escape(s.chars().map(|c| c as u32));
+        assert_eq!(esc("a\\b\n"), b"a\\u005cb\\u000a");
+        assert_eq!(esc("\u{e9}\u{20ac}\u{1f600}"), b"\xe9\\u20ac\\U0001f600");
+        assert_eq!(raw_unicode_escape([0xd800u32].into_iter()), b"\\ud800");
+    }
+}

@@ -1,0 +1,204 @@
+//! A native fast path for plain instances.
+//!
+//! For an instance whose class leaves pickling entirely to `object`
+//! (`__reduce_ex__`, `__reduce__` and `__getstate__` inherited, no
+//! `__getnewargs(_ex)__`), `object.__reduce_ex__(proto >= 2)` would build
+//! `(copyreg.__newobj__, (cls,), state, None, None)` and `save_reduce` would
+//! write `cls () NEWOBJ MEMOIZE state BUILD`. We write those same bytes
+//! directly, without the reduce tuple or the temporary `(dict, slots)` state.
+//!
+//! The per-type checks mirror CPython 3.11's `object___reduce_ex__` and
+//! `object_getstate_default`; other versions take the general path.
+
+use std::rc::Rc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyType};
+
+use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
+use crate::engine::Engine;
+
+pub struct Layout<'py> {
+    pub cls: Bound<'py, PyAny>,
+    /// `__slotnames__`, when the class has slots.
+    pub slotnames: Option<Bound<'py, PyList>>,
+    pub has_dict: bool,
+}
+
+impl<'py> Engine<'py> {
+    /// The fast-path layout of instances of `tp`, or `None` when they must
+    /// go through `__reduce_ex__`. Decided once per type per dump.
+    pub fn instance_layout(&mut self, tp: &Bound<'py, PyType>) -> PyResult<Option<Rc<Layout<'py>>>> {
+        let key = tp.as_ptr() as usize;
+        if let Some(known) = self.instance_layouts.get(&key) {
+            return Ok(known.clone());
+        }
+        let layout = self.classify(tp)?.map(Rc::new);
+        self.instance_layouts.insert(key, layout.clone());
+        Ok(layout)
+    }
+
+    #[cfg(not(all(Py_3_11, not(Py_3_12))))]
+    fn classify(&self, _tp: &Bound<'py, PyType>) -> PyResult<Option<Layout<'py>>> {
+        Ok(None)
+    }
+
+    #[cfg(all(Py_3_11, not(Py_3_12)))]
+    fn classify(&self, tp: &Bound<'py, PyType>) -> PyResult<Option<Layout<'py>>> {
+        use pyo3::ffi;
+        use pyo3::intern;
+        const PY_TPFLAGS_MANAGED_DICT: std::os::raw::c_ulong = 1 << 4;
+        const PTR: isize = std::mem::size_of::<*mut ffi::PyObject>() as isize;
+
+        let py = self.py;
+        if self.proto < 2 {
+            return Ok(None);
+        }
+        let t = tp.as_type_ptr();
+        // SAFETY: `t` is a live type object; we only read its slots.
+        let (basicsize, dictoffset, weaklistoffset, flags) = unsafe {
+            // PyObject_GenericGetAttr is exported by libpython: one address.
+            if (*t).tp_getattro.map(|f| f as usize) != Some(ffi::PyObject_GenericGetAttr as usize)
+                || (*t).tp_new.is_none()
+                || (*t).tp_itemsize != 0
+                || ffi::PyType_IsSubtype(t, &raw mut ffi::PyType_Type) != 0
+                || ffi::PyType_IsSubtype(t, &raw mut ffi::PyList_Type) != 0
+                || ffi::PyType_IsSubtype(t, &raw mut ffi::PyDict_Type) != 0
+            {
+                return Ok(None);
+            }
+            ((*t).tp_basicsize, (*t).tp_dictoffset, (*t).tp_weaklistoffset, (*t).tp_flags)
+        };
+        let st = self.st;
+        for (name, default) in [
+            (intern!(py, "__reduce_ex__"), &st.object_reduce_ex),
+            (intern!(py, "__reduce__"), &st.object_reduce),
+            (intern!(py, "__getstate__"), &st.object_getstate),
+        ] {
+            match tp.getattr_opt(name)? {
+                Some(found) if found.is(default.bind(py)) => {}
+                _ => return Ok(None),
+            }
+        }
+        for name in [intern!(py, "__getnewargs_ex__"), intern!(py, "__getnewargs__")] {
+            if tp.getattr_opt(name)?.is_some() {
+                return Ok(None);
+            }
+        }
+        let cached = tp.getattr(intern!(py, "__dict__"))?.get_item(intern!(py, "__slotnames__")).ok();
+        let slotnames = match cached {
+            Some(names) => names,
+            None => st.copyreg_slotnames.bind(py).call1((tp,))?,
+        };
+        let slotnames = if slotnames.is_none() {
+            None
+        } else {
+            match slotnames.cast_into::<PyList>() {
+                Ok(list) => Some(list),
+                Err(_) => return Ok(None),
+            }
+        };
+        // object_getstate_default refuses objects with C-level state it
+        // cannot see; leave those to it.
+        // SAFETY: reading a field of the static `object` type.
+        let mut expected = unsafe { (*(&raw mut ffi::PyBaseObject_Type)).tp_basicsize };
+        if dictoffset != 0 && flags & PY_TPFLAGS_MANAGED_DICT == 0 {
+            expected += PTR;
+        }
+        if weaklistoffset != 0 {
+            expected += PTR;
+        }
+        if let Some(names) = &slotnames {
+            expected += PTR * names.len() as isize;
+        }
+        if basicsize > expected {
+            return Ok(None);
+        }
+        Ok(Some(Layout {
+            cls: tp.clone().into_any(),
+            slotnames: slotnames.filter(|names| !names.is_empty()),
+            has_dict: dictoffset != 0,
+        }))
+    }
+
+    /// Write `obj` as `cls () NEWOBJ` + state. Returns false, having written
+    /// nothing, when this instance overrides the defaults in its own dict.
+    pub fn save_instance(&mut self, obj: &Bound<'py, PyAny>, layout: &Layout<'py>) -> PyResult<bool> {
+        use pyo3::intern;
+        let py = self.py;
+        let dict = if layout.has_dict {
+            // SAFETY: `obj` is live and its type has a dict slot;
+            // PyObject_GenericGetDict returns a new reference or NULL.
+            let dict = unsafe {
+                Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()))?
+            };
+            let Ok(dict) = dict.cast_into::<PyDict>() else { return Ok(false) };
+            if dict.is_empty() {
+                None
+            } else {
+                for name in [intern!(py, "__reduce_ex__"), intern!(py, "__reduce__"), intern!(py, "__getstate__")] {
+                    if dict.contains(name)? {
+                        return Ok(false);
+                    }
+                }
+                Some(dict.into_any())
+            }
+        } else {
+            None
+        };
+        let slots = match &layout.slotnames {
+            Some(names) => {
+                let values = PyDict::new(py);
+                for name in names.iter() {
+                    if let Some(value) = obj.getattr_opt(name.cast::<pyo3::types::PyString>()?)? {
+                        values.set_item(name, value)?;
+                    }
+                }
+                (!values.is_empty()).then_some(values)
+            }
+            None => None,
+        };
+
+        let depth = self.stack.len();
+        self.save(&layout.cls, SaveCtx::default())?;
+        if self.stack.len() > depth {
+            // Saving the class queued work: queue the rest beneath it, the
+            // general way (the state tuple is then a real, memoized object).
+            let state = match (&dict, &slots) {
+                (d, Some(s)) => Some(
+                    pyo3::types::PyTuple::new(py, [d.clone().unwrap_or_else(|| py.None().into_bound(py)), s.clone().into_any()])?
+                        .into_any(),
+                ),
+                (d, None) => d.clone(),
+            };
+            let tail = ReduceTail { obj: Some(obj.clone()), listitems: None, dictitems: None, state, state_setter: None };
+            let empty = pyo3::types::PyTuple::empty(py).into_any();
+            self.stack.splice(
+                depth..depth,
+                [Frame::ReduceTail(Box::new(tail)), Frame::Write(crate::output::opcodes::NEWOBJ), Frame::Save(empty, SaveCtx::default())],
+            );
+            return Ok(true);
+        }
+        self.opcode_boundary()?;
+        self.out.write(&[crate::output::opcodes::EMPTY_TUPLE, crate::output::opcodes::NEWOBJ]);
+        self.memo_put(obj);
+        match slots {
+            None => {
+                if let Some(dict) = dict {
+                    self.stack.push(Frame::Write(crate::output::opcodes::BUILD));
+                    self.save(&dict, SaveCtx::STATE)?;
+                }
+            }
+            Some(slots) => {
+                use crate::output::opcodes::{BUILD, TUPLE2};
+                self.stack.push(Frame::Write(BUILD));
+                self.stack.push(Frame::MemoAnonymous);
+                self.stack.push(Frame::Write(TUPLE2));
+                self.stack.push(Frame::Save(slots.into_any(), SaveCtx::TEMPORARY));
+                let dict = dict.unwrap_or_else(|| py.None().into_bound(py));
+                self.save(&dict, SaveCtx::STATE)?;
+            }
+        }
+        Ok(true)
+    }
+}

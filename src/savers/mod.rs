@@ -1,0 +1,180 @@
+//! Layer 3: what to write for each type. `save()` dispatches on the exact
+//! type pointer, most frequent first, the way `_pickle.c`'s `save()` does;
+//! `step()` advances a container frame by as many items as it can.
+
+pub mod atoms;
+pub mod containers;
+pub mod instance;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::engine::frames::{Frame, SaveCtx};
+use crate::engine::Engine;
+
+impl<'py> Engine<'py> {
+    pub fn save(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
+        self.opcode_boundary()?;
+        if !ctx.is_pid && self.hooks.persistent_id.is_some() && self.save_persistent_id(obj)? {
+            return Ok(());
+        }
+        let ptr = obj.as_ptr();
+        // SAFETY: `ptr` is a live object (we hold `obj`); comparing type
+        // pointers with the static builtin types reads no mutable state.
+        unsafe {
+            let tp = ffi::Py_TYPE(ptr);
+            if ptr == ffi::Py_None() {
+                self.out.write_byte(crate::output::opcodes::NONE);
+                return Ok(());
+            }
+            if ptr == ffi::Py_True() || ptr == ffi::Py_False() {
+                self.save_bool(ptr == ffi::Py_True());
+                return Ok(());
+            }
+            if tp == &raw mut ffi::PyLong_Type {
+                return self.save_long(obj);
+            }
+            if tp == &raw mut ffi::PyFloat_Type {
+                return self.save_float(obj);
+            }
+            if let Some(idx) = self.memo.get(obj) {
+                self.memo_get(idx);
+                return Ok(());
+            }
+            if tp == &raw mut ffi::PyUnicode_Type {
+                return self.save_str(obj);
+            }
+            if tp == &raw mut ffi::PyBytes_Type {
+                return self.save_bytes(obj);
+            }
+            if tp == &raw mut ffi::PyDict_Type {
+                return self.save_dict(obj, ctx);
+            }
+            if tp == &raw mut ffi::PyList_Type {
+                return self.save_list(obj);
+            }
+            if tp == &raw mut ffi::PyTuple_Type {
+                return self.save_tuple(obj);
+            }
+            if tp == &raw mut ffi::PySet_Type {
+                return self.save_set(obj);
+            }
+            if tp == &raw mut ffi::PyFrozenSet_Type {
+                return self.save_frozenset(obj);
+            }
+            if tp == &raw mut ffi::PyByteArray_Type {
+                return self.save_bytearray(obj);
+            }
+            if tp == self.st.picklebuffer_type.as_ptr().cast() {
+                return self.save_picklebuffer(obj);
+            }
+        }
+        self.save_reducible(obj)
+    }
+
+    /// Advance one frame taken off the work stack.
+    pub fn step(&mut self, frame: Frame<'py>) -> PyResult<()> {
+        match frame {
+            Frame::Save(obj, ctx) => self.save(&obj, ctx),
+            Frame::Write(op) => {
+                self.out.write_byte(op);
+                Ok(())
+            }
+            Frame::MemoAnonymous => {
+                self.memo_put_anonymous();
+                Ok(())
+            }
+            Frame::List(f) => self.step_list(f),
+            Frame::Dict(f) => self.step_dict(f),
+            Frame::Items(f) => self.step_items(f),
+            Frame::Set(f) => self.step_set(f),
+            Frame::Tuple(f) => self.step_tuple(f),
+            Frame::FrozenSet(f) => self.step_frozenset(f),
+            Frame::ReduceTail(t) => self.step_reduce_tail(*t),
+            Frame::FastLeave(addr) => {
+                self.fast_leave(addr);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<'py> Engine<'py> {
+    /// Everything that is not a builtin scalar or container: the
+    /// `reducer_override` hook, classes and functions by reference, dispatch
+    /// tables, then `__reduce_ex__` / `__reduce__`.
+    fn save_reducible(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        if let Some(hook) = &self.hooks.reducer_override {
+            let reduce_value = hook.call1((obj,))?;
+            if !reduce_value.is(&py.NotImplemented()) {
+                return self.save_reduce_value(obj, &reduce_value);
+            }
+        }
+        let tp = obj.get_type();
+        let tp_ptr = tp.as_type_ptr();
+        if tp_ptr == &raw mut ffi::PyType_Type {
+            return self.save_type(obj);
+        }
+        if tp_ptr == &raw mut ffi::PyFunction_Type {
+            return self.save_global(obj, None);
+        }
+        let reduce_func = match &self.hooks.dispatch_table {
+            Some(table) => match table.get_item(&tp) {
+                Ok(f) => Some(f),
+                Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => None,
+                Err(err) => return Err(err),
+            },
+            None => self.st.copyreg_dispatch_table.bind(py).get_item(&tp)?,
+        };
+        let reduce_value = if let Some(f) = reduce_func {
+            f.call1((obj,))?
+        } else if tp.is_subclass_of::<pyo3::types::PyType>()? {
+            return self.save_global(obj, None);
+        } else {
+            if self.hooks.reducer_override.is_none() && self.hooks.persistent_id.is_none() {
+                if let Some(layout) = self.instance_layout(&tp)? {
+                    if self.save_instance(obj, &layout)? {
+                        return Ok(());
+                    }
+                }
+            }
+            if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
+                f.call1((self.proto,))?
+            } else if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
+                f.call0()?
+            } else {
+                return Err(crate::errors::pickling_error(
+                    py,
+                    format!("can't pickle '{}' object: {}", tp.name()?, crate::engine::globals::repr_of(obj)),
+                ));
+            }
+        };
+        self.save_reduce_value(obj, &reduce_value)
+    }
+
+    /// A `__reduce__` result: a global name, or a reduce tuple.
+    fn save_reduce_value(&mut self, obj: &Bound<'py, PyAny>, reduce_value: &Bound<'py, PyAny>) -> PyResult<()> {
+        if reduce_value.is_instance_of::<pyo3::types::PyString>() {
+            return self.save_global(obj, Some(reduce_value));
+        }
+        match reduce_value.cast::<pyo3::types::PyTuple>() {
+            Ok(t) => self.save_reduce(t, Some(obj)),
+            Err(_) => Err(crate::errors::pickling_error(self.py, "__reduce__ must return a string or tuple")),
+        }
+    }
+
+    /// Classes: by reference, except the types of the singletons None,
+    /// Ellipsis and NotImplemented, which have no importable name.
+    fn save_type(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        for singleton in [py.None().into_bound(py), py.Ellipsis().into_bound(py), py.NotImplemented().into_bound(py)] {
+            if obj.is(singleton.get_type()) {
+                let args = pyo3::types::PyTuple::new(py, [singleton])?;
+                let reduce_value = pyo3::types::PyTuple::new(py, [py.get_type::<pyo3::types::PyType>().into_any(), args.into_any()])?;
+                return self.save_reduce(&reduce_value, Some(obj));
+            }
+        }
+        self.save_global(obj, None)
+    }
+}
