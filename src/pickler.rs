@@ -80,7 +80,8 @@ pub fn dump<'py>(
 }
 
 /// A pickler writing to a file, with the stdlib's hooks: subclasses may
-/// define `persistent_id`, override `reducer_override`, and set
+/// define `persistent_id` and `reducer_override` (the base class defines
+/// neither, as `_pickle.Pickler` does not, so mixins can supply them) and set
 /// `dispatch_table` on the class or the instance.
 #[pyclass(subclass, dict, weakref, module = "turbodill", name = "Pickler")]
 pub struct Pickler {
@@ -136,7 +137,7 @@ impl Pickler {
         };
         let hooks = Hooks {
             persistent_id: slf.getattr_opt(intern!(py, "persistent_id"))?,
-            reducer_override: overridden_reducer(slf)?,
+            reducer_override: slf.getattr_opt(intern!(py, "reducer_override"))?,
             dispatch_table: slf.getattr_opt(intern!(py, "dispatch_table"))?,
             buffer_callback,
         };
@@ -151,12 +152,6 @@ impl Pickler {
     /// Forget the objects pickled so far.
     fn clear_memo(&mut self) {
         self.memo.clear();
-    }
-
-    /// The default reducer: defer to the normal pickling of `obj`.
-    /// Subclasses override it and may call it through `super()`.
-    fn reducer_override(&self, py: Python<'_>, _obj: &Bound<'_, PyAny>) -> Py<PyAny> {
-        py.NotImplemented()
     }
 
     #[getter]
@@ -195,22 +190,6 @@ impl Pickler {
         self.memo = memo;
         Ok(())
     }
-}
-
-/// `type(self).reducer_override`, unless it is the inherited default
-/// (which only says NotImplemented and would cost a call per object).
-fn overridden_reducer<'py>(slf: &Bound<'py, Pickler>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let py = slf.py();
-    let name = intern!(py, "reducer_override");
-    let default = py.get_type::<Pickler>().getattr(name)?;
-    let in_instance = match slf.getattr_opt(intern!(py, "__dict__"))? {
-        Some(d) => d.cast::<PyDict>().map(|d| d.contains(name)).unwrap_or(Ok(false))?,
-        None => false,
-    };
-    if !in_instance && slf.get_type().getattr(name)?.is(&default) {
-        return Ok(None);
-    }
-    Ok(Some(slf.getattr(name)?))
 }
 
 /// The live memo of a `Pickler` (like `_pickle.PicklerMemoProxy`).

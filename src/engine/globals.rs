@@ -116,7 +116,7 @@ impl<'py> Engine<'py> {
             }
         }
 
-        let global_name = if parent.is(&module) { last_name } else { global_name };
+        let global_name = if parent.is(&module) { last_name.clone() } else { global_name };
         if self.proto >= 4 {
             self.save(&module_name, SaveCtx::default())?;
             self.save(&global_name, SaveCtx::default())?;
@@ -124,7 +124,7 @@ impl<'py> Engine<'py> {
         } else if !parent.is(&module) {
             // A nested attribute: getattr(parent, name) via REDUCE. The
             // reduce tail memoizes `obj` once the call is written.
-            let args = PyTuple::new(py, [parent, global_name])?;
+            let args = PyTuple::new(py, [parent, last_name])?;
             let reduce_value = PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
             return self.save_reduce(&reduce_value, Some(obj));
         } else {
