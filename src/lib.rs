@@ -9,10 +9,17 @@ mod output;
 mod pickler;
 mod savers;
 
-use pyo3::prelude::*;
 
-#[pymodule(gil_used = true)]
+#[pyo3::pymodule(gil_used = true)]
 mod _native {
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let state = crate::engine::PyState::get(m.py())?;
+        m.add("UnpicklableError", state.unpicklable_error.bind(m.py()))
+    }
+
     #[pymodule_export]
     use crate::pickler::{dump, dumps, MemoProxy, Pickler};
 

@@ -17,7 +17,7 @@ from pickle import (
     loads,
 )
 
-from ._native import HIGHEST_PROTOCOL, Pickler, PicklerMemoProxy, dump, dumps
+from ._native import HIGHEST_PROTOCOL, Pickler, PicklerMemoProxy, UnpicklableError, dump, dumps
 
 __all__ = [
     "DEFAULT_PROTOCOL",
@@ -28,6 +28,7 @@ __all__ = [
     "PicklerMemoProxy",
     "PicklingError",
     "Unpickler",
+    "UnpicklableError",
     "UnpicklingError",
     "dump",
     "dumps",

@@ -5,6 +5,8 @@ class _Writable(Protocol):
 
 HIGHEST_PROTOCOL: int
 
+class UnpicklableError(Exception): ...
+
 def dumps(
     obj: Any,
     protocol: int | None = None,

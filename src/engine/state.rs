@@ -23,6 +23,8 @@ pub struct PyState {
     pub object_reduce: Py<PyAny>,
     pub object_reduce_ex: Py<PyAny>,
     pub object_getstate: Py<PyAny>,
+    /// `turbodill.UnpicklableError(pickle.PicklingError, TypeError)`.
+    pub unpicklable_error: Py<PyType>,
     /// The interpreter's `pickle.DEFAULT_PROTOCOL`.
     pub default_protocol: u8,
 }
@@ -53,6 +55,7 @@ impl PyState {
             object_reduce: object_attr("__reduce__")?,
             object_reduce_ex: object_attr("__reduce_ex__")?,
             object_getstate: object_attr("__getstate__")?,
+            unpicklable_error: crate::errors::make_unpicklable_error(py)?,
             default_protocol: py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?.extract()?,
         })
     }

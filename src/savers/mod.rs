@@ -140,7 +140,9 @@ impl<'py> Engine<'py> {
                 }
             }
             if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
-                f.call1((self.proto,))?
+                f.call1((self.proto,)).map_err(|e| {
+                    crate::errors::as_unpicklable(py, e, self.st.unpicklable_error.bind(py))
+                })?
             } else if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
                 f.call0()?
             } else {
