@@ -50,7 +50,7 @@ pub fn dumps<'py>(
     check_buffer_callback(protocol, &buffer_callback)?;
     let hooks = Hooks { buffer_callback: some_unless_none(buffer_callback), ..Default::default() };
     let opts = Options { protocol, fix_imports, fast: false };
-    let mut engine = Engine::new(py, opts, hooks, Memo::default(), None)?;
+    let mut engine = Engine::new(py, opts, hooks, None, None)?;
     engine.dump(obj)?;
     Ok(engine.into_bytes())
 }
@@ -76,7 +76,7 @@ pub fn dump<'py>(
     let write = file_write(file)?;
     let hooks = Hooks { buffer_callback: some_unless_none(buffer_callback), ..Default::default() };
     let opts = Options { protocol, fix_imports, fast: false };
-    Engine::new(py, opts, hooks, Memo::default(), Some(write))?.dump(obj)
+    Engine::new(py, opts, hooks, None, Some(write))?.dump(obj)
 }
 
 /// A pickler writing to a file, with the stdlib's hooks: subclasses may
@@ -143,7 +143,7 @@ impl Pickler {
         };
         // The engine runs with no borrow of `self` held, so hooks may use
         // the pickler (read `memo`, set attributes) while it works.
-        let mut engine = Engine::new(py, opts, hooks, memo, Some(write))?;
+        let mut engine = Engine::new(py, opts, hooks, Some(memo), Some(write))?;
         let result = engine.dump(obj);
         slf.borrow_mut().memo = engine.take_memo();
         result

@@ -35,12 +35,12 @@ pub enum Frame<'py> {
     /// Spend a memo index on the temporary just written (see `SaveCtx`).
     MemoAnonymous,
     List(ListFrame<'py>),
-    Dict(Box<DictFrame<'py>>),
-    Items(Box<ItemsFrame<'py>>),
-    Set(Box<SetFrame<'py>>),
+    Dict(DictFrame<'py>),
+    Items(ItemsFrame<'py>),
+    Set(SetFrame<'py>),
     Tuple(TupleFrame<'py>),
-    FrozenSet(Box<FrozenSetFrame<'py>>),
-    ReduceTail(Box<ReduceTail<'py>>),
+    FrozenSet(FrozenSetFrame<'py>),
+    ReduceTail(ReduceTail<'py>),
     /// Fast mode: the container at this address is done.
     FastLeave(usize),
 }

@@ -8,6 +8,7 @@ pub mod globals;
 pub mod memo;
 pub mod path;
 pub mod reduce;
+pub mod scratch;
 pub mod state;
 
 use ahash::AHashMap;
@@ -57,20 +58,33 @@ pub struct Engine<'py> {
     pub instance_layouts: AHashMap<usize, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
     fast_nesting: usize,
     fast_memo: ahash::AHashSet<usize>,
+    /// How many container frames are being stepped inside one another on
+    /// the Rust stack (see `savers::Engine::start`).
+    pub inline_depth: u32,
+    /// The memo came from the thread's scratch and goes back there.
+    owns_scratch_memo: bool,
 }
 
 impl<'py> Engine<'py> {
+    /// An engine for one dump. `memo` is `None` to use (and afterwards
+    /// return) this thread's scratch memo; a `Pickler` passes its own.
     pub fn new(
         py: Python<'py>,
         opts: Options,
         hooks: Hooks<'py>,
-        memo: Memo,
+        memo: Option<Memo>,
         file_write: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
+        let scratch = scratch::take();
+        let (memo, owns_scratch_memo) = match memo {
+            Some(m) => (m, false),
+            None => (scratch.memo, true),
+        };
         Ok(Engine {
             py,
             st: PyState::get(py)?,
-            out: Writer::new(),
+            out: Writer::with_buffer(scratch.output),
+            owns_scratch_memo,
             memo,
             proto: opts.protocol,
             bin: opts.protocol >= 1,
@@ -81,6 +95,7 @@ impl<'py> Engine<'py> {
             stack: Vec::new(),
             instance_layouts: AHashMap::new(),
             fast_nesting: 0,
+            inline_depth: 0,
             fast_memo: Default::default(),
         })
     }
@@ -95,7 +110,7 @@ impl<'py> Engine<'py> {
         }
         let result = self.save(obj, Default::default()).and_then(|()| self.run());
         if let Err(err) = result {
-            self.stack.clear();
+            let err = path::annotate(self, err);
             self.out.set_framing(false);
             return Err(err);
         }
@@ -108,34 +123,29 @@ impl<'py> Engine<'py> {
     /// Run the work stack to completion.
     fn run(&mut self) -> PyResult<()> {
         while let Some(frame) = self.stack.pop() {
-            let depth = self.stack.len();
-            if let Err(err) = self.step(frame) {
-                return Err(path::annotate(self, err, depth));
-            }
+            self.step(frame)?;
         }
         Ok(())
     }
 
-    /// After a child was saved on behalf of a frame: if the child pushed work
-    /// of its own, put the frame back beneath it and report `true`
-    /// (suspended); otherwise the frame carries on with its next child.
-    #[inline]
-    pub fn suspend_if_pushed(&mut self, depth: usize, frame: impl FnOnce() -> Frame<'py>) -> bool {
-        if self.stack.len() > depth {
-            self.stack.insert(depth, frame());
-            true
-        } else {
-            false
-        }
+    pub fn into_bytes(self) -> Bound<'py, PyBytes> {
+        PyBytes::new(self.py, self.out.as_slice())
     }
 
-    pub fn into_bytes(mut self) -> Bound<'py, PyBytes> {
-        PyBytes::new(self.py, &self.out.take())
-    }
-
+    /// The memo, for a `Pickler` that keeps it between dumps.
     pub fn take_memo(&mut self) -> Memo {
         std::mem::take(&mut self.memo)
     }
+}
+
+impl Drop for Engine<'_> {
+    fn drop(&mut self) {
+        let memo = if self.owns_scratch_memo { std::mem::take(&mut self.memo) } else { Memo::default() };
+        scratch::give_back(scratch::Scratch { output: self.out.take_buffer(), memo });
+    }
+}
+
+impl<'py> Engine<'py> {
 
     // ---- memo ------------------------------------------------------------
 

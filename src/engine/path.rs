@@ -62,7 +62,7 @@ pub fn current_path(engine: &Engine<'_>) -> String {
 
 /// Add the graph path to an error as a note (PEP 678), keeping its type and
 /// message so callers that catch specific exceptions still do.
-pub fn annotate(engine: &mut Engine<'_>, err: PyErr, _depth: usize) -> PyErr {
+pub fn annotate(engine: &mut Engine<'_>, err: PyErr) -> PyErr {
     let path = current_path(engine);
     engine.stack.clear();
     if path != "obj" {

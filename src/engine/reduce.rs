@@ -81,13 +81,13 @@ impl<'py> Engine<'py> {
             }
         }
 
-        let tail = Frame::ReduceTail(Box::new(ReduceTail {
+        let tail = Frame::ReduceTail(ReduceTail {
             obj: obj.cloned(),
             listitems,
             dictitems,
             state,
             state_setter,
-        }));
+        });
         // Frames run last-pushed first: push the tail, then the opcode, then
         // the operands in reverse.
         if use_newobj_ex {

@@ -20,8 +20,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new() -> Self {
-        Writer { buf: Vec::with_capacity(4096), framing: false, frame_start: None }
+    /// A writer over a (cleared) buffer whose allocation is reused.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        Writer { buf, framing: false, frame_start: None }
     }
 
     pub fn set_framing(&mut self, on: bool) {
@@ -116,9 +118,9 @@ impl Writer {
         &self.buf
     }
 
-    /// Hand out the buffered bytes and start over (framing state is kept).
-    pub fn take(&mut self) -> Vec<u8> {
-        debug_assert!(self.frame_start.is_none(), "taking the buffer with an open frame");
+    /// Give up the buffer (for reuse by another writer).
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.frame_start = None;
         std::mem::take(&mut self.buf)
     }
 
@@ -134,7 +136,7 @@ mod tests {
 
     #[test]
     fn small_frames_lose_their_header() {
-        let mut w = Writer::new();
+        let mut w = Writer::default();
         w.set_framing(true);
         w.write(b"ab");
         w.commit_frame();
@@ -143,7 +145,7 @@ mod tests {
 
     #[test]
     fn frames_get_a_length_header() {
-        let mut w = Writer::new();
+        let mut w = Writer::default();
         w.set_framing(true);
         w.write(b"abcd");
         w.commit_frame();
@@ -152,7 +154,7 @@ mod tests {
 
     #[test]
     fn boundary_commits_only_full_frames() {
-        let mut w = Writer::new();
+        let mut w = Writer::default();
         w.set_framing(true);
         w.write(&vec![1u8; FRAME_SIZE_TARGET - 1]);
         assert!(!w.opcode_boundary());
@@ -164,7 +166,7 @@ mod tests {
 
     #[test]
     fn large_payloads_bypass_frames() {
-        let mut w = Writer::new();
+        let mut w = Writer::default();
         w.set_framing(true);
         w.write(b"xyzw");
         let big = vec![7u8; FRAME_SIZE_TARGET];
@@ -179,7 +181,7 @@ mod tests {
 
     #[test]
     fn no_framing_below_protocol_4() {
-        let mut w = Writer::new();
+        let mut w = Writer::default();
         w.write(b"abcdef");
         w.commit_frame();
         assert_eq!(w.as_slice(), b"abcdef");
@@ -187,7 +189,7 @@ mod tests {
 
     #[test]
     fn length_fields_are_little_endian() {
-        let mut w = Writer::new();
+        let mut w = Writer::default();
         w.write_op_len(b'X', 0x0102_0304, 4);
         assert_eq!(w.as_slice(), b"X\x04\x03\x02\x01");
     }

@@ -72,6 +72,41 @@ impl Drop for BufferView {
     }
 }
 
+/// The value of an exact int that fits in an `i64`, or `None`.
+///
+/// On 3.11 an int of at most two 30-bit digits is read straight from the
+/// object (the layout `_PyLong_Sign`/`ob_digit` of `longintrepr.h`), which
+/// saves a call per integer on int-heavy data; other versions and larger
+/// ints ask `PyLong_AsLongAndOverflow`.
+#[inline]
+fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
+    #[cfg(all(Py_3_11, not(Py_3_12)))]
+    {
+        // SAFETY: `obj` is an exact int, so it is a PyLongObject: a
+        // PyVarObject header whose ob_size is the signed digit count,
+        // followed by that many u32 digits of 30 bits.
+        unsafe {
+            let var = obj.as_ptr() as *const ffi::PyVarObject;
+            let size = (*var).ob_size;
+            let digits = (var as *const u8).add(std::mem::size_of::<ffi::PyVarObject>()) as *const u32;
+            match size {
+                0 => return Some(0),
+                1 => return Some(*digits as i64),
+                -1 => return Some(-(*digits as i64)),
+                2 | -2 => {
+                    let v = (*digits as i64) | ((*digits.add(1) as i64) << 30);
+                    return Some(if size < 0 { -v } else { v });
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut overflow = 0;
+    // SAFETY: `obj` is an exact int.
+    let val: c_long = unsafe { ffi::PyLong_AsLongAndOverflow(obj.as_ptr(), &mut overflow) };
+    (overflow == 0).then_some(val as i64)
+}
+
 impl<'py> Engine<'py> {
     /// Call `persistent_id(obj)`; when it gives an id, write it and report
     /// that `obj` is done.
@@ -108,10 +143,8 @@ impl<'py> Engine<'py> {
 
     #[inline]
     pub fn save_long(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let mut overflow = 0;
-        // SAFETY: `obj` is an exact int.
-        let val: c_long = unsafe { ffi::PyLong_AsLongAndOverflow(obj.as_ptr(), &mut overflow) };
-        if overflow == 0 && (i32::MIN as c_long..=i32::MAX as c_long).contains(&val) {
+        let value = small_long_value(obj);
+        if let Some(val) = value.filter(|v| (i32::MIN as i64..=i32::MAX as i64).contains(v)) {
             if !self.bin {
                 self.out.write(format!("{}{val}\n", INT as char).as_bytes());
             } else if (0..=0xff).contains(&val) {
@@ -131,10 +164,9 @@ impl<'py> Engine<'py> {
             self.out.write(b"L\n");
             return Ok(());
         }
-        let data = if overflow == 0 {
-            long_le_bytes(val as i128)
-        } else {
-            self.big_long_bytes(obj)?
+        let data = match value {
+            Some(val) => long_le_bytes(val as i128),
+            None => self.big_long_bytes(obj)?,
         };
         if data.len() < 256 {
             self.out.write(&[LONG1, data.len() as u8]);
@@ -182,6 +214,18 @@ impl<'py> Engine<'py> {
 
     pub fn save_str(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         if self.bin {
+            // SAFETY: `obj` is an exact str. A compact ASCII string's
+            // characters are its UTF-8 bytes, stored inline after the header.
+            unsafe {
+                let ptr = obj.as_ptr();
+                if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
+                    let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+                    let data = std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, len);
+                    self.write_str_payload(data, None)?;
+                    self.memo_put(obj);
+                    return Ok(());
+                }
+            }
             let mut size: ffi::Py_ssize_t = 0;
             // SAFETY: `obj` is an exact str; the UTF-8 buffer is cached on the
             // object, which we hold for as long as we use the slice.

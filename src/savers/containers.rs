@@ -50,42 +50,33 @@ fn next_item<'py>(iter: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>
 }
 
 impl<'py> Engine<'py> {
-    /// Save `child` on behalf of the frame that `frame` rebuilds. Returns
-    /// true when the child pushed work of its own: the frame then waits
-    /// beneath it. On error the frame is put back so the error path can
-    /// name where the failure happened.
+    /// Save the children of a frame (one value, or a key and its value).
+    /// Ok(true) means they pushed work of their own: the frame must wait
+    /// beneath it (see `park`). A value whose key pushed work is queued.
     #[inline]
-    fn save_child(&mut self, child: &Bound<'py, PyAny>, frame: impl FnOnce() -> Frame<'py>) -> PyResult<bool> {
+    fn save_children(&mut self, first: &Bound<'py, PyAny>, value: Option<Bound<'py, PyAny>>) -> PyResult<bool> {
         let depth = self.stack.len();
-        match self.save(child, SaveCtx::default()) {
-            Ok(()) => Ok(self.suspend_if_pushed(depth, frame)),
-            Err(err) => {
-                self.stack.truncate(depth);
-                self.stack.push(frame());
-                Err(err)
+        self.save(first, SaveCtx::default())?;
+        if let Some(value) = value {
+            if self.stack.len() > depth {
+                self.stack.insert(depth, Frame::Save(value, SaveCtx::default()));
+                return Ok(true);
             }
+            self.save(&value, SaveCtx::default())?;
         }
+        Ok(self.stack.len() > depth)
     }
 
-    /// Save a key and its value for the frame that `frame` rebuilds.
+    /// Put a frame back on the stack at `depth`, beneath what its children
+    /// pushed, to resume once they are done. On error it goes there too, so
+    /// the error path (read off the stack) names where the failure happened.
     #[inline]
-    fn save_pair(
-        &mut self,
-        key: &Bound<'py, PyAny>,
-        value: Bound<'py, PyAny>,
-        frame: impl Fn() -> Frame<'py>,
-    ) -> PyResult<bool> {
-        let depth = self.stack.len();
-        if let Err(err) = self.save(key, SaveCtx::default()) {
-            self.stack.truncate(depth);
-            self.stack.push(frame());
-            return Err(err);
+    fn park(&mut self, depth: usize, frame: Frame<'py>, result: PyResult<bool>) -> PyResult<bool> {
+        if result.as_ref().is_ok_and(|pushed| !pushed) {
+            return Ok(false);
         }
-        if self.stack.len() > depth {
-            self.stack.splice(depth..depth, [frame(), Frame::Save(value, SaveCtx::default())]);
-            return Ok(true);
-        }
-        self.save_child(&value, frame)
+        self.stack.insert(depth, frame);
+        result
     }
 
     // ---- list --------------------------------------------------------------
@@ -115,8 +106,7 @@ impl<'py> Engine<'py> {
         if !single {
             self.out.write_byte(MARK);
         }
-        self.stack.push(Frame::List(ListFrame { list: list.clone(), next: 0, in_batch: 0, single }));
-        Ok(())
+        self.start(Frame::List(ListFrame { list: list.clone(), next: 0, in_batch: 0, single }))
     }
 
     pub fn step_list(&mut self, mut f: ListFrame<'py>) -> PyResult<()> {
@@ -134,15 +124,22 @@ impl<'py> Engine<'py> {
                 self.out.write_byte(MARK);
                 f.in_batch = 0;
             }
-            let item = f.list.get_item(f.next)?;
+            if f.next >= size {
+                // Only a one-item list emptied before its item was read.
+                return Err(PyRuntimeError::new_err("list changed size during iteration"));
+            }
+            // SAFETY: `next < size` was checked just above with no Python code
+            // run since; the borrowed item is increfed at once.
+            let item = unsafe { Bound::from_borrowed_ptr(self.py, ffi::PyList_GET_ITEM(f.list.as_ptr(), f.next as isize)) };
             f.next += 1;
             f.in_batch += 1;
-            let suspended = self.save_child(&item, || {
-                Frame::List(ListFrame { list: f.list.clone(), next: f.next, in_batch: f.in_batch, single: f.single })
-            })?;
-            if suspended {
-                return Ok(());
+            let depth = self.stack.len();
+            let result = self.save_children(&item, None);
+            if result.as_ref().is_ok_and(|pushed| !pushed) {
+                continue;
             }
+            self.park(depth, Frame::List(f), result)?;
+            return Ok(());
         }
     }
 
@@ -177,7 +174,7 @@ impl<'py> Engine<'py> {
         if !single {
             self.out.write_byte(MARK);
         }
-        self.stack.push(Frame::Dict(Box::new(DictFrame {
+        self.start(Frame::Dict(DictFrame {
             dict: dict.clone(),
             pos: 0,
             size: size as isize,
@@ -185,11 +182,10 @@ impl<'py> Engine<'py> {
             key: None,
             is_state: ctx.is_state,
             single,
-        })));
-        Ok(())
+        }))
     }
 
-    pub fn step_dict(&mut self, mut f: Box<DictFrame<'py>>) -> PyResult<()> {
+    pub fn step_dict(&mut self, mut f: DictFrame<'py>) -> PyResult<()> {
         loop {
             if f.single {
                 if f.in_batch == 1 {
@@ -212,27 +208,20 @@ impl<'py> Engine<'py> {
             };
             f.in_batch += 1;
             f.key = Some(key.clone());
-            let suspended = self.save_pair(&key, value, || {
-                Frame::Dict(Box::new(DictFrame {
-                    dict: f.dict.clone(),
-                    key: f.key.clone(),
-                    pos: f.pos,
-                    size: f.size,
-                    in_batch: f.in_batch,
-                    is_state: f.is_state,
-                    single: f.single,
-                }))
-            })?;
-            if suspended {
-                return Ok(());
+            let depth = self.stack.len();
+            let result = self.save_children(&key, Some(value));
+            if result.as_ref().is_ok_and(|pushed| !pushed) {
+                continue;
             }
+            self.park(depth, Frame::Dict(f), result)?;
+            return Ok(());
         }
     }
 
     // ---- items from an iterator ---------------------------------------------
 
     pub fn push_items(&mut self, iter: Bound<'py, PyAny>, kind: ItemsKind) {
-        self.stack.push(Frame::Items(Box::new(ItemsFrame {
+        self.stack.push(Frame::Items(ItemsFrame {
             iter,
             kind,
             phase: ItemsPhase::Start,
@@ -240,54 +229,42 @@ impl<'py> Engine<'py> {
             in_batch: 0,
             index: 0,
             key: None,
-        })));
+        }));
     }
 
-    /// Save one item of an items frame: a value, or a `(key, value)` pair.
-    fn save_iter_item(&mut self, f: &mut ItemsFrame<'py>, item: Bound<'py, PyAny>) -> PyResult<bool> {
+    /// The children of one item of an items frame: a value, or the key and
+    /// value of a `(key, value)` pair.
+    fn item_children(f: &mut ItemsFrame<'py>, item: Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
         f.index += 1;
-        let rebuild = |f: &ItemsFrame<'py>| {
-            Frame::Items(Box::new(ItemsFrame {
-                iter: f.iter.clone(),
-                pending: f.pending.clone(),
-                key: f.key.clone(),
-                ..*f
-            }))
-        };
         match f.kind {
-            ItemsKind::List => self.save_child(&item, || rebuild(f)),
+            ItemsKind::List => Ok((item, None)),
             ItemsKind::Dict => {
                 let pair = match item.cast::<PyTuple>() {
                     Ok(t) if t.len() == 2 => t,
                     _ => return Err(PyTypeError::new_err("dict items iterator must return 2-tuples")),
                 };
                 let key = pair.get_item(0)?;
-                let value = pair.get_item(1)?;
                 f.key = Some(key.clone());
-                self.save_pair(&key, value, || rebuild(f))
+                Ok((key, Some(pair.get_item(1)?)))
             }
         }
     }
 
-    pub fn step_items(&mut self, mut f: Box<ItemsFrame<'py>>) -> PyResult<()> {
+    pub fn step_items(&mut self, mut f: ItemsFrame<'py>) -> PyResult<()> {
         let (one, many) = match f.kind {
             ItemsKind::List => (APPEND, APPENDS),
             ItemsKind::Dict => (SETITEM, SETITEMS),
         };
         loop {
-            let suspended = match f.phase {
+            let item = match f.phase {
                 // Protocol 0 has no MARK batches: one item, one opcode.
                 _ if !self.bin => {
                     if f.phase == ItemsPhase::Single {
                         self.out.write_byte(one);
                     }
-                    match next_item(&f.iter)? {
-                        None => return Ok(()),
-                        Some(item) => {
-                            f.phase = ItemsPhase::Single;
-                            self.save_iter_item(&mut f, item)?
-                        }
-                    }
+                    let Some(item) = next_item(&f.iter)? else { return Ok(()) };
+                    f.phase = ItemsPhase::Single;
+                    item
                 }
                 ItemsPhase::Start => {
                     let Some(first) = next_item(&f.iter)? else { return Ok(()) };
@@ -300,7 +277,7 @@ impl<'py> Engine<'py> {
                             f.phase = ItemsPhase::Batch;
                         }
                     }
-                    self.save_iter_item(&mut f, first)?
+                    first
                 }
                 ItemsPhase::Single => {
                     self.out.write_byte(one);
@@ -309,11 +286,11 @@ impl<'py> Engine<'py> {
                 ItemsPhase::Batch => {
                     if let Some(item) = f.pending.take() {
                         f.in_batch += 1;
-                        self.save_iter_item(&mut f, item)?
+                        item
                     } else if f.in_batch == BATCHSIZE {
                         self.out.write_byte(many);
                         f.phase = ItemsPhase::Start;
-                        false
+                        continue;
                     } else {
                         match next_item(&f.iter)? {
                             None => {
@@ -322,15 +299,19 @@ impl<'py> Engine<'py> {
                             }
                             Some(item) => {
                                 f.pending = Some(item);
-                                false
+                                continue;
                             }
                         }
                     }
                 }
             };
-            if suspended {
-                return Ok(());
+            let depth = self.stack.len();
+            let result = Self::item_children(&mut f, item).and_then(|(first, value)| self.save_children(&first, value));
+            if result.as_ref().is_ok_and(|pushed| !pushed) {
+                continue;
             }
+            self.park(depth, Frame::Items(f), result)?;
+            return Ok(());
         }
     }
 
@@ -351,8 +332,7 @@ impl<'py> Engine<'py> {
         if !(len <= 3 && self.proto >= 2) {
             self.out.write_byte(MARK);
         }
-        self.stack.push(Frame::Tuple(TupleFrame { tuple: tuple.clone(), next: 0 }));
-        Ok(())
+        self.start(Frame::Tuple(TupleFrame { tuple: tuple.clone(), next: 0 }))
     }
 
     pub fn step_tuple(&mut self, mut f: TupleFrame<'py>) -> PyResult<()> {
@@ -360,9 +340,13 @@ impl<'py> Engine<'py> {
         while f.next < len {
             let item = f.tuple.get_item(f.next)?;
             f.next += 1;
-            if self.save_child(&item, || Frame::Tuple(TupleFrame { tuple: f.tuple.clone(), ..f }))? {
-                return Ok(());
+            let depth = self.stack.len();
+            let result = self.save_children(&item, None);
+            if result.as_ref().is_ok_and(|pushed| !pushed) {
+                continue;
             }
+            self.park(depth, Frame::Tuple(f), result)?;
+            return Ok(());
         }
         let short_form = len <= 3 && self.proto >= 2;
         if let Some(idx) = self.memo.get(f.tuple.as_any()) {
@@ -408,11 +392,10 @@ impl<'py> Engine<'py> {
         }
         self.out.write_byte(MARK);
         let iter = obj.try_iter()?.into_any();
-        self.stack.push(Frame::Set(Box::new(SetFrame { set: obj.clone(), iter, size: size as isize, in_batch: 0 })));
-        Ok(())
+        self.start(Frame::Set(SetFrame { set: obj.clone(), iter, size: size as isize, in_batch: 0 }))
     }
 
-    pub fn step_set(&mut self, mut f: Box<SetFrame<'py>>) -> PyResult<()> {
+    pub fn step_set(&mut self, mut f: SetFrame<'py>) -> PyResult<()> {
         loop {
             if f.in_batch == BATCHSIZE {
                 self.out.write_byte(ADDITEMS);
@@ -425,12 +408,13 @@ impl<'py> Engine<'py> {
                 return self.check_set_size(&f);
             };
             f.in_batch += 1;
-            let suspended = self.save_child(&item, || {
-                Frame::Set(Box::new(SetFrame { set: f.set.clone(), iter: f.iter.clone(), ..*f }))
-            })?;
-            if suspended {
-                return Ok(());
+            let depth = self.stack.len();
+            let result = self.save_children(&item, None);
+            if result.as_ref().is_ok_and(|pushed| !pushed) {
+                continue;
             }
+            self.park(depth, Frame::Set(f), result)?;
+            return Ok(());
         }
     }
 
@@ -447,18 +431,18 @@ impl<'py> Engine<'py> {
         }
         self.out.write_byte(MARK);
         let iter = obj.try_iter()?.into_any();
-        self.stack.push(Frame::FrozenSet(Box::new(FrozenSetFrame { obj: obj.clone(), iter })));
-        Ok(())
+        self.start(Frame::FrozenSet(FrozenSetFrame { obj: obj.clone(), iter }))
     }
 
-    pub fn step_frozenset(&mut self, f: Box<FrozenSetFrame<'py>>) -> PyResult<()> {
+    pub fn step_frozenset(&mut self, f: FrozenSetFrame<'py>) -> PyResult<()> {
         while let Some(item) = next_item(&f.iter)? {
-            let suspended = self.save_child(&item, || {
-                Frame::FrozenSet(Box::new(FrozenSetFrame { obj: f.obj.clone(), iter: f.iter.clone() }))
-            })?;
-            if suspended {
-                return Ok(());
+            let depth = self.stack.len();
+            let result = self.save_children(&item, None);
+            if result.as_ref().is_ok_and(|pushed| !pushed) {
+                continue;
             }
+            self.park(depth, Frame::FrozenSet(f), result)?;
+            return Ok(());
         }
         if let Some(idx) = self.memo.get(&f.obj) {
             // Recursive through its items: drop them, fetch the memoized one.

@@ -58,7 +58,7 @@ impl<'py> Engine<'py> {
         // SAFETY: `t` is a live type object; we only read its slots.
         let (basicsize, dictoffset, weaklistoffset, flags) = unsafe {
             // PyObject_GenericGetAttr is exported by libpython: one address.
-            if (*t).tp_getattro.map(|f| f as usize) != Some(ffi::PyObject_GenericGetAttr as usize)
+            if (*t).tp_getattro.map(|f| f as usize) != Some(ffi::PyObject_GenericGetAttr as *const () as usize)
                 || (*t).tp_new.is_none()
                 || (*t).tp_itemsize != 0
                 || ffi::PyType_IsSubtype(t, &raw mut ffi::PyType_Type) != 0
@@ -101,7 +101,7 @@ impl<'py> Engine<'py> {
         // object_getstate_default refuses objects with C-level state it
         // cannot see; leave those to it.
         // SAFETY: reading a field of the static `object` type.
-        let mut expected = unsafe { (*(&raw mut ffi::PyBaseObject_Type)).tp_basicsize };
+        let mut expected = unsafe { ffi::PyBaseObject_Type.tp_basicsize };
         if dictoffset != 0 && flags & PY_TPFLAGS_MANAGED_DICT == 0 {
             expected += PTR;
         }
@@ -175,7 +175,7 @@ impl<'py> Engine<'py> {
             let empty = pyo3::types::PyTuple::empty(py).into_any();
             self.stack.splice(
                 depth..depth,
-                [Frame::ReduceTail(Box::new(tail)), Frame::Write(crate::output::opcodes::NEWOBJ), Frame::Save(empty, SaveCtx::default())],
+                [Frame::ReduceTail(tail), Frame::Write(crate::output::opcodes::NEWOBJ), Frame::Save(empty, SaveCtx::default())],
             );
             return Ok(true);
         }

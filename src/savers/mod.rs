@@ -72,6 +72,23 @@ impl<'py> Engine<'py> {
         self.save_reducible(obj)
     }
 
+    /// Begin a container's frame. Small nests of containers are stepped right
+    /// away, inside one another, which saves pushing and popping the frame;
+    /// past `MAX_INLINE_DEPTH` levels the frame goes on the heap stack, so
+    /// the Rust stack stays bounded whatever the depth of the graph.
+    #[inline]
+    pub fn start(&mut self, frame: Frame<'py>) -> PyResult<()> {
+        const MAX_INLINE_DEPTH: u32 = 8;
+        if self.inline_depth >= MAX_INLINE_DEPTH {
+            self.stack.push(frame);
+            return Ok(());
+        }
+        self.inline_depth += 1;
+        let result = self.step(frame);
+        self.inline_depth -= 1;
+        result
+    }
+
     /// Advance one frame taken off the work stack.
     pub fn step(&mut self, frame: Frame<'py>) -> PyResult<()> {
         match frame {
@@ -90,7 +107,7 @@ impl<'py> Engine<'py> {
             Frame::Set(f) => self.step_set(f),
             Frame::Tuple(f) => self.step_tuple(f),
             Frame::FrozenSet(f) => self.step_frozenset(f),
-            Frame::ReduceTail(t) => self.step_reduce_tail(*t),
+            Frame::ReduceTail(t) => self.step_reduce_tail(t),
             Frame::FastLeave(addr) => {
                 self.fast_leave(addr);
                 Ok(())
@@ -107,7 +124,7 @@ impl<'py> Engine<'py> {
         let py = self.py;
         if let Some(hook) = &self.hooks.reducer_override {
             let reduce_value = hook.call1((obj,))?;
-            if !reduce_value.is(&py.NotImplemented()) {
+            if !reduce_value.is(py.NotImplemented()) {
                 return self.save_reduce_value(obj, &reduce_value);
             }
         }
