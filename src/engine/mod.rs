@@ -43,7 +43,7 @@ pub struct Options {
 pub struct Engine<'py> {
     pub py: Python<'py>,
     pub st: &'py PyState,
-    pub out: Writer,
+    pub out: Writer<'py>,
     pub memo: Memo,
     pub proto: u8,
     /// Binary opcodes (protocol >= 1).
@@ -75,15 +75,14 @@ impl<'py> Engine<'py> {
         memo: Option<Memo>,
         file_write: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Self> {
-        let scratch = scratch::take();
         let (memo, owns_scratch_memo) = match memo {
             Some(m) => (m, false),
-            None => (scratch.memo, true),
+            None => (scratch::take_memo(), true),
         };
         Ok(Engine {
             py,
             st: PyState::get(py)?,
-            out: Writer::with_buffer(scratch.output),
+            out: Writer::new(py),
             owns_scratch_memo,
             memo,
             proto: opts.protocol,
@@ -128,8 +127,9 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
-    pub fn into_bytes(self) -> Bound<'py, PyBytes> {
-        PyBytes::new(self.py, self.out.as_slice())
+    /// The pickle, for `dumps` (the output buffer itself, no copy).
+    pub fn into_bytes(mut self) -> Bound<'py, PyBytes> {
+        self.out.take_bytes()
     }
 
     /// The memo, for a `Pickler` that keeps it between dumps.
@@ -140,8 +140,9 @@ impl<'py> Engine<'py> {
 
 impl Drop for Engine<'_> {
     fn drop(&mut self) {
-        let memo = if self.owns_scratch_memo { std::mem::take(&mut self.memo) } else { Memo::default() };
-        scratch::give_back(scratch::Scratch { output: self.out.take_buffer(), memo });
+        if self.owns_scratch_memo {
+            scratch::give_back_memo(std::mem::take(&mut self.memo));
+        }
     }
 }
 
@@ -206,9 +207,7 @@ impl<'py> Engine<'py> {
     pub fn flush_to_file(&mut self) -> PyResult<()> {
         if let Some(write) = &self.file_write {
             if self.out.len() > 0 {
-                let chunk = PyBytes::new(self.py, self.out.as_slice());
-                self.out.clear();
-                write.call1((chunk,))?;
+                write.call1((self.out.take_bytes(),))?;
             }
         }
         Ok(())
