@@ -43,6 +43,16 @@ pub enum Frame<'py> {
     ReduceTail(ReduceTail<'py>),
     /// Fast mode: the container at this address is done.
     FastLeave(usize),
+    /// Work a saver queues for later: it runs when the frames above it are
+    /// done (e.g. filling a function's globals once the function is memoized).
+    Deferred(Deferred<'py>),
+}
+
+pub type Deferred<'py> = Box<dyn FnOnce(&mut super::Engine<'py>) -> PyResult<()> + 'py>;
+
+/// A frame that runs `work` when its turn comes.
+pub fn deferred<'py>(work: impl FnOnce(&mut super::Engine<'py>) -> PyResult<()> + 'py) -> Frame<'py> {
+    Frame::Deferred(Box::new(work))
 }
 
 /// Items of an exact list, batched as MARK ... APPENDS (protocol >= 1).

@@ -12,6 +12,15 @@ use super::Engine;
 use crate::errors::pickling_error;
 use crate::output::opcodes::*;
 
+/// Where a global lives: `module_name.global_name`, and the object holding
+/// its last component when that is not the module itself.
+pub struct GlobalLocation<'py> {
+    pub module_name: Bound<'py, PyAny>,
+    pub global_name: Bound<'py, PyAny>,
+    pub last_name: Bound<'py, PyAny>,
+    pub parent: Option<Bound<'py, PyAny>>,
+}
+
 /// `getattr` along a dotted path; also returns the parent of the last step.
 fn deep_attribute<'py>(
     root: &Bound<'py, PyAny>,
@@ -60,9 +69,11 @@ impl<'py> Engine<'py> {
         Ok(intern!(py, "__main__").clone().into_any())
     }
 
-    /// Save `obj` by reference. `name` is the string a `__reduce__` returned,
-    /// if any; otherwise the object's `__qualname__` (or `__name__`).
-    pub fn save_global(&mut self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+    /// Find the importable name of `obj`: `name` is the string a
+    /// `__reduce__` returned, if any; otherwise the object's `__qualname__`
+    /// (or `__name__`). Fails, as the stdlib does, when the name does not
+    /// lead back to the object.
+    pub fn locate_global(&self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<GlobalLocation<'py>> {
         let py = self.py;
         let global_name = match name {
             Some(n) => n.clone(),
@@ -105,6 +116,26 @@ impl<'py> Engine<'py> {
                 ),
             ));
         }
+        let parent = (!parent.is(&module)).then_some(parent);
+        Ok(GlobalLocation { module_name, global_name, last_name, parent })
+    }
+
+    /// Save `obj` by reference (see `locate_global`). Objects the stdlib
+    /// cannot locate but that have a known stable name (`types.CodeType`,
+    /// whose `__qualname__` is `code`) are written under that name.
+    pub fn save_global(&mut self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+        let py = self.py;
+        let location = match self.locate_global(obj, name) {
+            Ok(location) => location,
+            Err(err) => match self.st.known_names.bind(py).get_item(obj).ok().flatten() {
+                Some(known) => {
+                    let (module, name): (Bound<'py, PyAny>, Bound<'py, PyAny>) = known.extract()?;
+                    return self.write_global(obj, module, name);
+                }
+                None => return Err(err),
+            },
+        };
+        let GlobalLocation { module_name, global_name, last_name, parent } = location;
 
         if self.proto >= 2 {
             let registry = self.st.extension_registry.bind(py);
@@ -115,20 +146,28 @@ impl<'py> Engine<'py> {
                 }
             }
         }
+        match parent {
+            Some(parent) if self.proto < 4 => {
+                // A nested attribute: getattr(parent, name) via REDUCE. The
+                // reduce tail memoizes `obj` once the call is written.
+                let args = PyTuple::new(py, [parent, last_name])?;
+                let reduce_value = PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
+                self.save_reduce(&reduce_value, Some(obj))
+            }
+            Some(_) => self.write_global(obj, module_name, global_name),
+            None => self.write_global(obj, module_name, last_name),
+        }
+    }
 
-        let global_name = if parent.is(&module) { last_name.clone() } else { global_name };
+    /// Write `module.name` (STACK_GLOBAL, or GLOBAL below protocol 4) and
+    /// memoize `obj` as its value.
+    pub fn write_global(&mut self, obj: &Bound<'py, PyAny>, module_name: Bound<'py, PyAny>, name: Bound<'py, PyAny>) -> PyResult<()> {
         if self.proto >= 4 {
             self.save(&module_name, SaveCtx::default())?;
-            self.save(&global_name, SaveCtx::default())?;
+            self.save(&name, SaveCtx::default())?;
             self.out.write_byte(STACK_GLOBAL);
-        } else if !parent.is(&module) {
-            // A nested attribute: getattr(parent, name) via REDUCE. The
-            // reduce tail memoizes `obj` once the call is written.
-            let args = PyTuple::new(py, [parent, last_name])?;
-            let reduce_value = PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
-            return self.save_reduce(&reduce_value, Some(obj));
         } else {
-            self.write_global_opcode(module_name, global_name)?;
+            self.write_global_opcode(module_name, name)?;
         }
         self.memo_put(obj);
         Ok(())

@@ -127,6 +127,15 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
+    /// Queue frames to run in the order given, after the current work.
+    pub fn queue<I>(&mut self, frames: I)
+    where
+        I: IntoIterator<Item = Frame<'py>>,
+        I::IntoIter: DoubleEndedIterator,
+    {
+        self.stack.extend(frames.into_iter().rev());
+    }
+
     /// The pickle, for `dumps` (the output buffer itself, no copy).
     pub fn into_bytes(mut self) -> Bound<'py, PyBytes> {
         self.out.take_bytes()
@@ -189,6 +198,20 @@ impl<'py> Engine<'py> {
             self.out.write(&[BINGET, idx as u8]);
         } else {
             self.out.write_op_len(LONG_BINGET, idx as u64, 4);
+        }
+    }
+
+    /// Fetch `obj`, which must already be memoized, from the memo.
+    pub fn memo_get_existing(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        match self.memo.get(obj) {
+            Some(idx) => {
+                self.memo_get(idx);
+                Ok(())
+            }
+            None => Err(crate::errors::pickling_error(
+                self.py,
+                format!("internal error: {} was expected in the memo", globals::repr_of(obj)),
+            )),
         }
     }
 

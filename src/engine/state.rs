@@ -25,6 +25,11 @@ pub struct PyState {
     pub object_getstate: Py<PyAny>,
     /// `turbodill.UnpicklableError(pickle.PicklingError, TypeError)`.
     pub unpicklable_error: Py<PyType>,
+    /// Objects without a locatable `__qualname__` but with a stable public
+    /// name: `{types.CodeType: ('types', 'CodeType'), ...}`.
+    pub known_names: Py<PyDict>,
+    /// `turbodill.register_pickle_by_value`'s module names.
+    pub by_value_modules: Py<pyo3::types::PySet>,
     /// The interpreter's `pickle.DEFAULT_PROTOCOL`.
     pub default_protocol: u8,
 }
@@ -55,8 +60,42 @@ impl PyState {
             object_reduce: object_attr("__reduce__")?,
             object_reduce_ex: object_attr("__reduce_ex__")?,
             object_getstate: object_attr("__getstate__")?,
+            known_names: known_names(py)?,
+            by_value_modules: pyo3::types::PySet::empty(py)?.unbind(),
             unpicklable_error: crate::errors::make_unpicklable_error(py)?,
             default_protocol: py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?.extract()?,
         })
     }
+}
+
+/// Stable public names for types whose own `__qualname__` does not lead back
+/// to them (`types.CodeType.__qualname__` is `code`, not importable from
+/// `builtins`). Payloads name them this way so that they load with plain
+/// `pickle.loads`.
+const KNOWN_NAMES: &[(&str, &str)] = &[
+    ("types", "CodeType"),
+    ("types", "FunctionType"),
+    ("types", "CellType"),
+    ("types", "MethodType"),
+    ("types", "ModuleType"),
+    ("types", "MappingProxyType"),
+    ("types", "BuiltinFunctionType"),
+    ("types", "WrapperDescriptorType"),
+    ("types", "MethodDescriptorType"),
+    ("types", "ClassMethodDescriptorType"),
+    ("types", "GetSetDescriptorType"),
+    ("types", "MemberDescriptorType"),
+    ("types", "MethodWrapperType"),
+    ("types", "GenericAlias"),
+    ("types", "UnionType"),
+];
+
+fn known_names(py: Python<'_>) -> PyResult<Py<PyDict>> {
+    let names = PyDict::new(py);
+    for (module, name) in KNOWN_NAMES {
+        if let Ok(obj) = py.import(*module).and_then(|m| m.getattr(*name)) {
+            names.set_item(obj, (*module, *name))?;
+        }
+    }
+    Ok(names.unbind())
 }

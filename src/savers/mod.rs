@@ -4,6 +4,7 @@
 
 pub mod atoms;
 pub mod containers;
+pub mod functions;
 pub mod instance;
 
 use pyo3::ffi;
@@ -108,6 +109,7 @@ impl<'py> Engine<'py> {
             Frame::Tuple(f) => self.step_tuple(f),
             Frame::FrozenSet(f) => self.step_frozenset(f),
             Frame::ReduceTail(t) => self.step_reduce_tail(t),
+            Frame::Deferred(work) => work(self),
             Frame::FastLeave(addr) => {
                 self.fast_leave(addr);
                 Ok(())
@@ -134,7 +136,7 @@ impl<'py> Engine<'py> {
             return self.save_type(obj);
         }
         if tp_ptr == &raw mut ffi::PyFunction_Type {
-            return self.save_global(obj, None);
+            return self.save_function(obj);
         }
         let reduce_func = match &self.hooks.dispatch_table {
             Some(table) => match table.get_item(&tp) {
@@ -148,6 +150,12 @@ impl<'py> Engine<'py> {
             f.call1((obj,))?
         } else if tp.is_subclass_of::<pyo3::types::PyType>()? {
             return self.save_global(obj, None);
+        } else if tp_ptr == &raw mut ffi::PyCode_Type {
+            return self.save_code(obj);
+        } else if tp_ptr == &raw mut ffi::PyCell_Type {
+            return self.save_cell(obj);
+        } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
+            return self.save_module(obj);
         } else {
             if self.hooks.reducer_override.is_none() && self.hooks.persistent_id.is_none() {
                 if let Some(layout) = self.instance_layout(&tp)? {

@@ -1,0 +1,346 @@
+//! By value: functions, code objects, cells and modules that have no
+//! importable name (lambdas, closures, anything defined in `__main__`).
+//!
+//! Everything here is written with standard opcodes and stdlib callables
+//! (`types.FunctionType`, `types.CodeType`, `types.CellType`,
+//! `importlib.import_module`, BUILD for attributes), so the payload loads
+//! with plain `pickle.loads` where turbodill is not installed.
+//!
+//! Cycles (a recursive function is in its own globals; a recursive closure
+//! is in its own cell) are broken the way cloudpickle does: the function is
+//! built around an empty globals dict and empty cells, memoized, and only
+//! then are the globals and cells filled, by opcodes that fetch them back
+//! from the memo.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple};
+
+use crate::engine::frames::{deferred, Frame, ItemsKind, SaveCtx};
+use crate::engine::Engine;
+use crate::output::opcodes::*;
+
+/// A `frozenset` constant of a code object, pickled with its items sorted
+/// so that the payload does not depend on `PYTHONHASHSEED`.
+#[pyclass(module = "turbodill._native", frozen)]
+pub struct SortedFrozenset {
+    items: Py<PyList>,
+}
+
+#[pymethods]
+impl SortedFrozenset {
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let args = PyTuple::new(py, [self.items.bind(py)])?;
+        PyTuple::new(py, [py.get_type::<PyFrozenSet>().into_any(), args.into_any()])
+    }
+}
+
+/// `items` in a canonical order: by type name, then repr.
+fn canonical_order<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let mut keyed = items
+        .map(|item| Ok(((crate::engine::path::type_name(&item), item.repr()?.to_string()), item)))
+        .collect::<PyResult<Vec<_>>>()?;
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(keyed.into_iter().map(|(_, item)| item).collect())
+}
+
+/// Code constants with every frozenset (at any tuple depth) made canonical.
+fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = consts.py();
+    if let Ok(fs) = consts.cast::<PyFrozenSet>() {
+        let items = PyList::new(py, canonical_order(fs.iter())?)?;
+        return Ok(Bound::new(py, SortedFrozenset { items: items.unbind() })?.into_any());
+    }
+    if let Ok(tuple) = consts.cast::<PyTuple>() {
+        if tuple.iter().any(|c| c.is_instance_of::<PyFrozenSet>() || c.is_instance_of::<PyTuple>()) {
+            let items = tuple.iter().map(|c| canonical_consts(&c)).collect::<PyResult<Vec<_>>>()?;
+            return Ok(PyTuple::new(py, items)?.into_any());
+        }
+    }
+    Ok(consts.clone())
+}
+
+/// Names a code object (and the code nested in its constants) may read
+/// from its globals.
+fn global_names(code: &Bound<'_, PyAny>, names: &mut BTreeSet<String>) -> PyResult<()> {
+    let py = code.py();
+    for name in code.getattr(intern!(py, "co_names"))?.cast::<PyTuple>()?.iter() {
+        names.insert(name.cast::<PyString>()?.to_str()?.to_owned());
+    }
+    for constant in code.getattr(intern!(py, "co_consts"))?.cast::<PyTuple>()?.iter() {
+        if constant.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
+            global_names(&constant, names)?;
+        }
+    }
+    Ok(())
+}
+
+/// The code object's constructor arguments, in `types.CodeType`'s order.
+/// CPython 3.11 to 3.13 share this signature; other versions need their own.
+const CODE_FIELDS: &[&str] = &[
+    "co_argcount",
+    "co_posonlyargcount",
+    "co_kwonlyargcount",
+    "co_nlocals",
+    "co_stacksize",
+    "co_flags",
+    "co_code",
+    "co_consts",
+    "co_names",
+    "co_varnames",
+    "co_filename",
+    "co_name",
+    "co_qualname",
+    "co_firstlineno",
+    "co_linetable",
+    "co_exceptiontable",
+    "co_freevars",
+    "co_cellvars",
+];
+
+/// Function attributes restored by BUILD (`setattr`) once the function is
+/// memoized, so they may refer back to it.
+const FUNCTION_ATTRIBUTES: &[&str] =
+    &["__annotations__", "__defaults__", "__doc__", "__kwdefaults__", "__module__", "__qualname__"];
+
+type Cells<'py> = Rc<RefCell<Vec<Bound<'py, PyAny>>>>;
+
+impl<'py> Engine<'py> {
+    /// True when `obj` (a function or class) is saved by reference: its name
+    /// leads back to it from a module other than `__main__` that is not
+    /// registered to be pickled by value.
+    pub fn by_reference(&self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let Ok(location) = self.locate_global(obj, None) else { return Ok(false) };
+        let module = location.module_name.cast::<PyString>()?.to_cow()?.into_owned();
+        Ok(!self.module_by_value(&module)?)
+    }
+
+    /// Modules whose objects travel by value: `__main__`, and modules (or
+    /// packages) given to `register_pickle_by_value`.
+    pub fn module_by_value(&self, module: &str) -> PyResult<bool> {
+        if module == "__main__" || module == "__mp_main__" {
+            return Ok(true);
+        }
+        let registered = self.st.by_value_modules.bind(self.py);
+        if registered.is_empty() {
+            return Ok(false);
+        }
+        let mut prefix = module;
+        loop {
+            if registered.contains(prefix)? {
+                return Ok(true);
+            }
+            match prefix.rfind('.') {
+                Some(dot) => prefix = &prefix[..dot],
+                None => return Ok(false),
+            }
+        }
+    }
+
+    pub fn save_function(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
+        if self.by_reference(func)? {
+            return self.save_global(func, None);
+        }
+        self.save_function_by_value(func)
+    }
+
+    /// `types.FunctionType(code, globals, name, None, closure)`, memoized,
+    /// then its attributes, globals and cells.
+    fn save_function_by_value(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let code = func.getattr(intern!(py, "__code__"))?;
+        let globals = func.getattr(intern!(py, "__globals__"))?.cast_into::<PyDict>()?;
+        let name = func.getattr(intern!(py, "__name__"))?;
+        let closure = func.getattr(intern!(py, "__closure__"))?;
+        let function_type = py.get_type::<pyo3::types::PyFunction>().into_any();
+        let cells: Cells<'py> = Rc::default();
+        let (g, c, f) = (globals.clone(), cells.clone(), func.clone());
+        self.queue([
+            Frame::Save(function_type, SaveCtx::default()),
+            Frame::Write(MARK),
+            Frame::Save(code.clone(), SaveCtx::default()),
+            deferred(move |e| e.save_globals_skeleton(&g)),
+            Frame::Save(name, SaveCtx::default()),
+            Frame::Write(NONE),
+            deferred(move |e| e.save_closure_skeleton(closure, c)),
+            Frame::Write(TUPLE),
+            Frame::Write(REDUCE),
+            deferred(move |e| e.finish_function(f, code, globals, cells)),
+        ]);
+        Ok(())
+    }
+
+    /// The function's globals start as an empty dict (one per module dict,
+    /// shared by all functions from that module) and are filled later.
+    fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
+        if let Some(idx) = self.memo.get(globals.as_any()) {
+            self.memo_get(idx);
+            return Ok(());
+        }
+        if self.bin {
+            self.out.write_byte(EMPTY_DICT);
+        } else {
+            self.out.write(&[MARK, DICT]);
+        }
+        self.memo_put(globals.as_any());
+        Ok(())
+    }
+
+    /// The closure as a tuple of cells; new cells are made empty and
+    /// recorded in `fill` to receive their contents later.
+    fn save_closure_skeleton(&mut self, closure: Bound<'py, PyAny>, fill: Cells<'py>) -> PyResult<()> {
+        if closure.is_none() {
+            self.out.write_byte(NONE);
+            return Ok(());
+        }
+        if let Some(idx) = self.memo.get(&closure) {
+            self.memo_get(idx);
+            return Ok(());
+        }
+        let cells: Vec<Bound<'py, PyAny>> = closure.cast::<PyTuple>()?.iter().collect();
+        let mut frames = vec![Frame::Write(MARK)];
+        for cell in cells {
+            let fill = fill.clone();
+            frames.push(deferred(move |e| {
+                if let Some(idx) = e.memo.get(&cell) {
+                    e.memo_get(idx);
+                    return Ok(());
+                }
+                e.queue([
+                    Frame::Save(cell.get_type().into_any(), SaveCtx::default()),
+                    Frame::Write(EMPTY_TUPLE),
+                    Frame::Write(REDUCE),
+                    deferred(move |e| {
+                        e.memo_put(&cell);
+                        fill.borrow_mut().push(cell);
+                        Ok(())
+                    }),
+                ]);
+                Ok(())
+            }));
+        }
+        frames.push(Frame::Write(TUPLE));
+        frames.push(deferred(move |e| {
+            e.memo_put(&closure);
+            Ok(())
+        }));
+        self.queue(frames);
+        Ok(())
+    }
+
+    /// The function is on the unpickler's stack: memoize it, set its
+    /// attributes, then fill the globals it uses and its new cells.
+    fn finish_function(
+        &mut self,
+        func: Bound<'py, PyAny>,
+        code: Bound<'py, PyAny>,
+        globals: Bound<'py, PyDict>,
+        cells: Cells<'py>,
+    ) -> PyResult<()> {
+        let py = self.py;
+        self.memo_put(&func);
+        let attributes = PyDict::new(py);
+        for name in FUNCTION_ATTRIBUTES {
+            if let Some(value) = func.getattr_opt(*name)? {
+                attributes.set_item(*name, value)?;
+            }
+        }
+        let dict = func.getattr(intern!(py, "__dict__"))?;
+        let dict = if dict.len()? > 0 { dict } else { py.None().into_bound(py) };
+        let state = PyTuple::new(py, [dict, attributes.into_any()])?;
+
+        let mut names = BTreeSet::new();
+        global_names(&code, &mut names)?;
+        let used = PyDict::new(py);
+        for name in names {
+            if let Some(value) = globals.get_item(&name)? {
+                used.set_item(name, value)?;
+            }
+        }
+        let mut frames = vec![Frame::Save(state.into_any(), SaveCtx::default()), Frame::Write(BUILD)];
+        if !used.is_empty() {
+            frames.push(deferred(move |e| {
+                e.memo_get_existing(globals.as_any())?;
+                let items = used.call_method0(intern!(e.py, "items"))?.try_iter()?.into_any();
+                e.queue([Frame::Write(POP)]);
+                e.push_items(items, ItemsKind::Dict);
+                Ok(())
+            }));
+        }
+        for cell in cells.borrow().iter() {
+            let cell = cell.clone();
+            frames.push(deferred(move |e| {
+                let Ok(contents) = cell.getattr(intern!(e.py, "cell_contents")) else {
+                    return Ok(()); // an empty cell stays empty
+                };
+                e.memo_get_existing(&cell)?;
+                let slots = PyDict::new(e.py);
+                slots.set_item(intern!(e.py, "cell_contents"), contents)?;
+                let state = PyTuple::new(e.py, [e.py.None().into_bound(e.py), slots.into_any()])?;
+                e.queue([Frame::Save(state.into_any(), SaveCtx::default()), Frame::Write(BUILD), Frame::Write(POP)]);
+                Ok(())
+            }));
+        }
+        self.queue(frames);
+        Ok(())
+    }
+
+    /// A code object: `types.CodeType(*fields)`.
+    pub fn save_code(&mut self, code: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let mut args = Vec::with_capacity(CODE_FIELDS.len());
+        for field in CODE_FIELDS {
+            let value = code.getattr(*field)?;
+            args.push(if *field == "co_consts" { canonical_consts(&value)? } else { value });
+        }
+        let args = PyTuple::new(py, args)?;
+        let reduce_value = PyTuple::new(py, [code.get_type().into_any(), args.into_any()])?;
+        self.save_reduce(&reduce_value, Some(code))
+    }
+
+    /// A cell on its own: made empty, memoized, then filled (so it may
+    /// contain itself).
+    pub fn save_cell(&mut self, cell: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let state = match cell.getattr(intern!(py, "cell_contents")) {
+            Ok(contents) => {
+                let slots = PyDict::new(py);
+                slots.set_item(intern!(py, "cell_contents"), contents)?;
+                Some(PyTuple::new(py, [py.None().into_bound(py), slots.into_any()])?.into_any())
+            }
+            Err(_) => None,
+        };
+        let args = PyTuple::empty(py);
+        let reduce_value = PyTuple::new(py, [cell.get_type().into_any(), args.into_any(), state.unwrap_or_else(|| py.None().into_bound(py))])?;
+        self.save_reduce(&reduce_value, Some(cell))
+    }
+
+    /// Modules: importable ones by reference, `importlib.import_module(name)`;
+    /// others (dynamic, `__main__`, registered by value) as a new module
+    /// whose namespace is restored by BUILD.
+    pub fn save_module(&mut self, module: &Bound<'py, PyAny>) -> PyResult<()> {
+        let py = self.py;
+        let name = module.getattr(intern!(py, "__name__"))?;
+        let name_str = name.cast::<PyString>()?.to_cow()?.into_owned();
+        let imported = self.st.sys_modules.bind(py).get_item(&name).ok();
+        if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
+            let import_module = py.import("importlib")?.getattr("import_module")?;
+            let args = PyTuple::new(py, [name])?;
+            let reduce_value = PyTuple::new(py, [import_module, args.into_any()])?;
+            return self.save_reduce(&reduce_value, Some(module));
+        }
+        let namespace = PyDict::new(py);
+        for (key, value) in module.getattr(intern!(py, "__dict__"))?.cast::<PyDict>()?.iter() {
+            if !key.eq(intern!(py, "__builtins__"))? {
+                namespace.set_item(key, value)?;
+            }
+        }
+        let args = PyTuple::new(py, [name])?;
+        let reduce_value = PyTuple::new(py, [module.get_type().into_any(), args.into_any(), namespace.into_any()])?;
+        self.save_reduce(&reduce_value, Some(module))
+    }
+}
