@@ -3,7 +3,9 @@
 //! `step()` advances a container frame by as many items as it can.
 
 pub mod atoms;
+pub mod classes;
 pub mod containers;
+pub mod descriptors;
 pub mod functions;
 pub mod instance;
 
@@ -149,13 +151,15 @@ impl<'py> Engine<'py> {
         let reduce_value = if let Some(f) = reduce_func {
             f.call1((obj,))?
         } else if tp.is_subclass_of::<pyo3::types::PyType>()? {
-            return self.save_global(obj, None);
+            return self.save_class(obj);
         } else if tp_ptr == &raw mut ffi::PyCode_Type {
             return self.save_code(obj);
         } else if tp_ptr == &raw mut ffi::PyCell_Type {
             return self.save_cell(obj);
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
             return self.save_module(obj);
+        } else if self.save_descriptor(obj)? {
+            return Ok(());
         } else {
             if self.hooks.reducer_override.is_none() && self.hooks.persistent_id.is_none() {
                 if let Some(layout) = self.instance_layout(&tp)? {
@@ -183,6 +187,9 @@ impl<'py> Engine<'py> {
     /// A `__reduce__` result: a global name, or a reduce tuple.
     fn save_reduce_value(&mut self, obj: &Bound<'py, PyAny>, reduce_value: &Bound<'py, PyAny>) -> PyResult<()> {
         if reduce_value.is_instance_of::<pyo3::types::PyString>() {
+            if self.save_typevar_by_value(obj)? {
+                return Ok(());
+            }
             return self.save_global(obj, Some(reduce_value));
         }
         match reduce_value.cast::<pyo3::types::PyTuple>() {
@@ -202,6 +209,6 @@ impl<'py> Engine<'py> {
                 return self.save_reduce(&reduce_value, Some(obj));
             }
         }
-        self.save_global(obj, None)
+        self.save_class(obj)
     }
 }
