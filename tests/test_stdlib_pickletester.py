@@ -18,10 +18,12 @@ from test import pickletester
 import turbodill
 
 
-class ByValueLocalFunctions:
-    """The suite expects a local function to be unpicklable. turbodill pickles
-    it by value by design; this checks that instead, for the same three
-    variants (plain, no __module__, __name__ == __qualname__)."""
+class ByValueOverrides:
+    """Three tests of the suite expect errors where turbodill, by design,
+    pickles by value: a local function (`test_local_lookup_error`) and the
+    staticmethod/classmethod descriptors at the end of `test_py_methods` and
+    `test_c_methods`. These overrides run the same cases and check that they
+    pickle and work instead; the rest of those tests is run as written."""
 
     def test_local_lookup_error(self):
         def f(x):
@@ -39,13 +41,51 @@ class ByValueLocalFunctions:
         f.__name__ = f.__qualname__
         check()
 
+    def _descriptors_round_trip(self, run_suite_test, descriptors, call):
+        real_assert_raises = self.assertRaises
 
-class TurbodillPicklerTests(ByValueLocalFunctions, stdlib_wiring.PyPicklerTests):
+        def expect_by_value(exc, dumps, descr, proto):
+            # The suite's `assertRaises(TypeError, self.dumps, descr, proto)`.
+            if dumps != self.dumps or descr not in descriptors:
+                return real_assert_raises(exc, dumps, descr, proto)
+            self.assertEqual(call(self.loads(self.dumps(descr, proto))), call(descr))
+
+        self.assertRaises = expect_by_value
+        try:
+            run_suite_test()
+        finally:
+            del self.assertRaises
+
+    def test_py_methods(self):
+        def descriptors():
+            cls = pickletester.PyMethodsTest
+            return [cls.__dict__["cheese"], cls.__dict__["wine"]]
+
+        # PyMethodsTest is made (as a global) by the suite's test itself.
+        def call(descr):
+            return descr.__func__() if isinstance(descr, staticmethod) else descr.__func__.__name__
+
+        class Lazy(list):
+            def __contains__(self, item):
+                return item in descriptors()
+
+        self._descriptors_round_trip(super().test_py_methods, Lazy(), call)
+
+    def test_c_methods(self):
+        descriptors = [bytearray.__dict__["maketrans"], dict.__dict__["fromkeys"]]
+
+        def call(descr):
+            return descr.__get__(None, bytearray)(b"a", b"b") if isinstance(descr, staticmethod) else type(descr)
+
+        self._descriptors_round_trip(super().test_c_methods, descriptors, call)
+
+
+class TurbodillPicklerTests(ByValueOverrides, stdlib_wiring.PyPicklerTests):
     pickler = turbodill.Pickler
     unpickler = _pickle.Unpickler
 
 
-class TurbodillDumpPyLoadTests(ByValueLocalFunctions, stdlib_wiring.PyPicklerTests):
+class TurbodillDumpPyLoadTests(ByValueOverrides, stdlib_wiring.PyPicklerTests):
     """Our bytes, read by the pure-Python unpickler (a second reader)."""
 
     pickler = turbodill.Pickler
@@ -60,7 +100,7 @@ class TurbodillUnpicklerTests(stdlib_wiring.PyUnpicklerTests):
     truncated_errors = (pickle.UnpicklingError,)
 
 
-class TurbodillInMemoryTests(ByValueLocalFunctions, pickletester.AbstractPickleTests, unittest.TestCase):
+class TurbodillInMemoryTests(ByValueOverrides, pickletester.AbstractPickleTests, unittest.TestCase):
     def dumps(self, arg, protocol=None, **kwargs):
         return turbodill.dumps(arg, protocol, **kwargs)
 
