@@ -20,6 +20,9 @@ FORMAT_VERSION = 1
 # Classes made by payloads, by the deterministic key the pickler derived from
 # their definition. A second payload with the same class gets the same object.
 _classes = weakref.WeakValueDictionary()
+# The key of every class pickled by value or made here, fixed the first
+# time it is needed: later changes to a class do not change its identity.
+_class_keys = weakref.WeakKeyDictionary()
 # Classes made and not yet given their attributes. A class found in
 # `_classes` is live: its state is never overwritten by a later payload.
 _awaiting_state = weakref.WeakSet()
@@ -41,8 +44,7 @@ def make_class(metaclass, name, bases, key, namespace):
                 ns[k] = v
 
         cls = types.new_class(name, bases, {"metaclass": metaclass}, fill)
-        _classes[key] = cls
-        _awaiting_state.add(cls)
+        _track(cls, key)
     return cls
 
 
@@ -57,9 +59,14 @@ def make_enum(metaclass, name, bases, key, members, namespace):
         for member_name, value in members.items():
             classdict[member_name] = value
         cls = metaclass.__new__(metaclass, name, bases, classdict)
-        _classes[key] = cls
-        _awaiting_state.add(cls)
+        _track(cls, key)
     return cls
+
+
+def _track(cls, key):
+    _classes[key] = cls
+    _class_keys[cls] = key
+    _awaiting_state.add(cls)
 
 
 def class_setstate(cls, state):

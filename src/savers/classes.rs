@@ -92,8 +92,20 @@ impl<'py> Engine<'py> {
     }
 
     /// The identity key of a class pickled by value: a digest of its module,
-    /// name, bases and attributes (functions by their code).
-    fn class_key(&self, cls: &Bound<'py, PyAny>) -> PyResult<String> {
+    /// name, bases and attributes (functions by their code), taken the first
+    /// time the class is pickled (or as it was loaded) and kept for the life
+    /// of the class, so the same class keeps its key when it changes.
+    fn class_key(&self, cls: &Bound<'py, PyAny>, reconstruct: &Bound<'py, PyModule>) -> PyResult<Bound<'py, PyAny>> {
+        let keys = reconstruct.getattr("_class_keys")?;
+        if let Some(key) = keys.call_method1("get", (cls,)).ok().filter(|k| !k.is_none()) {
+            return Ok(key);
+        }
+        let key = self.definition_digest(cls)?.into_pyobject(self.py)?.into_any();
+        keys.set_item(cls, &key)?;
+        Ok(key)
+    }
+
+    fn definition_digest(&self, cls: &Bound<'py, PyAny>) -> PyResult<String> {
         let py = self.py;
         let mut digest = Digest::new();
         for attr in ["__module__", "__qualname__"] {
@@ -128,7 +140,7 @@ impl<'py> Engine<'py> {
         };
         let metaclass = cls.get_type().into_any();
         let name = cls.getattr(intern!(py, "__name__"))?;
-        let key = self.class_key(cls)?;
+        let key = self.class_key(cls, &reconstruct)?;
 
         // Attributes, in a canonical (sorted) order, without those the class
         // machinery makes itself.
@@ -186,9 +198,9 @@ impl<'py> Engine<'py> {
         }
 
         let args = if is_enum {
-            PyTuple::new(py, [metaclass, name, bases, key.into_pyobject(py)?.into_any(), members.into_any(), namespace.into_any()])?
+            PyTuple::new(py, [metaclass, name, bases, key, members.into_any(), namespace.into_any()])?
         } else {
-            PyTuple::new(py, [metaclass, name, bases, key.into_pyobject(py)?.into_any(), namespace.into_any()])?
+            PyTuple::new(py, [metaclass, name, bases, key, namespace.into_any()])?
         };
         let make = reconstruct.getattr(if is_enum { "make_enum" } else { "make_class" })?;
         let setstate = reconstruct.getattr("class_setstate")?;

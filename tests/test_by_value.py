@@ -1,0 +1,301 @@
+"""By-value pickling, checked the way users need it: definitions live in a
+`__main__` script run in one interpreter, and the payload is loaded and used
+in another, fresh interpreter that never saw them."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+DUMP = """
+import sys, {lib}
+{definitions}
+sys.stdout.buffer.write({lib}.dumps({expr}))
+"""
+
+LOAD = """
+import pickle, sys
+obj = pickle.loads(sys.stdin.buffer.read())
+{check}
+print("checked")
+"""
+
+
+def run(code, stdin=b"", *, env=None, isolated=False):
+    args = [sys.executable] + (["-I", "-S"] if isolated else []) + ["-c", textwrap.dedent(code)]
+    proc = subprocess.run(args, input=stdin, capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def dump_in_main(definitions, expr, lib="turbodill", env=None):
+    return run(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env)
+
+
+def load_fresh(data, check, *, isolated=False):
+    out = run(LOAD.format(check=textwrap.dedent(check)), data, isolated=isolated)
+    assert out.strip().endswith(b"checked")
+
+
+FUNCTIONS = {
+    "lambda reading a global and calling a __main__ function": (
+        """
+        import math
+        K = 10
+        def helper(x):
+            return x * K
+        f = lambda x: helper(x) + math.sqrt(16)
+        """,
+        "f",
+        "assert obj(2) == 24.0",
+    ),
+    "recursive global function": (
+        "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)",
+        "fib",
+        "assert obj(15) == 610",
+    ),
+    "closure with nonlocal state": (
+        """
+        def counter():
+            count = 0
+            def inc():
+                nonlocal count
+                count += 1
+                return count
+            return inc
+        c = counter(); c(); c()
+        """,
+        "c",
+        "assert obj() == 3 and obj() == 4",
+    ),
+    "self-recursive and mutually recursive closures": (
+        """
+        def make():
+            def even(n):
+                return True if n == 0 else odd(n - 1)
+            def odd(n):
+                return False if n == 0 else even(n - 1)
+            return even, odd
+        pair = make()
+        """,
+        "pair",
+        "even, odd = obj\nassert even(10) and odd(7) and not even(3)",
+    ),
+    "empty cell": (
+        """
+        def make():
+            if False:
+                later = 1
+            def f():
+                try:
+                    return later
+                except NameError:
+                    return 'empty'
+            return f
+        f = make()
+        """,
+        "f",
+        "assert obj() == 'empty'",
+    ),
+    "defaults, kw-defaults, annotations, attributes, wraps": (
+        """
+        import functools
+        def deco(f):
+            @functools.wraps(f)
+            def wrapper(*a, **k):
+                return f(*a, **k) + 1
+            return wrapper
+        @deco
+        def g(x, y=2, *, z=3) -> int:
+            "the doc"
+            return x + y + z
+        g.tag = 'tagged'
+        """,
+        "g",
+        """
+        assert obj(1) == 7 and obj(1, 1, z=1) == 4
+        assert obj.__doc__ == 'the doc' and obj.tag == 'tagged'
+        assert obj.__wrapped__.__defaults__ == (2,) and obj.__wrapped__.__kwdefaults__ == {'z': 3}
+        assert obj.__wrapped__.__annotations__ == {'return': int}
+        assert obj.__qualname__ == 'g' and obj.__module__ == '__main__'
+        """,
+    ),
+    "function built with exec": (
+        "ns = {'K': 5}\nexec('def h(x):\\n    return x + K', ns)\nh = ns['h']",
+        "h",
+        "assert obj(1) == 6",
+    ),
+    "functools.partial of a lambda, code object": (
+        "import functools\np = functools.partial(lambda a, b: a * b, 6)\ncode = (lambda: 42).__code__",
+        "(p, code)",
+        "import types\np, code = obj\nassert p(7) == 42 and types.FunctionType(code, {})() == 42",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", FUNCTIONS, ids=list(FUNCTIONS))
+def test_functions_load_in_an_interpreter_without_turbodill(case):
+    definitions, expr, check = FUNCTIONS[case]
+    data = dump_in_main(definitions, expr)
+    # -I -S: no site-packages, so no turbodill (and no cloudpickle or dill).
+    load_fresh(data, check, isolated=True)
+
+
+@pytest.mark.parametrize("case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"])
+def test_same_behaviour_as_cloudpickle(case):
+    definitions, expr, check = FUNCTIONS[case]
+    for lib in ("turbodill", "cloudpickle"):
+        load_fresh(dump_in_main(definitions, expr, lib=lib), check)
+
+
+CLASSES = """
+import abc, dataclasses, enum, typing
+
+class Point:
+    dims = 2
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+    def norm2(self):
+        return self.x ** 2 + self.y ** 2
+    @property
+    def label(self):
+        return f"({self.x}, {self.y})"
+    @classmethod
+    def origin(cls):
+        return cls(0, 0)
+    @staticmethod
+    def seven():
+        return 7
+
+class Point3(Point):
+    def __init__(self, x, y, z):
+        super().__init__(x, y)
+        self.z = z
+    def norm2(self):
+        return super().norm2() + self.z ** 2
+
+class Slotted:
+    __slots__ = ('a', '__hidden')
+    def __init__(self):
+        self.a, self.__hidden = 1, 2
+    def hidden(self):
+        return self.__hidden
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+    def lower(self):
+        return self.name.lower()
+
+class Perm(enum.IntFlag):
+    R = 4
+    W = 2
+
+@dataclasses.dataclass(frozen=True)
+class Frozen:
+    a: int
+    b: list = dataclasses.field(default_factory=list)
+
+class Base(abc.ABC):
+    @abc.abstractmethod
+    def f(self): ...
+
+class Impl(Base):
+    def f(self):
+        return 'impl'
+
+class Registered: pass
+Base.register(Registered)
+
+class Meta(type):
+    def describe(cls):
+        return 'meta:' + cls.__name__
+
+class WithMeta(metaclass=Meta): pass
+
+class SelfRef: pass
+SelfRef.me = SelfRef
+
+T = typing.TypeVar('T')
+class Box(typing.Generic[T]):
+    def __init__(self, v: T):
+        self.v = v
+
+NT = typing.NamedTuple('NT', [('a', int), ('b', str)])
+
+def local_class():
+    class Local:
+        def hi(self):
+            return 'local'
+    return Local()
+
+objs = dict(p=Point(3, 4), p3=Point3(1, 2, 3), s=Slotted(), c=Color.GREEN, perm=Perm.R | Perm.W,
+            fr=Frozen(1), impl=Impl(), base=Base, reg=Registered(), wm=WithMeta, sr=SelfRef,
+            box=Box(5), nt=NT(1, 'x'), local=local_class(), T=T)
+"""
+
+CLASS_CHECKS = """
+o = obj
+assert o['p'].norm2() == 25 and o['p'].label == '(3, 4)' and type(o['p']).origin().x == 0
+assert type(o['p']).seven() == 7 and type(o['p']).dims == 2
+assert o['p3'].norm2() == 14 and isinstance(o['p3'], type(o['p']))
+assert o['s'].a == 1 and o['s'].hidden() == 2
+assert o['c'].lower() == 'green' and o['c'] is type(o['c'])(2) and list(type(o['c'])) == [type(o['c']).RED, o['c']]
+assert int(o['perm']) == 6
+assert o['fr'].a == 1 and o['fr'].b == []
+assert o['impl'].f() == 'impl' and isinstance(o['impl'], o['base'])
+assert isinstance(o['reg'], o['base'])
+assert o['wm'].describe() == 'meta:WithMeta'
+assert o['sr'].me is o['sr']
+assert o['box'].v == 5 and o['box'].__orig_class__ if hasattr(o['box'], '__orig_class__') else True
+assert type(o['box']).__parameters__ == (o['T'],)
+assert o['nt'].b == 'x' and o['nt']._fields == ('a', 'b')
+assert o['local'].hi() == 'local'
+"""
+
+
+def test_classes_and_instances_by_value():
+    load_fresh(dump_in_main(CLASSES, "objs"), CLASS_CHECKS)
+
+
+def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
+    # Two payloads from one process, the class changed in between.
+    both = dump_in_main(CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))")
+    first, second = __import__("pickle").loads(both)
+    # And the same definitions pickled by another process.
+    other = dump_in_main(CLASSES, "objs['p3']")
+    check = """
+    import pickle
+    a = obj
+    a_cls = type(a['p'])
+    a_cls.extra = 'kept'
+    b = pickle.loads(SECOND)
+    assert type(b) is a_cls and isinstance(b, a_cls)
+    assert a_cls.extra == 'kept' and a_cls.dims == 2  # the live class was not overwritten
+    c = pickle.loads(OTHER)
+    assert type(c) is type(a['p3']) and isinstance(c, a_cls)
+    """.replace("SECOND", repr(second)).replace("OTHER", repr(other))
+    load_fresh(first, check)
+
+
+def test_dumps_are_deterministic_across_hash_seeds():
+    definitions = CLASSES + """
+def uses_sets(x):
+    return x in {'alpha', 'beta', 'gamma', 'delta'} or x in frozenset({'e', 'f'})
+"""
+    expr = "(objs, uses_sets, lambda: Point.seven())"
+    outputs = {
+        seed: dump_in_main(definitions, expr, env={**os.environ, "PYTHONHASHSEED": str(seed)})
+        for seed in (0, 1, 12345)
+    }
+    assert len(set(outputs.values())) == 1
+    load_fresh(outputs[0], "assert obj[1]('gamma') and obj[1]('f') and not obj[1]('z') and obj[2]() == 7")
+
+
+def test_importable_functions_and_classes_stay_by_reference():
+    data = dump_in_main("import collections, os.path", "(os.path.join, collections.OrderedDict, os.path)")
+    assert b"importlib" in data and b"posixpath" in data and b"OrderedDict" in data
+    assert b"FunctionType" not in data and b"make_class" not in data
+    load_fresh(data, "import os.path, collections\nassert obj == (os.path.join, collections.OrderedDict, os.path)")
