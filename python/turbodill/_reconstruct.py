@@ -97,3 +97,131 @@ def make_typevar(name, bound, constraints, covariant, contravariant, key):
         tv = typing.TypeVar(name, *constraints, bound=bound, covariant=covariant, contravariant=contravariant)
         _typevars[key] = tv
     return tv
+
+
+# ---- the long tail (see turbodill._reducers) ---------------------------------
+
+
+def make_lock(locked):
+    import threading
+
+    lock = threading.Lock()
+    if locked:
+        lock.acquire()
+    return lock
+
+
+def make_rlock(count):
+    import threading
+
+    rlock = threading.RLock()
+    for _ in range(count):
+        rlock.acquire()
+    return rlock
+
+
+class _Gone:
+    """A stand-in referent for a weakref that was already dead."""
+
+
+def make_weakref(referent):
+    if referent is None:
+        return weakref.ref(_Gone())  # dead at once, as it was
+    return weakref.ref(referent)
+
+
+def make_weakproxy(referent, is_callable):
+    if referent is None:
+        referent = (lambda: None) if is_callable else _Gone()
+    return weakref.proxy(referent)
+
+
+class _RealMapping:
+    """``proxy | _RealMapping()`` hands the mapping behind a mappingproxy (or
+    a dict view's ``.mapping``) to ``__ror__``: mappingproxy's ``|`` defers
+    to the real mapping's, which does not know this type."""
+
+    def __ror__(self, mapping):
+        return mapping
+
+
+def real_mapping(proxy):
+    return proxy | _RealMapping()
+
+
+def proxy_referent(proxy):
+    """The object behind a weakref proxy (ReferenceError when dead)."""
+    proxy.__class__  # raises ReferenceError for a dead proxy
+    for obj in __import__("gc").get_referents(proxy):
+        return obj
+    raise ReferenceError("weakly-referenced object no longer exists")
+
+
+def make_memoryview(data, fmt, shape):
+    view = memoryview(data)
+    if fmt != "B" or len(shape) != 1:
+        view = view.cast(fmt, shape)
+    return view
+
+
+def make_context(items):
+    import contextvars
+
+    ctx = contextvars.Context()
+    for var, value in items:
+        ctx.run(var.set, value)
+    return ctx
+
+
+def open_file(name, mode, position, closed, text, encoding, fmode):
+    """Reopen a file as it was: same name, mode, position, closed state.
+    Loading never truncates or overwrites a file: a 'w' file reopens as
+    'r+' (created empty only if it is missing), an 'a' file appends."""
+    import io
+    import os
+
+    binary_mode = mode.replace("t", "")
+    if "b" not in binary_mode:
+        binary_mode += "b"
+    exists = os.path.exists(name)
+    if "w" in binary_mode or "x" in binary_mode:
+        open_mode = "r+b" if exists else "w+b"
+    elif "a" in binary_mode:
+        open_mode = "ab"
+    elif "+" in binary_mode:
+        open_mode = "r+b"
+    else:
+        open_mode = "rb"
+    if not exists and open_mode in ("rb", "r+b"):
+        raise FileNotFoundError(f"cannot reopen {name!r}: it no longer exists")
+    raw = io.FileIO(name, open_mode)
+    buffered = io.BufferedRandom(raw) if raw.readable() and raw.writable() else (
+        io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
+    f = io.TextIOWrapper(buffered, encoding=encoding) if text else buffered
+    if not closed:
+        size = os.fstat(raw.fileno()).st_size
+        if "a" not in binary_mode:
+            f.seek(min(position, size) if fmode == 1 else position)
+    else:
+        f.close()
+    return f
+
+
+def make_traceback(frames):
+    """A real traceback with the saved file names, function names and line
+    numbers, made by raising through code compiled to match them (as tblib
+    does), so it prints and re-raises."""
+    tb = None
+    for filename, name, lineno in reversed(frames):
+        code = compile("\n" * (lineno - 1) + "raise __marker__", filename, "exec")
+        code = code.replace(co_name=name)
+        try:
+            exec(code, {"__marker__": _TracebackMarker()})
+        except _TracebackMarker as marker:
+            frame_tb = marker.__traceback__.tb_next
+        tb = types.TracebackType(tb, frame_tb.tb_frame, frame_tb.tb_lasti, lineno)
+    return tb
+
+
+class _TracebackMarker(Exception):
+    pass

@@ -56,6 +56,9 @@ pub struct Engine<'py> {
     pub stack: Vec<Frame<'py>>,
     /// Per-type decisions of the instance fast path, by type address.
     pub instance_layouts: AHashMap<usize, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
+    /// Per-type reducers from `turbodill._reducers` (the long tail), by
+    /// type address.
+    pub long_tail_reducers: AHashMap<usize, Option<Bound<'py, PyAny>>>,
     fast_nesting: usize,
     fast_memo: ahash::AHashSet<usize>,
     /// How many container frames are being stepped inside one another on
@@ -93,6 +96,7 @@ impl<'py> Engine<'py> {
             file_write,
             stack: Vec::new(),
             instance_layouts: AHashMap::new(),
+            long_tail_reducers: AHashMap::new(),
             fast_nesting: 0,
             inline_depth: 0,
             fast_memo: Default::default(),

@@ -102,6 +102,8 @@ impl<'py> Engine<'py> {
         }
         let key = self.definition_digest(cls)?.into_pyobject(self.py)?.into_any();
         keys.set_item(cls, &key)?;
+        // A payload loaded in this same process gets this very class back.
+        reconstruct.getattr("_classes")?.call_method1("setdefault", (&key, cls))?;
         Ok(key)
     }
 

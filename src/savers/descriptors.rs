@@ -1,10 +1,10 @@
 //! Descriptors the stdlib refuses but that rebuild from their parts:
-//! `staticmethod`, `classmethod`, `property`, `types.MappingProxyType`, and
-//! the C-level descriptors found in a class's `__dict__`.
+//! `staticmethod`, `classmethod`, `property`, and the C-level descriptors
+//! found in a class's `__dict__`.
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyTuple;
 
 use crate::engine::frames::{deferred, Frame, SaveCtx};
 use crate::engine::Engine;
@@ -26,12 +26,6 @@ impl<'py> Engine<'py> {
             let parts = ["fget", "fset", "fdel", "__doc__"].map(|name| obj.getattr(name));
             let [fget, fset, fdel, doc] = parts;
             PyTuple::new(py, [fget?, fset?, fdel?, doc?])?
-        } else if tp.is(&py.import("types")?.getattr("MappingProxyType")?) {
-            // The proxy's own mapping is not reachable from Python; a copy
-            // keeps the contents (and the proxy stays read-only).
-            let copy = PyDict::new(py);
-            copy.update(obj.cast()?)?;
-            PyTuple::new(py, [copy])?
         } else {
             let types = py.import("types")?;
             for name in CLASS_DICT_DESCRIPTORS {

@@ -161,6 +161,10 @@ impl<'py> Engine<'py> {
         } else if self.save_descriptor(obj)? {
             return Ok(());
         } else {
+            if let Some(reducer) = self.long_tail_reducer(&tp)? {
+                let reduce_value = reducer.call1((obj,))?;
+                return self.save_reduce_value(obj, &reduce_value);
+            }
             if self.hooks.reducer_override.is_none() && self.hooks.persistent_id.is_none() {
                 if let Some(layout) = self.instance_layout(&tp)? {
                     if self.save_instance(obj, &layout)? {
@@ -210,5 +214,17 @@ impl<'py> Engine<'py> {
             }
         }
         self.save_class(obj)
+    }
+
+    /// `turbodill._reducers.reducer_for(tp)`, decided once per type per dump.
+    fn long_tail_reducer(&mut self, tp: &Bound<'py, pyo3::types::PyType>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key = tp.as_ptr() as usize;
+        if let Some(known) = self.long_tail_reducers.get(&key) {
+            return Ok(known.clone());
+        }
+        let reducer = self.py.import("turbodill._reducers")?.getattr("reducer_for")?.call1((tp,))?;
+        let reducer = (!reducer.is_none()).then_some(reducer);
+        self.long_tail_reducers.insert(key, reducer.clone());
+        Ok(reducer)
     }
 }

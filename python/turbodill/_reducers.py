@@ -1,0 +1,177 @@
+"""Reducers for the long tail of objects the stdlib refuses: locks, thread
+locals, weakrefs and weak collections, open files, dict views, memoryviews,
+``struct.Struct``, ``contextvars``, and tracebacks of exceptions.
+
+The pickler consults ``reducer_for(type)`` only for objects that neither a
+dispatch table nor the object itself knows how to reduce (it never changes
+what the stdlib can already pickle). Each reducer returns a reduce tuple
+whose callables are stdlib functions or the stable names in
+``turbodill._reconstruct``.
+"""
+
+import _thread
+import contextvars
+import io
+import os
+import re
+import struct
+import sys
+import threading
+import types
+import weakref
+
+from . import _reconstruct as r
+
+HANDLE_FMODE, CONTENTS_FMODE = 0, 1
+# dill's `fmode` for files: HANDLE_FMODE reopens by name at the saved
+# position; CONTENTS_FMODE clamps that position to the file's current size.
+settings = {"fmode": HANDLE_FMODE}
+
+
+def _reduce_lock(lock):
+    return r.make_lock, (lock.locked(),)
+
+
+_RLOCK_COUNT = re.compile(r"count=(\d+)")
+
+
+def _reduce_rlock(rlock):
+    # The count is only visible in the repr; a held RLock comes back held
+    # (by the loading thread) with its count, an unheld one unheld.
+    match = _RLOCK_COUNT.search(repr(rlock))
+    return r.make_rlock, (int(match.group(1)) if match else 0,)
+
+
+def _reduce_local(local):
+    # Per-thread data belongs to threads the loading side does not have.
+    return type(local), ()
+
+
+def _reduce_weakref(ref):
+    return r.make_weakref, (ref(),)
+
+
+def _reduce_weakproxy(proxy):
+    try:
+        referent = r.proxy_referent(proxy)
+    except ReferenceError:
+        referent = None
+    return r.make_weakproxy, (referent, callable(proxy))
+
+
+def _reduce_weakset(ws):
+    return weakref.WeakSet, (list(ws),)
+
+
+def _reduce_weak_mapping(wd):
+    return type(wd), (dict(wd.items()),)
+
+
+_STD_STREAMS = ("stdin", "stdout", "stderr", "__stdin__", "__stdout__", "__stderr__")
+
+
+def _reduce_file(f):
+    for name in _STD_STREAMS:
+        if f is getattr(sys, name, None):
+            return getattr, (sys, name)
+    raw = f
+    while hasattr(raw, "buffer"):
+        raw = raw.buffer
+    while hasattr(raw, "raw"):
+        raw = raw.raw
+    name = getattr(raw, "name", None)
+    if not isinstance(name, str):
+        raise TypeError(f"cannot pickle {type(f).__name__!r} object not backed by a named file")
+    mode = getattr(f, "mode", "rb")
+    text = isinstance(f, io.TextIOBase)
+    closed = f.closed
+    position = 0 if closed else f.tell()
+    encoding = getattr(f, "encoding", None) if text else None
+    return r.open_file, (name, mode, position, closed, text, encoding, settings["fmode"])
+
+
+def _reduce_dict_view(view):
+    mapping = r.real_mapping(view.mapping)
+    kind = type(view).__name__.split("_")[-1]  # keys / values / items
+    return getattr(type(mapping), kind), (mapping,)
+
+
+def _reduce_mappingproxy(proxy):
+    return types.MappingProxyType, (r.real_mapping(proxy),)
+
+
+def _reduce_memoryview(view):
+    data = view.tobytes() if view.readonly else bytearray(view.tobytes())
+    return r.make_memoryview, (data, view.format, view.shape)
+
+
+def _reduce_struct(s):
+    return struct.Struct, (s.format,)
+
+
+def _reduce_context(ctx):
+    return r.make_context, (list(ctx.items()),)
+
+
+def _reduce_contextvar(var):
+    # A ContextVar's default is not readable from Python; a new variable of
+    # the same name comes back (values travel with their Context).
+    return contextvars.ContextVar, (var.name,)
+
+
+def _reduce_traceback(tb):
+    frames = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append((code.co_filename, code.co_name, tb.tb_lineno))
+        tb = tb.tb_next
+    return r.make_traceback, (frames,)
+
+
+_REDUCERS = {
+    type(_thread.allocate_lock()): _reduce_lock,
+    type(threading.RLock()): _reduce_rlock,
+    _thread._local: _reduce_local,
+    weakref.ReferenceType: _reduce_weakref,
+    weakref.ProxyType: _reduce_weakproxy,
+    weakref.CallableProxyType: _reduce_weakproxy,
+    weakref.WeakSet: _reduce_weakset,
+    weakref.WeakKeyDictionary: _reduce_weak_mapping,
+    weakref.WeakValueDictionary: _reduce_weak_mapping,
+    io.TextIOWrapper: _reduce_file,
+    io.BufferedReader: _reduce_file,
+    io.BufferedWriter: _reduce_file,
+    io.BufferedRandom: _reduce_file,
+    io.FileIO: _reduce_file,
+    type({}.keys()): _reduce_dict_view,
+    type({}.values()): _reduce_dict_view,
+    type({}.items()): _reduce_dict_view,
+    types.MappingProxyType: _reduce_mappingproxy,
+    memoryview: _reduce_memoryview,
+    struct.Struct: _reduce_struct,
+    contextvars.Context: _reduce_context,
+    contextvars.ContextVar: _reduce_contextvar,
+    types.TracebackType: _reduce_traceback,
+}
+
+import collections as _collections
+
+_od = _collections.OrderedDict()
+_REDUCERS.update({type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view})
+del _od
+
+# Reducers that also serve subclasses which do not define their own reduce.
+_INHERITED = (_thread._local, weakref.WeakKeyDictionary, weakref.WeakValueDictionary)
+
+
+def reducer_for(cls):
+    """The reducer for instances of ``cls``, or None."""
+    reducer = _REDUCERS.get(cls)
+    if reducer is not None:
+        return reducer
+    for base in _INHERITED:
+        if issubclass(cls, base) and not any(
+            "__reduce__" in vars(k) or "__reduce_ex__" in vars(k) for k in cls.__mro__[: cls.__mro__.index(base)]
+        ):
+            return _REDUCERS[base]
+    return None
