@@ -130,12 +130,6 @@ def make_weakref(referent):
     return weakref.ref(referent)
 
 
-def make_weakproxy(referent, is_callable):
-    if referent is None:
-        referent = (lambda: None) if is_callable else _Gone()
-    return weakref.proxy(referent)
-
-
 class _RealMapping:
     """``proxy | _RealMapping()`` hands the mapping behind a mappingproxy (or
     a dict view's ``.mapping``) to ``__ror__``: mappingproxy's ``|`` defers
@@ -147,14 +141,6 @@ class _RealMapping:
 
 def real_mapping(proxy):
     return proxy | _RealMapping()
-
-
-def proxy_referent(proxy):
-    """The object behind a weakref proxy (ReferenceError when dead)."""
-    proxy.__class__  # raises ReferenceError for a dead proxy
-    for obj in __import__("gc").get_referents(proxy):
-        return obj
-    raise ReferenceError("weakly-referenced object no longer exists")
 
 
 def make_memoryview(data, fmt, shape):

@@ -1,5 +1,6 @@
 """Reducers for the long tail of objects the stdlib refuses: locks, thread
-locals, weakrefs and weak collections, open files, dict views, memoryviews,
+locals, weakrefs and weak collections (a weakref *proxy* the stdlib already
+pickles, as its referent), open files, dict views, memoryviews,
 ``struct.Struct``, ``contextvars``, and tracebacks of exceptions.
 
 The pickler consults ``reducer_for(type)`` only for objects that neither a
@@ -49,14 +50,6 @@ def _reduce_local(local):
 
 def _reduce_weakref(ref):
     return r.make_weakref, (ref(),)
-
-
-def _reduce_weakproxy(proxy):
-    try:
-        referent = r.proxy_referent(proxy)
-    except ReferenceError:
-        referent = None
-    return r.make_weakproxy, (referent, callable(proxy))
 
 
 def _reduce_weakset(ws):
@@ -133,8 +126,6 @@ _REDUCERS = {
     type(threading.RLock()): _reduce_rlock,
     _thread._local: _reduce_local,
     weakref.ReferenceType: _reduce_weakref,
-    weakref.ProxyType: _reduce_weakproxy,
-    weakref.CallableProxyType: _reduce_weakproxy,
     weakref.WeakSet: _reduce_weakset,
     weakref.WeakKeyDictionary: _reduce_weak_mapping,
     weakref.WeakValueDictionary: _reduce_weak_mapping,
