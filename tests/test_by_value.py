@@ -299,3 +299,110 @@ def test_importable_functions_and_classes_stay_by_reference():
     assert b"importlib" in data and b"posixpath" in data and b"OrderedDict" in data
     assert b"FunctionType" not in data and b"make_class" not in data
     load_fresh(data, "import os.path, collections\nassert obj == (os.path.join, collections.OrderedDict, os.path)")
+
+
+LONG_TAIL = """
+import contextvars, logging, queue, struct, sys, threading, weakref
+
+held, free = threading.Lock(), threading.Lock()
+held.acquire()
+rlock, free_rlock = threading.RLock(), threading.RLock()
+rlock.acquire(); rlock.acquire()
+
+class Local(threading.local):
+    pass
+local = Local(); local.x = 1
+
+event = threading.Event(); event.set()
+cond = threading.Condition()
+q = queue.Queue(); q.put('job')
+logger = logging.getLogger('turbodill.test')
+handler = logging.StreamHandler(sys.stderr)
+
+class Obj:
+    pass
+o = Obj()
+ref, dead = weakref.ref(o), weakref.ref(Obj())
+wset, wkeys, wvalues = weakref.WeakSet([o]), weakref.WeakKeyDictionary({o: 1}), weakref.WeakValueDictionary({'o': o})
+
+d = {'k': 1}
+var = contextvars.ContextVar('var'); var.set(5)
+ctx = contextvars.copy_context()
+
+with open(PATH + '.txt', 'w') as f:
+    f.write('hello world')
+with open(PATH + '.bin', 'wb') as f:
+    f.write(b'0123456789')
+text = open(PATH + '.txt', 'r'); text.seek(6)
+binary = open(PATH + '.bin', 'rb'); binary.seek(4)
+appender = open(PATH + '.log', 'a'); appender.write('first\\n'); appender.flush()
+closed = open(PATH + '.txt'); closed.close()
+
+try:
+    def fail():
+        1 / 0
+    fail()
+except ZeroDivisionError as e:
+    tb = e.__traceback__
+
+objs = dict(held=held, free=free, rlock=rlock, free_rlock=free_rlock, local=local, event=event, cond=cond,
+            q=q, logger=logger, handler=handler, o=o, ref=ref, dead=dead, wset=wset, wkeys=wkeys,
+            wvalues=wvalues, d=d, keys=d.keys(), items=d.items(), ctx=ctx, view=memoryview(b'abcd'),
+            packer=struct.Struct('<i'), mapped=map(lambda x: x * 2, [1, 2]),
+            filtered=filter(lambda x: x % 2, [1, 2, 3]), text=text, binary=binary, appender=appender,
+            closed=closed, out=sys.stdout, tb=tb)
+"""
+
+LONG_TAIL_CHECKS = """
+import sys, traceback
+o = obj
+assert o['held'].locked() and not o['free'].locked()
+assert o['rlock']._is_owned()
+o['rlock'].release(); o['rlock'].release()
+assert not o['rlock']._is_owned()
+assert o['free_rlock'].acquire(blocking=False)  # unheld stays unheld (dill's comes back held)
+assert type(o['local']).__name__ == 'Local' and not hasattr(o['local'], 'x')
+assert o['event'].is_set() and o['q'].get_nowait() == 'job'
+with o['cond']:
+    o['cond'].notify_all()
+assert o['logger'].name == 'turbodill.test' and o['handler'].stream is sys.stderr
+assert o['ref']() is o['o'] and o['dead']() is None
+assert o['o'] in o['wset'] and o['wkeys'][o['o']] == 1 and o['wvalues']['o'] is o['o']
+o['d']['z'] = 2
+assert list(o['keys']) == ['k', 'z'] and ('z', 2) in o['items']
+assert list(o['ctx'].values()) == [5]
+assert o['view'].tobytes() == b'abcd' and o['packer'].pack(1) == b'\\x01\\x00\\x00\\x00'
+assert list(o['mapped']) == [2, 4] and list(o['filtered']) == [1, 3]
+assert o['text'].read() == 'world' and o['binary'].read() == b'456789'
+o['appender'].write('second\\n'); o['appender'].close()
+assert open(PATH + '.log').read() == 'first\\nsecond\\n'
+assert o['closed'].closed and o['out'] is sys.stdout
+lines = traceback.format_tb(o['tb'])
+assert any('in fail' in line for line in lines), lines
+try:
+    raise ZeroDivisionError('again').with_traceback(o['tb'])
+except ZeroDivisionError as e:
+    assert traceback.extract_tb(e.__traceback__)[-1].name == 'fail'
+"""
+
+
+def test_long_tail_objects_survive_the_trip(tmp_path):
+    path = repr(str(tmp_path / "data"))
+    data = dump_in_main(LONG_TAIL.replace("PATH", path), "objs")
+    load_fresh(data, LONG_TAIL_CHECKS.replace("PATH", path))
+
+
+def test_unpicklable_objects_name_their_type_and_path():
+    code = """
+    import socket, turbodill
+    class Client:
+        def __init__(self):
+            self.conn = socket.socket()
+    try:
+        turbodill.dumps({'clients': [Client()]})
+    except turbodill.PicklingError as e:
+        print(type(e).__name__, e, e.__notes__)
+    """
+    out = run(code).decode()
+    assert "UnpicklableError cannot pickle 'socket' object" in out
+    assert "obj['clients'][0].conn" in out
