@@ -59,6 +59,9 @@ pub struct Engine<'py> {
     /// Per-type reducers from `turbodill._reducers` (the long tail), by
     /// type address.
     pub long_tail_reducers: AHashMap<usize, Option<Bound<'py, PyAny>>>,
+    /// The global names each code object reads, by code address (the code
+    /// objects are kept alive by the functions being pickled).
+    pub code_global_names: AHashMap<usize, Vec<Bound<'py, pyo3::types::PyString>>>,
     fast_nesting: usize,
     fast_memo: ahash::AHashSet<usize>,
     /// How many container frames are being stepped inside one another on
@@ -97,6 +100,7 @@ impl<'py> Engine<'py> {
             stack: Vec::new(),
             instance_layouts: AHashMap::new(),
             long_tail_reducers: AHashMap::new(),
+            code_global_names: AHashMap::new(),
             fast_nesting: 0,
             inline_depth: 0,
             fast_memo: Default::default(),

@@ -13,7 +13,6 @@
 //! from the memo.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use pyo3::intern;
@@ -65,18 +64,26 @@ fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
 }
 
 /// Names a code object (and the code nested in its constants) may read
-/// from its globals.
-fn global_names(code: &Bound<'_, PyAny>, names: &mut BTreeSet<String>) -> PyResult<()> {
-    let py = code.py();
-    for name in code.getattr(intern!(py, "co_names"))?.cast::<PyTuple>()?.iter() {
-        names.insert(name.cast::<PyString>()?.to_str()?.to_owned());
-    }
-    for constant in code.getattr(intern!(py, "co_consts"))?.cast::<PyTuple>()?.iter() {
-        if constant.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
-            global_names(&constant, names)?;
+/// from its globals, sorted and without repeats.
+fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+    fn collect<'py>(code: &Bound<'py, PyAny>, names: &mut Vec<Bound<'py, PyString>>) -> PyResult<()> {
+        let py = code.py();
+        for name in code.getattr(intern!(py, "co_names"))?.cast::<PyTuple>()?.iter() {
+            names.push(name.cast_into::<PyString>()?);
         }
+        for constant in code.getattr(intern!(py, "co_consts"))?.cast::<PyTuple>()?.iter() {
+            if constant.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
+                collect(&constant, names)?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
+    let mut names = Vec::new();
+    collect(code, &mut names)?;
+    let mut keyed = names.into_iter().map(|n| Ok((n.to_str()?.to_owned(), n))).collect::<PyResult<Vec<_>>>()?;
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    keyed.dedup_by(|a, b| a.0 == b.0);
+    Ok(keyed.into_iter().map(|(_, n)| n).collect())
 }
 
 /// The code object's constructor arguments, in `types.CodeType`'s order.
@@ -104,8 +111,16 @@ const CODE_FIELDS: &[&str] = &[
 
 /// Function attributes restored by BUILD (`setattr`) once the function is
 /// memoized, so they may refer back to it.
-const FUNCTION_ATTRIBUTES: &[&str] =
-    &["__annotations__", "__defaults__", "__doc__", "__kwdefaults__", "__module__", "__qualname__"];
+fn function_attributes(py: Python<'_>) -> [&Bound<'_, PyString>; 6] {
+    [
+        intern!(py, "__annotations__"),
+        intern!(py, "__defaults__"),
+        intern!(py, "__doc__"),
+        intern!(py, "__kwdefaults__"),
+        intern!(py, "__module__"),
+        intern!(py, "__qualname__"),
+    ]
+}
 
 type Cells<'py> = Rc<RefCell<Vec<Bound<'py, PyAny>>>>;
 
@@ -114,6 +129,23 @@ impl<'py> Engine<'py> {
     /// leads back to it from a module other than `__main__` that is not
     /// registered to be pickled by value.
     pub fn by_reference(&self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let py = self.py;
+        // Cheap refusals first: most objects that go by value are lambdas,
+        // locals or from __main__, and a failed lookup costs an exception.
+        if let Some(module) = obj.getattr_opt(intern!(py, "__module__"))? {
+            if let Ok(module) = module.cast::<PyString>() {
+                if self.module_by_value(&module.to_cow()?)? {
+                    return Ok(false);
+                }
+            }
+        }
+        if let Some(qualname) = obj.getattr_opt(intern!(py, "__qualname__"))? {
+            if let Ok(qualname) = qualname.cast::<PyString>() {
+                if qualname.to_cow()?.contains('<') {
+                    return Ok(false);
+                }
+            }
+        }
         let Ok(location) = self.locate_global(obj, None) else { return Ok(false) };
         let module = location.module_name.cast::<PyString>()?.to_cow()?.into_owned();
         Ok(!self.module_by_value(&module)?)
@@ -244,19 +276,17 @@ impl<'py> Engine<'py> {
         let py = self.py;
         self.memo_put(&func);
         let attributes = PyDict::new(py);
-        for name in FUNCTION_ATTRIBUTES {
-            if let Some(value) = func.getattr_opt(*name)? {
-                attributes.set_item(*name, value)?;
+        for name in function_attributes(py) {
+            if let Some(value) = func.getattr_opt(name)? {
+                attributes.set_item(name, value)?;
             }
         }
         let dict = func.getattr(intern!(py, "__dict__"))?;
         let dict = if dict.len()? > 0 { dict } else { py.None().into_bound(py) };
         let state = PyTuple::new(py, [dict, attributes.into_any()])?;
 
-        let mut names = BTreeSet::new();
-        global_names(&code, &mut names)?;
         let used = PyDict::new(py);
-        for name in names {
+        for name in self.global_names_of(&code)? {
             if let Some(value) = globals.get_item(&name)? {
                 used.set_item(name, value)?;
             }
@@ -287,6 +317,18 @@ impl<'py> Engine<'py> {
         }
         self.queue(frames);
         Ok(())
+    }
+
+    /// `global_names(code)`, once per code object per dump (functions made
+    /// by one `def` or `lambda` share their code).
+    fn global_names_of(&mut self, code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
+        let key = code.as_ptr() as usize;
+        if let Some(names) = self.code_global_names.get(&key) {
+            return Ok(names.clone());
+        }
+        let names = global_names(code)?;
+        self.code_global_names.insert(key, names.clone());
+        Ok(names)
     }
 
     /// A code object: `types.CodeType(*fields)`.
