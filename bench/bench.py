@@ -227,6 +227,44 @@ def equal_deep_lists(a, b):
         a, b = a[0], b[0]
 
 
+# By-value workloads: everything below is defined in __main__ (this script),
+# so turbodill, cloudpickle and dill pickle it by value.
+
+SCALE = 3
+
+
+def make_closure(i):
+    def add(x):
+        return x + i
+
+    return add
+
+
+def make_nested():
+    import json
+
+    def nested(x):
+        return json.dumps({"v": math.sqrt(x) * SCALE, "sep": os.sep})
+
+    return nested
+
+
+class MainPoint:
+    def __init__(self, i):
+        self.x, self.y, self.label = i, i * 0.5, f"p{i}"
+
+    def norm(self):
+        return math.hypot(self.x, self.y)
+
+
+def same_results(a, b, arg=4):
+    return [f(arg) for f in a] == [f(arg) for f in b]
+
+
+def same_points(a, b):
+    return [(p.x, p.y, p.label, p.norm()) for p in a] == [(p.x, p.y, p.label, p.norm()) for p in b]
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -235,6 +273,9 @@ class Workload:
     out_of_band: bool = False
     big: bool = False  # skipped by --quick
     equal: Callable[[Any, Any], bool] = lambda a, b: a == b
+    # turbodill pickles it by value where pickle goes by reference (or fails):
+    # no byte comparison with pickle.
+    by_value: bool = False
 
 
 WORKLOADS = [
@@ -270,6 +311,25 @@ WORKLOADS = [
         equal=equal_arrays,
     ),
     Workload("list nested 50,000 deep", build_deep_list, equal=equal_deep_lists),
+    Workload(
+        "1,000 distinct lambdas",
+        lambda: [eval(f"lambda x: x + {i}") for i in range(1000)],
+        equal=same_results,
+        by_value=True,
+    ),
+    Workload("1,000 closures", lambda: [make_closure(i) for i in range(1000)], equal=same_results, by_value=True),
+    Workload(
+        "nested fn using globals and modules",
+        lambda: [make_nested()],
+        equal=same_results,
+        by_value=True,
+    ),
+    Workload(
+        "__main__ class, 10,000 instances",
+        lambda: [MainPoint(i) for i in range(10_000)],
+        equal=same_points,
+        by_value=True,
+    ),
 ]
 WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
 
@@ -507,6 +567,8 @@ def check_workload(workload, obj):
             problems.append(f"{workload.name}: pickle.loads(turbodill.dumps(obj)) != obj")
     except Exception as exc:
         problems.append(f"{workload.name}: pickle.loads raised {error_name(exc)}: {exc}")
+    if workload.by_value:
+        return problems
     try:
         expected, expected_buffers = dump(LIBS_BY_NAME["pickle"], workload, obj)
     except Exception:

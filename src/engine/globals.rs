@@ -125,16 +125,15 @@ impl<'py> Engine<'py> {
     /// whose `__qualname__` is `code`) are written under that name.
     pub fn save_global(&mut self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
         let py = self.py;
-        let location = match self.locate_global(obj, name) {
-            Ok(location) => location,
-            Err(err) => match self.st.known_names.bind(py).get_item(obj).ok().flatten() {
-                Some(known) => {
-                    let (module, name): (Bound<'py, PyAny>, Bound<'py, PyAny>) = known.extract()?;
-                    return self.write_global(obj, module, name);
-                }
-                None => return Err(err),
-            },
-        };
+        // Known names first: they are what the stdlib would write where it
+        // can, and spare a failing lookup (an exception) where it cannot.
+        if name.is_none() {
+            if let Some(known) = self.st.known_names.bind(py).get_item(obj).ok().flatten() {
+                let (module, name): (Bound<'py, PyAny>, Bound<'py, PyAny>) = known.extract()?;
+                return self.write_global(obj, module, name);
+            }
+        }
+        let location = self.locate_global(obj, name)?;
         let GlobalLocation { module_name, global_name, last_name, parent } = location;
 
         if self.proto >= 2 {

@@ -30,6 +30,12 @@ pub struct PyState {
     pub known_names: Py<PyDict>,
     /// `turbodill.register_pickle_by_value`'s module names.
     pub by_value_modules: Py<pyo3::types::PySet>,
+    /// Types with a saver of their own (see `savers::descriptors`).
+    pub staticmethod_type: Py<PyType>,
+    pub classmethod_type: Py<PyType>,
+    pub property_type: Py<PyType>,
+    /// Descriptors fetched back from their class's `__dict__`.
+    pub class_dict_descriptor_types: [Py<PyType>; 3],
     /// The interpreter's `pickle.DEFAULT_PROTOCOL`.
     pub default_protocol: u8,
 }
@@ -62,6 +68,14 @@ impl PyState {
             object_getstate: object_attr("__getstate__")?,
             known_names: known_names(py)?,
             by_value_modules: pyo3::types::PySet::empty(py)?.unbind(),
+            staticmethod_type: builtins_type(py, "staticmethod")?,
+            classmethod_type: builtins_type(py, "classmethod")?,
+            property_type: builtins_type(py, "property")?,
+            class_dict_descriptor_types: [
+                types_type(py, "ClassMethodDescriptorType")?,
+                types_type(py, "GetSetDescriptorType")?,
+                types_type(py, "MemberDescriptorType")?,
+            ],
             unpicklable_error: crate::errors::make_unpicklable_error(py)?,
             default_protocol: py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?.extract()?,
         })
@@ -71,7 +85,8 @@ impl PyState {
 /// Stable public names for types whose own `__qualname__` does not lead back
 /// to them (`types.CodeType.__qualname__` is `code`, not importable from
 /// `builtins`). Payloads name them this way so that they load with plain
-/// `pickle.loads`.
+/// `pickle.loads`. (The stdlib can pickle only GenericAlias and UnionType of
+/// these, and under these very names.)
 const KNOWN_NAMES: &[(&str, &str)] = &[
     ("types", "CodeType"),
     ("types", "FunctionType"),
@@ -98,4 +113,12 @@ fn known_names(py: Python<'_>) -> PyResult<Py<PyDict>> {
         }
     }
     Ok(names.unbind())
+}
+
+fn builtins_type(py: Python<'_>, name: &str) -> PyResult<Py<PyType>> {
+    Ok(py.import("builtins")?.getattr(name)?.cast_into()?.unbind())
+}
+
+fn types_type(py: Python<'_>, name: &str) -> PyResult<Py<PyType>> {
+    Ok(py.import("types")?.getattr(name)?.cast_into()?.unbind())
 }

@@ -85,7 +85,7 @@ impl<'py> Engine<'py> {
             // SAFETY: reading the flags of a live type object.
             unsafe { (*t.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0 }
         });
-        if !is_heap_type || self.by_reference(cls)? || self.st.known_names.bind(py).contains(cls)? {
+        if !is_heap_type || self.st.known_names.bind(py).contains(cls)? || self.by_reference(cls)? {
             return self.save_global(cls, None);
         }
         self.save_class_by_value(cls)

@@ -10,30 +10,25 @@ use crate::engine::frames::{deferred, Frame, SaveCtx};
 use crate::engine::Engine;
 use crate::output::opcodes::{MARK, REDUCE, TUPLE};
 
-/// Types whose instances live in a class `__dict__` and are fetched back
-/// from there: `vars(cls)[name]`.
-const CLASS_DICT_DESCRIPTORS: &[&str] = &["ClassMethodDescriptorType", "GetSetDescriptorType", "MemberDescriptorType"];
+
 
 impl<'py> Engine<'py> {
     /// Save `obj` if it is one of these descriptors; report whether it was.
     pub fn save_descriptor(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
         let py = self.py;
-        let builtins = py.import("builtins")?;
+        let st = self.st;
         let tp = obj.get_type();
-        let args = if tp.is(&builtins.getattr("staticmethod")?) || tp.is(&builtins.getattr("classmethod")?) {
+        let args = if tp.is(st.staticmethod_type.bind(py)) || tp.is(st.classmethod_type.bind(py)) {
             PyTuple::new(py, [obj.getattr(intern!(py, "__func__"))?])?
-        } else if tp.is(&builtins.getattr("property")?) {
-            let parts = ["fget", "fset", "fdel", "__doc__"].map(|name| obj.getattr(name));
+        } else if tp.is(st.property_type.bind(py)) {
+            let parts = [intern!(py, "fget"), intern!(py, "fset"), intern!(py, "fdel"), intern!(py, "__doc__")]
+                .map(|name| obj.getattr(name));
             let [fget, fset, fdel, doc] = parts;
             PyTuple::new(py, [fget?, fset?, fdel?, doc?])?
+        } else if st.class_dict_descriptor_types.iter().any(|t| tp.is(t.bind(py))) {
+            self.save_class_dict_entry(obj)?;
+            return Ok(true);
         } else {
-            let types = py.import("types")?;
-            for name in CLASS_DICT_DESCRIPTORS {
-                if tp.is(&types.getattr(*name)?) {
-                    self.save_class_dict_entry(obj)?;
-                    return Ok(true);
-                }
-            }
             return Ok(false);
         };
         let reduce_value = PyTuple::new(py, [tp.into_any(), args.into_any()])?;

@@ -88,26 +88,29 @@ fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyStri
 
 /// The code object's constructor arguments, in `types.CodeType`'s order.
 /// CPython 3.11 to 3.13 share this signature; other versions need their own.
-const CODE_FIELDS: &[&str] = &[
-    "co_argcount",
-    "co_posonlyargcount",
-    "co_kwonlyargcount",
-    "co_nlocals",
-    "co_stacksize",
-    "co_flags",
-    "co_code",
-    "co_consts",
-    "co_names",
-    "co_varnames",
-    "co_filename",
-    "co_name",
-    "co_qualname",
-    "co_firstlineno",
-    "co_linetable",
-    "co_exceptiontable",
-    "co_freevars",
-    "co_cellvars",
-];
+fn code_fields(py: Python<'_>) -> [&Bound<'_, PyString>; 18] {
+    [
+        intern!(py, "co_argcount"),
+        intern!(py, "co_posonlyargcount"),
+        intern!(py, "co_kwonlyargcount"),
+        intern!(py, "co_nlocals"),
+        intern!(py, "co_stacksize"),
+        intern!(py, "co_flags"),
+        intern!(py, "co_code"),
+        intern!(py, "co_consts"),
+        intern!(py, "co_names"),
+        intern!(py, "co_varnames"),
+        intern!(py, "co_filename"),
+        intern!(py, "co_name"),
+        intern!(py, "co_qualname"),
+        intern!(py, "co_firstlineno"),
+        intern!(py, "co_linetable"),
+        intern!(py, "co_exceptiontable"),
+        intern!(py, "co_freevars"),
+        intern!(py, "co_cellvars"),
+    ]
+}
+const CO_CONSTS: usize = 7;
 
 /// Function attributes restored by BUILD (`setattr`) once the function is
 /// memoized, so they may refer back to it.
@@ -208,6 +211,8 @@ impl<'py> Engine<'py> {
 
     /// The function's globals start as an empty dict (one per module dict,
     /// shared by all functions from that module) and are filled later.
+    /// It starts with `__name__`, which `types.FunctionType` reads to set
+    /// the function's `__module__`.
     fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
         if let Some(idx) = self.memo.get(globals.as_any()) {
             self.memo_get(idx);
@@ -219,6 +224,14 @@ impl<'py> Engine<'py> {
             self.out.write(&[MARK, DICT]);
         }
         self.memo_put(globals.as_any());
+        let py = self.py;
+        if let Some(name) = globals.get_item(intern!(py, "__name__"))? {
+            self.queue([
+                Frame::Save(intern!(py, "__name__").clone().into_any(), SaveCtx::default()),
+                Frame::Save(name, SaveCtx::default()),
+                Frame::Write(SETITEM),
+            ]);
+        }
         Ok(())
     }
 
@@ -275,15 +288,9 @@ impl<'py> Engine<'py> {
     ) -> PyResult<()> {
         let py = self.py;
         self.memo_put(&func);
-        let attributes = PyDict::new(py);
-        for name in function_attributes(py) {
-            if let Some(value) = func.getattr_opt(name)? {
-                attributes.set_item(name, value)?;
-            }
-        }
+        let attributes = self.changed_function_attributes(&func, &code, &globals)?;
         let dict = func.getattr(intern!(py, "__dict__"))?;
-        let dict = if dict.len()? > 0 { dict } else { py.None().into_bound(py) };
-        let state = PyTuple::new(py, [dict, attributes.into_any()])?;
+        let has_dict = dict.len()? > 0;
 
         let used = PyDict::new(py);
         for name in self.global_names_of(&code)? {
@@ -291,7 +298,12 @@ impl<'py> Engine<'py> {
                 used.set_item(name, value)?;
             }
         }
-        let mut frames = vec![Frame::Save(state.into_any(), SaveCtx::default()), Frame::Write(BUILD)];
+        let mut frames = Vec::new();
+        if has_dict || !attributes.is_empty() {
+            let dict = if has_dict { dict } else { py.None().into_bound(py) };
+            let state = PyTuple::new(py, [dict, attributes.into_any()])?;
+            frames.extend([Frame::Save(state.into_any(), SaveCtx::default()), Frame::Write(BUILD)]);
+        }
         if !used.is_empty() {
             frames.push(deferred(move |e| {
                 e.memo_get_existing(globals.as_any())?;
@@ -319,6 +331,42 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
+    /// The attributes `types.FunctionType(code, globals, name)` would not
+    /// give the function by itself: defaults, annotations, a changed
+    /// `__doc__`, `__qualname__` or `__module__`.
+    fn changed_function_attributes(
+        &self,
+        func: &Bound<'py, PyAny>,
+        code: &Bound<'py, PyAny>,
+        globals: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let changed = PyDict::new(py);
+        let consts = code.getattr(intern!(py, "co_consts"))?;
+        let first_const = consts.cast::<PyTuple>()?.iter().next().filter(|c| c.is_instance_of::<PyString>());
+        let made_doc = first_const.unwrap_or_else(|| py.None().into_bound(py));
+        let made_module = globals.get_item(intern!(py, "__name__"))?.unwrap_or_else(|| py.None().into_bound(py));
+        let [annotations, defaults, doc, kwdefaults, module, qualname] = function_attributes(py);
+        for (name, made) in [
+            (annotations, None),
+            (defaults, None),
+            (kwdefaults, None),
+            (doc, Some(made_doc)),
+            (module, Some(made_module)),
+            (qualname, Some(code.getattr(intern!(py, "co_qualname"))?)),
+        ] {
+            let Some(value) = func.getattr_opt(name)? else { continue };
+            let unchanged = match &made {
+                Some(made) => value.is(made) || value.eq(made)?,
+                None => value.is_none() || value.is_instance_of::<PyDict>() && value.len()? == 0,
+            };
+            if !unchanged {
+                changed.set_item(name, value)?;
+            }
+        }
+        Ok(changed)
+    }
+
     /// `global_names(code)`, once per code object per dump (functions made
     /// by one `def` or `lambda` share their code).
     fn global_names_of(&mut self, code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
@@ -334,10 +382,10 @@ impl<'py> Engine<'py> {
     /// A code object: `types.CodeType(*fields)`.
     pub fn save_code(&mut self, code: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
-        let mut args = Vec::with_capacity(CODE_FIELDS.len());
-        for field in CODE_FIELDS {
-            let value = code.getattr(*field)?;
-            args.push(if *field == "co_consts" { canonical_consts(&value)? } else { value });
+        let mut args = Vec::with_capacity(18);
+        for (i, field) in code_fields(py).into_iter().enumerate() {
+            let value = code.getattr(field)?;
+            args.push(if i == CO_CONSTS { canonical_consts(&value)? } else { value });
         }
         let args = PyTuple::new(py, args)?;
         let reduce_value = PyTuple::new(py, [code.get_type().into_any(), args.into_any()])?;
