@@ -12,17 +12,56 @@ use crate::errors::pickling_error;
 
 pub const HIGHEST_PROTOCOL: u8 = 5;
 
-/// Resolve the `protocol` argument as the stdlib does: None is the default,
-/// a negative number is the highest.
-fn resolve_protocol(py: Python<'_>, protocol: Option<i64>) -> PyResult<u8> {
+/// Resolve the `protocol` argument as the stdlib does: None is the default
+/// (`turbodill.settings['protocol']`, the stdlib's unless changed), a
+/// negative number is the highest.
+fn resolve_protocol(settings: &Bound<'_, PyDict>, protocol: Option<i64>) -> PyResult<u8> {
+    let protocol = match protocol {
+        Some(p) => p,
+        None => settings.get_item("protocol")?.map(|p| p.extract()).transpose()?.unwrap_or(4),
+    };
     match protocol {
-        None => Ok(PyState::get(py)?.default_protocol),
-        Some(p) if p < 0 => Ok(HIGHEST_PROTOCOL),
-        Some(p) if p > HIGHEST_PROTOCOL as i64 => {
+        p if p < 0 => Ok(HIGHEST_PROTOCOL),
+        p if p > HIGHEST_PROTOCOL as i64 => {
             Err(PyValueError::new_err(format!("pickle protocol must be <= {HIGHEST_PROTOCOL}")))
         }
-        Some(p) => Ok(p as u8),
+        p => Ok(p as u8),
     }
+}
+
+/// dill's arguments: `None` means `turbodill.settings[name]`.
+fn setting<T: for<'a, 'py> FromPyObject<'a, 'py>>(settings: &Bound<'_, PyDict>, name: &str, given: Option<T>, default: T) -> PyResult<T> {
+    if let Some(value) = given {
+        return Ok(value);
+    }
+    match settings.get_item(name)? {
+        Some(value) => value.extract().map_err(Into::into),
+        None => Ok(default),
+    }
+}
+
+/// The options of one dump, from its arguments and `turbodill.settings`.
+#[allow(clippy::too_many_arguments)]
+fn resolve_options(
+    py: Python<'_>,
+    protocol: Option<i64>,
+    byref: Option<bool>,
+    fmode: Option<u8>,
+    fix_imports: bool,
+    deterministic: bool,
+    buffer_callback: &Option<Bound<'_, PyAny>>,
+) -> PyResult<Options> {
+    let settings = PyState::get(py)?.settings.bind(py);
+    let protocol = resolve_protocol(settings, protocol)?;
+    check_buffer_callback(protocol, buffer_callback)?;
+    Ok(Options {
+        protocol,
+        fix_imports,
+        fast: false,
+        byref: setting(settings, "byref", byref, false)?,
+        fmode: setting(settings, "fmode", fmode, 0)?,
+        deterministic,
+    })
 }
 
 fn check_buffer_callback(protocol: u8, callback: &Option<Bound<'_, PyAny>>) -> PyResult<()> {
@@ -36,20 +75,26 @@ fn some_unless_none(obj: Option<Bound<'_, PyAny>>) -> Option<Bound<'_, PyAny>> {
     obj.filter(|o| !o.is_none())
 }
 
-/// Pickle `obj` to bytes.
+/// Pickle `obj` to bytes. `byref`, `fmode` and `recurse` are dill's (see
+/// `turbodill.settings`); `deterministic=True` also orders sets.
 #[pyfunction]
-#[pyo3(signature = (obj, protocol=None, *, fix_imports=true, buffer_callback=None))]
+#[pyo3(signature = (obj, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn dumps<'py>(
     obj: &Bound<'py, PyAny>,
     protocol: Option<i64>,
+    byref: Option<bool>,
+    fmode: Option<u8>,
+    recurse: Option<bool>,
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
+    deterministic: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let py = obj.py();
-    let protocol = resolve_protocol(py, protocol)?;
-    check_buffer_callback(protocol, &buffer_callback)?;
+    // Functions always carry exactly the globals they use (dill's recurse).
+    let _ = recurse;
+    let opts = resolve_options(py, protocol, byref, fmode, fix_imports, deterministic, &buffer_callback)?;
     let hooks = Hooks { buffer_callback: some_unless_none(buffer_callback), ..Default::default() };
-    let opts = Options { protocol, fix_imports, fast: false };
     let mut engine = Engine::new(py, opts, hooks, None, None)?;
     engine.dump(obj)?;
     Ok(engine.into_bytes())
@@ -60,22 +105,26 @@ fn file_write<'py>(file: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         .ok_or_else(|| PyTypeError::new_err("file must have a 'write' attribute"))
 }
 
-/// Pickle `obj` to an open binary file.
+/// Pickle `obj` to an open binary file (arguments as for `dumps`).
 #[pyfunction]
-#[pyo3(signature = (obj, file, protocol=None, *, fix_imports=true, buffer_callback=None))]
+#[pyo3(signature = (obj, file, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn dump<'py>(
     obj: &Bound<'py, PyAny>,
     file: &Bound<'py, PyAny>,
     protocol: Option<i64>,
+    byref: Option<bool>,
+    fmode: Option<u8>,
+    recurse: Option<bool>,
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
+    deterministic: bool,
 ) -> PyResult<()> {
     let py = obj.py();
-    let protocol = resolve_protocol(py, protocol)?;
-    check_buffer_callback(protocol, &buffer_callback)?;
+    let _ = recurse;
+    let opts = resolve_options(py, protocol, byref, fmode, fix_imports, deterministic, &buffer_callback)?;
     let write = file_write(file)?;
     let hooks = Hooks { buffer_callback: some_unless_none(buffer_callback), ..Default::default() };
-    let opts = Options { protocol, fix_imports, fast: false };
     Engine::new(py, opts, hooks, None, Some(write))?.dump(obj)
 }
 
@@ -86,11 +135,8 @@ pub fn dump<'py>(
 #[pyclass(subclass, dict, weakref, module = "turbodill", name = "Pickler")]
 pub struct Pickler {
     write: Option<Py<PyAny>>,
-    protocol: u8,
-    fix_imports: bool,
+    options: Options,
     buffer_callback: Option<Py<PyAny>>,
-    #[pyo3(get, set)]
-    fast: bool,
     memo: Memo,
 }
 
@@ -99,27 +145,39 @@ impl Pickler {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        Pickler { write: None, protocol: 0, fix_imports: true, buffer_callback: None, fast: false, memo: Memo::default() }
+        Pickler { write: None, options: Options::default(), buffer_callback: None, memo: Memo::default() }
     }
 
-    #[pyo3(signature = (file, protocol=None, fix_imports=true, buffer_callback=None))]
+    #[pyo3(signature = (file, protocol=None, fix_imports=true, buffer_callback=None, *, byref=None, fmode=None, recurse=None, deterministic=false))]
+    #[allow(clippy::too_many_arguments)]
     fn __init__(
         &mut self,
         file: &Bound<'_, PyAny>,
         protocol: Option<i64>,
         fix_imports: bool,
         buffer_callback: Option<Bound<'_, PyAny>>,
+        byref: Option<bool>,
+        fmode: Option<u8>,
+        recurse: Option<bool>,
+        deterministic: bool,
     ) -> PyResult<()> {
         let py = file.py();
-        let protocol = resolve_protocol(py, protocol)?;
-        check_buffer_callback(protocol, &buffer_callback)?;
+        let _ = recurse;
+        self.options = resolve_options(py, protocol, byref, fmode, fix_imports, deterministic, &buffer_callback)?;
         self.write = Some(file_write(file)?.unbind());
-        self.protocol = protocol;
-        self.fix_imports = fix_imports;
         self.buffer_callback = some_unless_none(buffer_callback).map(Bound::unbind);
-        self.fast = false;
         self.memo.clear();
         Ok(())
+    }
+
+    #[getter]
+    fn fast(&self) -> bool {
+        self.options.fast
+    }
+
+    #[setter]
+    fn set_fast(&mut self, fast: bool) {
+        self.options.fast = fast;
     }
 
     /// Write a pickle of `obj` to the file.
@@ -131,7 +189,7 @@ impl Pickler {
                 let name = slf.get_type().name()?;
                 return Err(pickling_error(py, format!("Pickler.__init__() was not called by {name}.__init__()")));
             };
-            let opts = Options { protocol: me.protocol, fix_imports: me.fix_imports, fast: me.fast };
+            let opts = me.options.clone();
             let callback = me.buffer_callback.as_ref().map(|c| c.bind(py).clone());
             (opts, std::mem::take(&mut me.memo), write, callback)
         };
@@ -156,7 +214,7 @@ impl Pickler {
 
     #[getter]
     fn bin(&self) -> bool {
-        self.protocol >= 1
+        self.options.protocol >= 1
     }
 
     #[getter]

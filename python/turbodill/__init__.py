@@ -1,37 +1,161 @@
 """turbodill: serialize all of Python, fast.
 
-A drop-in replacement for ``pickle`` whose pickler is written in Rust. For
-everything the standard library can pickle, ``turbodill.dumps(obj, p)`` writes
-exactly the bytes ``pickle.dumps(obj, p)`` writes, with no recursion limit.
-Loading uses the standard library's C unpickler.
+A drop-in replacement for ``pickle``, ``dill`` and ``cloudpickle`` whose
+pickler is written in Rust. For everything the standard library can pickle,
+``turbodill.dumps(obj, p)`` writes exactly the bytes ``pickle.dumps(obj, p)``
+writes, with no recursion limit. What has no importable name (lambdas,
+closures, classes defined in ``__main__``, locks, files, ...) is pickled by
+value. Loading uses the standard library's C unpickler.
 """
 
+import pickle as _pickle
+import subprocess as _subprocess
+import sys as _sys
+import types as _types
 from pickle import (
     DEFAULT_PROTOCOL,
     PickleBuffer,
     PickleError,
     PicklingError,
-    Unpickler,
     UnpicklingError,
-    load,
-    loads,
 )
 
-from ._native import HIGHEST_PROTOCOL, Pickler, PicklerMemoProxy, UnpicklableError, dump, dumps
+from . import detect
+from ._native import (
+    HIGHEST_PROTOCOL,
+    Pickler,
+    PicklerMemoProxy,
+    UnpicklableError,
+    _by_value_modules,
+    dump,
+    dumps,
+    settings,
+)
+from ._reducers import CONTENTS_FMODE, HANDLE_FMODE, register_saver
 
 __all__ = [
+    "CONTENTS_FMODE",
     "DEFAULT_PROTOCOL",
+    "HANDLE_FMODE",
     "HIGHEST_PROTOCOL",
     "PickleBuffer",
     "PickleError",
     "Pickler",
     "PicklerMemoProxy",
     "PicklingError",
-    "Unpickler",
     "UnpicklableError",
+    "Unpickler",
     "UnpicklingError",
+    "check",
+    "copy",
+    "detect",
     "dump",
     "dumps",
+    "list_registry_pickle_by_value",
     "load",
     "loads",
+    "pickle",
+    "pickles",
+    "register",
+    "register_pickle_by_value",
+    "settings",
+    "unregister_pickle_by_value",
 ]
+
+
+class Unpickler(_pickle.Unpickler):
+    """The standard library's C unpickler. ``ignore`` is accepted for dill
+    compatibility; turbodill has nothing to re-point (classes pickled by
+    value keep one identity when they load)."""
+
+    def __init__(self, file, *, ignore=None, **kwds):
+        super().__init__(file, **kwds)
+
+
+def loads(data, ignore=None, **kwds):
+    """Load a pickle from bytes (``pickle.loads``; ``ignore`` as in dill)."""
+    return _pickle.loads(data, **kwds)
+
+
+def load(file, ignore=None, **kwds):
+    """Load a pickle from an open binary file (``pickle.load``)."""
+    return _pickle.load(file, **kwds)
+
+
+def copy(obj, *args, **kwds):
+    """A deep copy made by pickling: ``loads(dumps(obj, ...))``."""
+    ignore = kwds.pop("ignore", None)
+    return loads(dumps(obj, *args, **kwds), ignore=ignore)
+
+
+def pickles(obj, exact=False, safe=False, **kwds):
+    """Whether ``obj`` survives a round trip: its copy compares equal (or,
+    unless ``exact``, has the same type). ``safe`` treats any exception as
+    "does not pickle"; otherwise only pickling errors do."""
+    errors = Exception if safe else (TypeError, AssertionError, NotImplementedError, PicklingError, UnpicklingError)
+    try:
+        result = copy(obj, **kwds)
+    except errors:
+        return False
+    try:
+        if exact:
+            return bool(result == obj)
+        return type(result) is type(obj) or bool(result == obj)
+    except Exception:
+        return type(result) is type(obj)
+
+
+def check(obj, *args, **kwds):
+    """Load ``obj``'s pickle in a fresh interpreter (``python=`` to choose
+    it) and print what it loads as; raises ``UnpicklingError`` if it fails."""
+    python = kwds.pop("python", _sys.executable)
+    verbose = kwds.pop("verbose", False)
+    data = dumps(obj, *args, **kwds)
+    code = "import pickle, sys; print(repr(pickle.loads(sys.stdin.buffer.read())))"
+    proc = _subprocess.run([python, "-c", code], input=data, capture_output=True)
+    print(proc.stdout.decode(errors="replace"), end="")
+    if proc.returncode != 0:
+        if verbose:
+            print(proc.stderr.decode(errors="replace"), end="", file=_sys.stderr)
+        raise UnpicklingError(f"{python} could not load the pickle: {proc.stderr.decode(errors='replace').strip()}")
+
+
+def register(t):
+    """Decorator: ``@register(T)`` on ``save(pickler, obj)`` makes it pickle
+    instances of ``T`` (dill's API). The saver reduces the object with
+    ``pickler.save_reduce(...)`` or ``pickler.save_global(obj)``."""
+
+    def decorator(func):
+        register_saver(t, func)
+        return func
+
+    return decorator
+
+
+def pickle(t, func):
+    """dill's ``pickle(T, save)``: ``register(T)(save)`` without decorating."""
+    register_saver(t, func)
+
+
+def register_pickle_by_value(module):
+    """Pickle functions and classes of ``module`` (and its submodules) by
+    value, for workers that cannot import it (cloudpickle's API)."""
+    if not isinstance(module, _types.ModuleType):
+        raise ValueError(f"Input should be a module object, got {module!r} instead")
+    if _sys.modules.get(module.__name__) is not module:
+        raise ValueError(f"{module} was not imported correctly, have you used an `import` statement to access it?")
+    _by_value_modules.add(module.__name__)
+
+
+def unregister_pickle_by_value(module):
+    """Undo ``register_pickle_by_value``."""
+    if not isinstance(module, _types.ModuleType):
+        raise ValueError(f"Input should be a module object, got {module!r} instead")
+    if module.__name__ not in _by_value_modules:
+        raise ValueError(f"{module} is not registered for pickle by value")
+    _by_value_modules.discard(module.__name__)
+
+
+def list_registry_pickle_by_value():
+    """Names of the modules registered to be pickled by value."""
+    return set(_by_value_modules)

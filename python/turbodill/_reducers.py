@@ -3,7 +3,8 @@ locals, weakrefs and weak collections (a weakref *proxy* the stdlib already
 pickles, as its referent), open files, dict views, memoryviews,
 ``struct.Struct``, ``contextvars``, and tracebacks of exceptions.
 
-The pickler consults ``reducer_for(type)`` only for objects that neither a
+Each reducer takes the object and dill's ``fmode``. The pickler consults
+``reducer_for(type)`` only for objects that neither a
 dispatch table nor the object itself knows how to reduce (it never changes
 what the stdlib can already pickle). Each reducer returns a reduce tuple
 whose callables are stdlib functions or the stable names in
@@ -23,47 +24,48 @@ import weakref
 
 from . import _reconstruct as r
 
-HANDLE_FMODE, CONTENTS_FMODE = 0, 1
 # dill's `fmode` for files: HANDLE_FMODE reopens by name at the saved
 # position; CONTENTS_FMODE clamps that position to the file's current size.
-settings = {"fmode": HANDLE_FMODE}
+# (dill's FILE_FMODE writes saved contents back to disk on load; turbodill
+# never writes to a file when loading, so it has no such mode.)
+HANDLE_FMODE, CONTENTS_FMODE = 0, 1
 
 
-def _reduce_lock(lock):
+def _reduce_lock(lock, _fmode):
     return r.make_lock, (lock.locked(),)
 
 
 _RLOCK_COUNT = re.compile(r"count=(\d+)")
 
 
-def _reduce_rlock(rlock):
+def _reduce_rlock(rlock, _fmode):
     # The count is only visible in the repr; a held RLock comes back held
     # (by the loading thread) with its count, an unheld one unheld.
     match = _RLOCK_COUNT.search(repr(rlock))
     return r.make_rlock, (int(match.group(1)) if match else 0,)
 
 
-def _reduce_local(local):
+def _reduce_local(local, _fmode):
     # Per-thread data belongs to threads the loading side does not have.
     return type(local), ()
 
 
-def _reduce_weakref(ref):
+def _reduce_weakref(ref, _fmode):
     return r.make_weakref, (ref(),)
 
 
-def _reduce_weakset(ws):
+def _reduce_weakset(ws, _fmode):
     return weakref.WeakSet, (list(ws),)
 
 
-def _reduce_weak_mapping(wd):
+def _reduce_weak_mapping(wd, _fmode):
     return type(wd), (dict(wd.items()),)
 
 
 _STD_STREAMS = ("stdin", "stdout", "stderr", "__stdin__", "__stdout__", "__stderr__")
 
 
-def _reduce_file(f):
+def _reduce_file(f, fmode):
     for name in _STD_STREAMS:
         if f is getattr(sys, name, None):
             return getattr, (sys, name)
@@ -80,39 +82,39 @@ def _reduce_file(f):
     closed = f.closed
     position = 0 if closed else f.tell()
     encoding = getattr(f, "encoding", None) if text else None
-    return r.open_file, (name, mode, position, closed, text, encoding, settings["fmode"])
+    return r.open_file, (name, mode, position, closed, text, encoding, fmode)
 
 
-def _reduce_dict_view(view):
+def _reduce_dict_view(view, _fmode):
     mapping = r.real_mapping(view.mapping)
     kind = type(view).__name__.split("_")[-1]  # keys / values / items
     return getattr(type(mapping), kind), (mapping,)
 
 
-def _reduce_mappingproxy(proxy):
+def _reduce_mappingproxy(proxy, _fmode):
     return types.MappingProxyType, (r.real_mapping(proxy),)
 
 
-def _reduce_memoryview(view):
+def _reduce_memoryview(view, _fmode):
     data = view.tobytes() if view.readonly else bytearray(view.tobytes())
     return r.make_memoryview, (data, view.format, view.shape)
 
 
-def _reduce_struct(s):
+def _reduce_struct(s, _fmode):
     return struct.Struct, (s.format,)
 
 
-def _reduce_context(ctx):
+def _reduce_context(ctx, _fmode):
     return r.make_context, (list(ctx.items()),)
 
 
-def _reduce_contextvar(var):
+def _reduce_contextvar(var, _fmode):
     # A ContextVar's default is not readable from Python; a new variable of
     # the same name comes back (values travel with their Context).
     return contextvars.ContextVar, (var.name,)
 
 
-def _reduce_traceback(tb):
+def _reduce_traceback(tb, _fmode):
     frames = []
     while tb is not None:
         code = tb.tb_frame.f_code
@@ -151,13 +153,48 @@ _od = _collections.OrderedDict()
 _REDUCERS.update({type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view})
 del _od
 
+# dill-style savers registered with `turbodill.register`, by exact type.
+_SAVERS = {}
+
+
+class _RecordingPickler:
+    """What a dill-style saver ``save(pickler, obj)`` is given: it records the
+    reduction the saver asks for, and turbodill writes it."""
+
+    def __init__(self, obj):
+        self._obj = obj
+        self.reduction = None
+
+    def save_reduce(self, func, args, state=None, listitems=None, dictitems=None, state_setter=None, obj=None):
+        self.reduction = (func, args, state, listitems, dictitems, state_setter)
+
+    def save_global(self, obj, name=None):
+        self.reduction = name if name is not None else obj.__qualname__
+
+    def __getattr__(self, name):
+        raise NotImplementedError(
+            f"a saver registered with turbodill.register may call save_reduce or save_global, not {name}"
+        )
+
+
+def register_saver(cls, save):
+    def reduce(obj, _fmode):
+        recorder = _RecordingPickler(obj)
+        save(recorder, obj)
+        if recorder.reduction is None:
+            raise TypeError(f"the saver registered for {cls.__qualname__} did not reduce the object")
+        return recorder.reduction
+
+    _SAVERS[cls] = reduce
+
+
 # Reducers that also serve subclasses which do not define their own reduce.
 _INHERITED = (_thread._local, weakref.WeakKeyDictionary, weakref.WeakValueDictionary)
 
 
 def reducer_for(cls):
     """The reducer for instances of ``cls``, or None."""
-    reducer = _REDUCERS.get(cls)
+    reducer = _SAVERS.get(cls) or _REDUCERS.get(cls)
     if reducer is not None:
         return reducer
     for base in _INHERITED:

@@ -34,10 +34,17 @@ pub struct Hooks<'py> {
     pub buffer_callback: Option<Bound<'py, PyAny>>,
 }
 
+#[derive(Clone, Default)]
 pub struct Options {
     pub protocol: u8,
     pub fix_imports: bool,
     pub fast: bool,
+    /// dill's `byref`: classes from `__main__` by reference.
+    pub byref: bool,
+    /// dill's `fmode` for open files (see `turbodill._reducers`).
+    pub fmode: u8,
+    /// Sets and frozensets in a canonical order (for hashing payloads).
+    pub deterministic: bool,
 }
 
 pub struct Engine<'py> {
@@ -50,6 +57,9 @@ pub struct Engine<'py> {
     pub bin: bool,
     pub fix_imports: bool,
     pub fast: bool,
+    pub byref: bool,
+    pub fmode: u8,
+    pub deterministic: bool,
     pub hooks: Hooks<'py>,
     /// `file.write` when dumping to a file; `None` for `dumps`.
     pub file_write: Option<Bound<'py, PyAny>>,
@@ -95,6 +105,9 @@ impl<'py> Engine<'py> {
             bin: opts.protocol >= 1,
             fix_imports: opts.fix_imports,
             fast: opts.fast,
+            byref: opts.byref,
+            fmode: opts.fmode,
+            deterministic: opts.deterministic,
             hooks,
             file_write,
             stack: Vec::new(),

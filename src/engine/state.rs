@@ -36,8 +36,9 @@ pub struct PyState {
     pub property_type: Py<PyType>,
     /// Descriptors fetched back from their class's `__dict__`.
     pub class_dict_descriptor_types: [Py<PyType>; 3],
-    /// The interpreter's `pickle.DEFAULT_PROTOCOL`.
-    pub default_protocol: u8,
+    /// `turbodill.settings`, dill's defaults for `protocol`, `byref`,
+    /// `fmode`, `recurse` and `ignore`.
+    pub settings: Py<PyDict>,
 }
 
 static STATE: PyOnceLock<PyState> = PyOnceLock::new();
@@ -77,7 +78,7 @@ impl PyState {
                 types_type(py, "MemberDescriptorType")?,
             ],
             unpicklable_error: crate::errors::make_unpicklable_error(py)?,
-            default_protocol: py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?.extract()?,
+            settings: default_settings(py)?,
         })
     }
 }
@@ -121,4 +122,14 @@ fn builtins_type(py: Python<'_>, name: &str) -> PyResult<Py<PyType>> {
 
 fn types_type(py: Python<'_>, name: &str) -> PyResult<Py<PyType>> {
     Ok(py.import("types")?.getattr(name)?.cast_into()?.unbind())
+}
+
+fn default_settings(py: Python<'_>) -> PyResult<Py<PyDict>> {
+    let settings = PyDict::new(py);
+    settings.set_item("protocol", py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?)?;
+    settings.set_item("byref", false)?;
+    settings.set_item("fmode", 0)?;
+    settings.set_item("recurse", false)?;
+    settings.set_item("ignore", false)?;
+    Ok(settings.unbind())
 }

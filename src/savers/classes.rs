@@ -85,7 +85,11 @@ impl<'py> Engine<'py> {
             // SAFETY: reading the flags of a live type object.
             unsafe { (*t.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0 }
         });
-        if !is_heap_type || self.st.known_names.bind(py).contains(cls)? || self.by_reference(cls)? {
+        let by_reference = !is_heap_type
+            || self.st.known_names.bind(py).contains(cls)?
+            || self.by_reference(cls)?
+            || self.byref && self.locate_global(cls, None).is_ok();
+        if by_reference {
             return self.save_global(cls, None);
         }
         self.save_class_by_value(cls)

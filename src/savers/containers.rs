@@ -371,10 +371,20 @@ impl<'py> Engine<'py> {
 
     /// Below protocol 4 sets have no opcodes: `set([items])` via REDUCE.
     fn save_set_by_reduce(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let items = PyList::new(self.py, obj.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+        let items = PyList::new(self.py, self.set_iter(obj)?.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
         let args = PyTuple::new(self.py, [items])?;
         let reduce_value = PyTuple::new(self.py, [obj.get_type().into_any(), args.into_any()])?;
         self.save_reduce(&reduce_value, Some(obj))
+    }
+
+    /// The items of a set in iteration order, or in a canonical order when
+    /// pickling deterministically.
+    fn set_iter(&self, set: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if !self.deterministic {
+            return Ok(set.try_iter()?.into_any());
+        }
+        let items = super::canonical_order(set.try_iter()?.collect::<PyResult<Vec<_>>>()?.into_iter())?;
+        Ok(PyList::new(self.py, items)?.try_iter()?.into_any())
     }
 
     pub fn save_set(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
@@ -391,7 +401,7 @@ impl<'py> Engine<'py> {
             return Ok(());
         }
         self.out.write_byte(MARK);
-        let iter = obj.try_iter()?.into_any();
+        let iter = self.set_iter(obj)?;
         self.start(Frame::Set(SetFrame { set: obj.clone(), iter, size: size as isize, in_batch: 0 }))
     }
 
@@ -430,7 +440,7 @@ impl<'py> Engine<'py> {
             return self.save_set_by_reduce(obj);
         }
         self.out.write_byte(MARK);
-        let iter = obj.try_iter()?.into_any();
+        let iter = self.set_iter(obj)?;
         self.start(Frame::FrozenSet(FrozenSetFrame { obj: obj.clone(), iter }))
     }
 

@@ -38,20 +38,11 @@ impl SortedFrozenset {
     }
 }
 
-/// `items` in a canonical order: by type name, then repr.
-fn canonical_order<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    let mut keyed = items
-        .map(|item| Ok(((crate::engine::path::type_name(&item), item.repr()?.to_string()), item)))
-        .collect::<PyResult<Vec<_>>>()?;
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(keyed.into_iter().map(|(_, item)| item).collect())
-}
-
 /// Code constants with every frozenset (at any tuple depth) made canonical.
 fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = consts.py();
     if let Ok(fs) = consts.cast::<PyFrozenSet>() {
-        let items = PyList::new(py, canonical_order(fs.iter())?)?;
+        let items = PyList::new(py, super::canonical_order(fs.iter())?)?;
         return Ok(Bound::new(py, SortedFrozenset { items: items.unbind() })?.into_any());
     }
     if let Ok(tuple) = consts.cast::<PyTuple>() {

@@ -13,6 +13,16 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use crate::engine::frames::{Frame, SaveCtx};
+
+/// `items` in a canonical order: by type name, then repr.
+pub fn canonical_order<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let mut keyed = items
+        .map(|item| Ok(((crate::engine::path::type_name(&item), item.repr()?.to_string()), item)))
+        .collect::<PyResult<Vec<_>>>()?;
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(keyed.into_iter().map(|(_, item)| item).collect())
+}
+
 use crate::engine::Engine;
 
 impl<'py> Engine<'py> {
@@ -162,7 +172,7 @@ impl<'py> Engine<'py> {
             return Ok(());
         } else {
             if let Some(reducer) = self.long_tail_reducer(&tp)? {
-                let reduce_value = reducer.call1((obj,))?;
+                let reduce_value = reducer.call1((obj, self.fmode))?;
                 return self.save_reduce_value(obj, &reduce_value);
             }
             if self.hooks.reducer_override.is_none() && self.hooks.persistent_id.is_none() {
