@@ -74,6 +74,8 @@ pub struct Engine<'py> {
     pub code_global_names: AHashMap<usize, Vec<Bound<'py, pyo3::types::PyString>>>,
     fast_nesting: usize,
     fast_memo: ahash::AHashSet<usize>,
+    /// Reductions waiting for their arguments (see `reduce::enter_reduction`).
+    pub pending_reductions: usize,
     /// How many container frames are being stepped inside one another on
     /// the Rust stack (see `savers::Engine::start`).
     pub inline_depth: u32,
@@ -116,6 +118,7 @@ impl<'py> Engine<'py> {
             code_global_names: AHashMap::new(),
             fast_nesting: 0,
             inline_depth: 0,
+            pending_reductions: 0,
             fast_memo: Default::default(),
         })
     }
@@ -143,7 +146,23 @@ impl<'py> Engine<'py> {
     /// Run the work stack to completion.
     fn run(&mut self) -> PyResult<()> {
         while let Some(frame) = self.stack.pop() {
+            self.reserve_stack()?;
             self.step(frame)?;
+        }
+        Ok(())
+    }
+
+    /// Keep room for the frames one step pushes, growing the stack with a
+    /// fallible allocation: a graph too big for memory is a MemoryError,
+    /// not an abort of the interpreter.
+    #[inline]
+    pub fn reserve_stack(&mut self) -> PyResult<()> {
+        const HEADROOM: usize = 64;
+        if self.stack.capacity() - self.stack.len() < HEADROOM {
+            let more = self.stack.len().max(HEADROOM);
+            self.stack
+                .try_reserve(more)
+                .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("out of memory for the pickler's work stack"))?;
         }
         Ok(())
     }

@@ -14,7 +14,26 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     super::path::type_name(obj)
 }
 
+/// How many reductions may wait for their arguments at once. The arguments
+/// of a reduction are saved before the object can be memoized, so an object
+/// reachable from its own `__reduce__` arguments would be reduced again and
+/// again; the stdlib stops at its recursion limit, we stop here. Objects
+/// reached through their *state* (the usual way to nest) do not count.
+const MAX_PENDING_REDUCTIONS: usize = 100_000;
+
 impl<'py> Engine<'py> {
+    /// Count a reduction whose arguments are being saved.
+    pub fn enter_reduction(&mut self) -> PyResult<()> {
+        if self.pending_reductions >= MAX_PENDING_REDUCTIONS {
+            return Err(pyo3::exceptions::PyRecursionError::new_err(format!(
+                "maximum reduction depth ({MAX_PENDING_REDUCTIONS}) exceeded while pickling an object: \
+                 is an object reachable from its own __reduce__ arguments?"
+            )));
+        }
+        self.pending_reductions += 1;
+        Ok(())
+    }
+
     /// `obj` is the object being reduced (memoized after its constructor
     /// call), or `None` for a call the pickler makes up itself.
     pub fn save_reduce(&mut self, reduce_value: &Bound<'py, PyTuple>, obj: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
@@ -81,6 +100,7 @@ impl<'py> Engine<'py> {
             }
         }
 
+        self.enter_reduction()?;
         let tail = Frame::ReduceTail(ReduceTail {
             obj: obj.cloned(),
             listitems,
@@ -170,6 +190,7 @@ impl<'py> Engine<'py> {
     /// After the constructor call: a recursive object is fetched back from
     /// the memo; otherwise memoize it and queue items and state.
     pub fn step_reduce_tail(&mut self, t: ReduceTail<'py>) -> PyResult<()> {
+        self.pending_reductions -= 1;
         if let Some(obj) = &t.obj {
             if let Some(idx) = self.memo.get(obj) {
                 self.out.write_byte(POP);

@@ -342,7 +342,14 @@ impl<'py> Engine<'py> {
             let args = if obj.len()? == 0 {
                 PyTuple::empty(py)
             } else {
-                let bytes = PyBytes::new(py, &obj.cast::<pyo3::types::PyByteArray>()?.to_vec());
+                // A fresh bytes object, as PyBytes_FromObject makes: the
+                // stdlib memoizes it, and a shared 1-byte singleton (what
+                // PyBytes::new would give) would turn repeats into memo hits.
+                let data = obj.cast::<pyo3::types::PyByteArray>()?.to_vec();
+                let bytes = PyBytes::new_with(py, data.len(), |buf| {
+                    buf.copy_from_slice(&data);
+                    Ok(())
+                })?;
                 PyTuple::new(py, [bytes])?
             };
             let reduce_value = PyTuple::new(py, [cls, args.into_any()])?;

@@ -171,6 +171,7 @@ impl<'py> Engine<'py> {
                 ),
                 (d, None) => d.clone(),
             };
+            self.enter_reduction()?;
             let tail = ReduceTail { obj: Some(obj.clone()), listitems: None, dictitems: None, state, state_setter: None };
             let empty = pyo3::types::PyTuple::empty(py).into_any();
             self.stack.splice(

@@ -93,6 +93,7 @@ impl<'py> Engine<'py> {
     pub fn start(&mut self, frame: Frame<'py>) -> PyResult<()> {
         const MAX_INLINE_DEPTH: u32 = 8;
         if self.inline_depth >= MAX_INLINE_DEPTH {
+            self.reserve_stack()?;
             self.stack.push(frame);
             return Ok(());
         }
