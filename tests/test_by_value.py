@@ -406,3 +406,51 @@ def test_unpicklable_objects_name_their_type_and_path():
     out = run(code).decode()
     assert "UnpicklableError cannot pickle 'socket' object" in out
     assert "obj['clients'][0].conn" in out
+
+
+def test_lru_cache_super_and_exceptions_with_their_traceback():
+    definitions = """
+    import functools
+
+    @functools.lru_cache(maxsize=8)
+    def square(x):
+        return x * x
+    square(3)
+
+    class A:
+        def who(self):
+            return 'A'
+
+    class B(A):
+        def who(self):
+            return 'B'
+        def parent(self):
+            return super()
+
+    def fail():
+        raise ValueError('worker failed')
+
+    try:
+        try:
+            fail()
+        except ValueError as e:
+            raise RuntimeError('task failed') from e
+    except RuntimeError as e:
+        error = e
+
+    objs = dict(square=square, parent=B().parent(), error=error, plain=KeyError('k'))
+    """
+    check = """
+    import traceback
+    o = obj
+    assert o['square'](4) == 16 and o['square'].cache_parameters() == {'maxsize': 8, 'typed': False}
+    assert o['parent'].who() == 'A'
+    text = ''.join(traceback.format_exception(o['error']))
+    assert 'in fail' in text and "ValueError: worker failed" in text and 'RuntimeError: task failed' in text, text
+    assert isinstance(o['error'].__cause__, ValueError) and o['plain'].args == ('k',)
+    try:
+        raise o['error']
+    except RuntimeError as again:
+        assert traceback.extract_tb(again.__traceback__)[-1].name != 'fail'
+    """
+    load_fresh(dump_in_main(definitions, "objs"), check)

@@ -211,3 +211,23 @@ def make_traceback(frames):
 
 class _TracebackMarker(Exception):
     pass
+
+
+def make_lru_cache(func, maxsize, typed):
+    """An ``lru_cache`` wrapper around ``func`` (its cache starts empty)."""
+    import functools
+
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(func)
+
+
+def make_exception(cls, args, state, traceback, cause, context, suppress_context):
+    """An exception as the stdlib rebuilds it, with its traceback, cause and
+    context restored."""
+    exc = cls(*args)
+    if state:
+        exc.__dict__.update(state)
+    exc.__traceback__ = traceback
+    exc.__cause__ = cause
+    exc.__context__ = context
+    exc.__suppress_context__ = suppress_context
+    return exc

@@ -13,6 +13,7 @@ whose callables are stdlib functions or the stable names in
 
 import _thread
 import contextvars
+import functools
 import io
 import os
 import re
@@ -123,6 +124,46 @@ def _reduce_traceback(tb, _fmode):
     return r.make_traceback, (frames,)
 
 
+def _importable(obj):
+    """Whether ``obj`` is reachable as ``module.qualname`` from a module the
+    loading side can import (then it travels by reference, as the stdlib
+    sends it)."""
+    from . import _by_value_modules
+
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
+    if not module or module in ("__main__", "__mp_main__") or "<" in qualname:
+        return False
+    if any(module == m or module.startswith(m + ".") for m in _by_value_modules):
+        return False
+    target = sys.modules.get(module)
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    return target is obj
+
+
+def _reduce_lru_cache(wrapper, _fmode):
+    if _importable(wrapper):
+        return wrapper.__qualname__
+    params = wrapper.cache_parameters()
+    return r.make_lru_cache, (wrapper.__wrapped__, params["maxsize"], params["typed"])
+
+
+def _reduce_super(obj, _fmode):
+    return super, (obj.__thisclass__, obj.__self__)
+
+
+def _reduce_exception(exc, _fmode):
+    # The stdlib's reduction, plus the traceback, cause and context it drops,
+    # so a worker's error can be printed and re-raised by the caller.
+    reduced = exc.__reduce__()
+    if exc.__traceback__ is None and exc.__cause__ is None and exc.__context__ is None:
+        return reduced
+    cls, args = reduced[0], reduced[1]
+    state = reduced[2] if len(reduced) > 2 else None
+    extra = (exc.__traceback__, exc.__cause__, exc.__context__, exc.__suppress_context__)
+    return r.make_exception, (cls, args, state, *extra)
+
+
 _REDUCERS = {
     type(_thread.allocate_lock()): _reduce_lock,
     type(threading.RLock()): _reduce_rlock,
@@ -145,6 +186,9 @@ _REDUCERS = {
     contextvars.Context: _reduce_context,
     contextvars.ContextVar: _reduce_contextvar,
     types.TracebackType: _reduce_traceback,
+    type(functools.lru_cache()(lambda: None)): _reduce_lru_cache,
+    super: _reduce_super,
+    BaseException: _reduce_exception,
 }
 
 import collections as _collections
@@ -189,7 +233,7 @@ def register_saver(cls, save):
 
 
 # Reducers that also serve subclasses which do not define their own reduce.
-_INHERITED = (_thread._local, weakref.WeakKeyDictionary, weakref.WeakValueDictionary)
+_INHERITED = (_thread._local, weakref.WeakKeyDictionary, weakref.WeakValueDictionary, BaseException)
 
 
 def reducer_for(cls):
@@ -199,7 +243,8 @@ def reducer_for(cls):
         return reducer
     for base in _INHERITED:
         if issubclass(cls, base) and not any(
-            "__reduce__" in vars(k) or "__reduce_ex__" in vars(k) for k in cls.__mro__[: cls.__mro__.index(base)]
+            "__reduce__" in vars(k) or "__reduce_ex__" in vars(k) or "__getstate__" in vars(k)
+            for k in cls.__mro__[: cls.__mro__.index(base)]
         ):
             return _REDUCERS[base]
     return None
