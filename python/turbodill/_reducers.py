@@ -248,3 +248,49 @@ def reducer_for(cls):
         ):
             return _REDUCERS[base]
     return None
+
+
+# ---- module-level sentinels ------------------------------------------------
+
+_object_index = {}
+_indexed_module_count = -1
+
+
+def _index_plain_objects():
+    """``id(obj) -> (module, name)`` for every bare ``object()`` bound at
+    module level in an imported module (rebuilt when modules are added)."""
+    global _indexed_module_count
+    if _indexed_module_count == len(sys.modules):
+        return _object_index
+    _object_index.clear()
+    for module_name, module in list(sys.modules.items()):
+        if module_name in ("__main__", "__mp_main__") or module is None:
+            continue
+        for name, value in list(getattr(module, "__dict__", {}).items()):
+            if type(value) is object:
+                _object_index.setdefault(id(value), (module_name, name))
+    _indexed_module_count = len(sys.modules)
+    return _object_index
+
+
+def find_sentinel(obj):
+    """``(module, name)`` if the stateless ``obj`` is a module-level global
+    of an importable module (``SENTINEL = object()``, ``dataclasses.MISSING``),
+    so that it travels by reference and ``x is SENTINEL`` still holds after
+    loading; else None."""
+    cls = type(obj)
+    if cls is object:
+        found = _index_plain_objects().get(id(obj))
+    else:
+        module = sys.modules.get(getattr(cls, "__module__", None))
+        found = None
+        for name, value in list(getattr(module, "__dict__", {}).items()):
+            if value is obj:
+                found = (cls.__module__, name)
+                break
+    if found is None or found[0] in ("__main__", "__mp_main__"):
+        return None
+    module_name, name = found
+    if getattr(sys.modules.get(module_name), name, None) is not obj:
+        return None
+    return found

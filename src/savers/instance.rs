@@ -159,6 +159,16 @@ impl<'py> Engine<'py> {
             None => None,
         };
 
+        if dict.is_none() && slots.is_none() {
+            // A stateless object may be a module-level sentinel, which must
+            // stay the same object after loading.
+            let found = py.import("turbodill._reducers")?.getattr("find_sentinel")?.call1((obj,))?;
+            if !found.is_none() {
+                let (module, name): (Bound<'py, PyAny>, Bound<'py, PyAny>) = found.extract()?;
+                self.write_global(obj, module, name)?;
+                return Ok(true);
+            }
+        }
         let depth = self.stack.len();
         self.save(&layout.cls, SaveCtx::default())?;
         if self.stack.len() > depth {
