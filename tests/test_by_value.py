@@ -17,7 +17,8 @@ sys.stdout.buffer.write({lib}.dumps({expr}))
 
 LOAD = """
 import pickle, sys
-obj = pickle.loads(sys.stdin.buffer.read())
+import {loader}
+obj = {loader}.loads(sys.stdin.buffer.read())
 {check}
 print("checked")
 """
@@ -34,8 +35,8 @@ def dump_in_main(definitions, expr, lib="turbodill", env=None):
     return run(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env)
 
 
-def load_fresh(data, check, *, isolated=False):
-    out = run(LOAD.format(check=textwrap.dedent(check)), data, isolated=isolated)
+def load_fresh(data, check, *, isolated=False, loader="pickle"):
+    out = run(LOAD.format(check=textwrap.dedent(check), loader=loader), data, isolated=isolated)
     assert out.strip().endswith(b"checked")
 
 
@@ -454,3 +455,55 @@ def test_lru_cache_super_and_exceptions_with_their_traceback():
         assert traceback.extract_tb(again.__traceback__)[-1].name != 'fail'
     """
     load_fresh(dump_in_main(definitions, "objs"), check)
+
+
+def test_more_kinds_of_definitions():
+    definitions = """
+    import asyncio, collections, types, typing
+
+    def gen(n):
+        for i in range(n):
+            yield i * i
+
+    async def coro(x):
+        return x + 1
+
+    class Movie(typing.TypedDict):
+        title: str
+        year: int
+
+    Pair = collections.namedtuple('Pair', 'left right')
+
+    class Greeter:
+        def __init__(self, name):
+            self.name = name
+        def greet(self):
+            return 'hi ' + self.name
+
+    dynamic = types.ModuleType('dynamic')
+    exec('VALUE = 41\\ndef answer():\\n    return VALUE + 1', dynamic.__dict__)
+
+    od = collections.OrderedDict(a=1, b=2)
+    objs = dict(gen=gen, coro=coro, Movie=Movie, pair=Pair(1, 2), bound=Greeter('bob').greet,
+                dynamic=dynamic, odkeys=od.keys(), od=od)
+    """
+    check = """
+    import asyncio
+    o = obj
+    assert list(o['gen'](4)) == [0, 1, 4, 9]
+    assert asyncio.run(o['coro'](1)) == 2
+    assert o['Movie'](title='x', year=1) == {'title': 'x', 'year': 1} and o['Movie'].__annotations__['year'] is int
+    assert o['pair'].right == 2 and o['pair']._fields == ('left', 'right')
+    assert o['bound']() == 'hi bob'
+    assert o['dynamic'].answer() == 42 and o['dynamic'].__name__ == 'dynamic'
+    o['od']['c'] = 3
+    assert list(o['odkeys']) == ['a', 'b', 'c']
+    """
+    load_fresh(dump_in_main(definitions, "objs"), check)
+
+
+def test_same_behaviour_as_dill_where_dill_succeeds():
+    definitions, expr, check = FUNCTIONS["closure with nonlocal state"]
+    for lib in ("turbodill", "dill"):
+        # dill's payloads need dill.loads; turbodill's load with pickle.loads.
+        load_fresh(dump_in_main(definitions, expr, lib=lib), check, loader="dill" if lib == "dill" else "pickle")

