@@ -26,5 +26,8 @@ mod _native {
     use crate::pickler::{dump, dumps, MemoProxy, Pickler};
 
     #[pymodule_export]
+    use crate::savers::_forget_type_caches;
+
+    #[pymodule_export]
     const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;
 }

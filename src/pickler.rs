@@ -18,7 +18,7 @@ pub const HIGHEST_PROTOCOL: u8 = 5;
 fn resolve_protocol(settings: &Bound<'_, PyDict>, protocol: Option<i64>) -> PyResult<u8> {
     let protocol = match protocol {
         Some(p) => p,
-        None => settings.get_item("protocol")?.map(|p| p.extract()).transpose()?.unwrap_or(4),
+        None => settings.get_item(intern!(settings.py(), "protocol"))?.map(|p| p.extract()).transpose()?.unwrap_or(4),
     };
     match protocol {
         p if p < 0 => Ok(HIGHEST_PROTOCOL),
@@ -30,7 +30,12 @@ fn resolve_protocol(settings: &Bound<'_, PyDict>, protocol: Option<i64>) -> PyRe
 }
 
 /// dill's arguments: `None` means `turbodill.settings[name]`.
-fn setting<T: for<'a, 'py> FromPyObject<'a, 'py>>(settings: &Bound<'_, PyDict>, name: &str, given: Option<T>, default: T) -> PyResult<T> {
+fn setting<'py, T: for<'a> FromPyObject<'a, 'py>>(
+    settings: &Bound<'py, PyDict>,
+    name: &Bound<'py, pyo3::types::PyString>,
+    given: Option<T>,
+    default: T,
+) -> PyResult<T> {
     if let Some(value) = given {
         return Ok(value);
     }
@@ -58,8 +63,8 @@ fn resolve_options(
         protocol,
         fix_imports,
         fast: false,
-        byref: setting(settings, "byref", byref, false)?,
-        fmode: setting(settings, "fmode", fmode, 0)?,
+        byref: setting(settings, intern!(py, "byref"), byref, false)?,
+        fmode: setting(settings, intern!(py, "fmode"), fmode, 0)?,
         deterministic,
     })
 }

@@ -67,7 +67,7 @@ def test_register_a_dill_style_saver():
     finally:
         from turbodill import _reducers
 
-        _reducers._SAVERS.pop(Celsius)
+        _reducers.unregister_saver(Celsius)
     assert pickle.loads(turbodill.dumps(Celsius(20))).degrees == 20
 
 

@@ -230,6 +230,19 @@ def register_saver(cls, save):
         return recorder.reduction
 
     _SAVERS[cls] = reduce
+    _forget_type_caches()
+
+
+def unregister_saver(cls):
+    """Undo ``register_saver``."""
+    del _SAVERS[cls]
+    _forget_type_caches()
+
+
+def _forget_type_caches():
+    from ._native import _forget_type_caches as forget
+
+    forget()
 
 
 # Reducers that also serve subclasses which do not define their own reduce.

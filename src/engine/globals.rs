@@ -134,6 +134,12 @@ impl<'py> Engine<'py> {
             }
         }
         let location = self.locate_global(obj, name)?;
+        self.save_located_global(obj, location)
+    }
+
+    /// The second half of `save_global`, for a location already found.
+    pub fn save_located_global(&mut self, obj: &Bound<'py, PyAny>, location: GlobalLocation<'py>) -> PyResult<()> {
+        let py = self.py;
         let GlobalLocation { module_name, global_name, last_name, parent } = location;
 
         if self.proto >= 2 {

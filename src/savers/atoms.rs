@@ -30,7 +30,47 @@ fn long_le_bytes(v: i128) -> Vec<u8> {
     all[..nbytes].to_vec()
 }
 
-/// RAII view of an object's buffer.
+extern "C" {
+    // Exported by libpython (Include/cpython/picklebufobject.h), not bound by
+    // pyo3-ffi: the view a PickleBuffer holds, valid while it lives.
+    fn PyPickleBuffer_GetBuffer(obj: *mut ffi::PyObject) -> *const ffi::Py_buffer;
+}
+
+/// The view inside a `PickleBuffer` (no new export is made, as in `_pickle.c`).
+struct PickleBufferView<'a>(&'a ffi::Py_buffer);
+
+impl<'a> PickleBufferView<'a> {
+    fn get(obj: &'a Bound<'_, PyAny>) -> PyResult<PickleBufferView<'a>> {
+        // SAFETY: `obj` is a PickleBuffer (save() checked its exact type); the
+        // returned view lives inside it, and `obj` outlives the borrow.
+        let view = unsafe { PyPickleBuffer_GetBuffer(obj.as_ptr()) };
+        if view.is_null() {
+            return Err(PyErr::fetch(obj.py()));
+        }
+        // SAFETY: non-null, and valid for as long as `obj` is borrowed.
+        Ok(PickleBufferView(unsafe { &*view }))
+    }
+
+    fn is_contiguous(&self) -> bool {
+        // SAFETY: a valid view.
+        self.0.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(self.0, b'A' as _) } != 0
+    }
+
+    fn readonly(&self) -> bool {
+        self.0.readonly != 0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.0.len == 0 {
+            return &[];
+        }
+        // SAFETY: a contiguous buffer of `len` bytes, kept alive by its owner.
+        unsafe { std::slice::from_raw_parts(self.0.buf as *const u8, self.0.len as usize) }
+    }
+}
+
+/// RAII view of a bytearray's buffer: while it is held, the bytearray cannot
+/// be resized (by a `file.write` we call, say) under the slice we read.
 struct BufferView(ffi::Py_buffer);
 
 impl BufferView {
@@ -44,15 +84,6 @@ impl BufferView {
             }
             Ok(BufferView(view.assume_init()))
         }
-    }
-
-    fn is_contiguous(&self) -> bool {
-        // SAFETY: the view is valid until dropped.
-        self.0.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(&self.0, b'A' as _) } != 0
-    }
-
-    fn readonly(&self) -> bool {
-        self.0.readonly != 0
     }
 
     fn bytes(&self) -> &[u8] {
@@ -363,7 +394,7 @@ impl<'py> Engine<'py> {
         if self.proto < 5 {
             return Err(pickling_error(self.py, "PickleBuffer can only pickled with protocol >= 5"));
         }
-        let view = BufferView::get(obj)?;
+        let view = PickleBufferView::get(obj)?;
         if !view.is_contiguous() {
             return Err(pickling_error(
                 self.py,

@@ -85,12 +85,16 @@ impl<'py> Engine<'py> {
             // SAFETY: reading the flags of a live type object.
             unsafe { (*t.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0 }
         });
-        let by_reference = !is_heap_type
-            || self.st.known_names.bind(py).contains(cls)?
-            || self.by_reference(cls)?
-            || self.byref && self.locate_global(cls, None).is_ok();
-        if by_reference {
+        if !is_heap_type || self.st.known_names.bind(py).contains(cls)? {
             return self.save_global(cls, None);
+        }
+        if let Some(location) = self.reference_location(cls)? {
+            return self.save_located_global(cls, location);
+        }
+        if self.byref {
+            if let Ok(location) = self.locate_global(cls, None) {
+                return self.save_located_global(cls, location);
+            }
         }
         self.save_class_by_value(cls)
     }

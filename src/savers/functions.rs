@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple};
 
 use crate::engine::frames::{deferred, Frame, ItemsKind, SaveCtx};
+use crate::engine::globals::GlobalLocation;
 use crate::engine::Engine;
 use crate::output::opcodes::*;
 
@@ -119,30 +120,31 @@ fn function_attributes(py: Python<'_>) -> [&Bound<'_, PyString>; 6] {
 type Cells<'py> = Rc<RefCell<Vec<Bound<'py, PyAny>>>>;
 
 impl<'py> Engine<'py> {
-    /// True when `obj` (a function or class) is saved by reference: its name
-    /// leads back to it from a module other than `__main__` that is not
-    /// registered to be pickled by value.
-    pub fn by_reference(&self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
+    /// Where `obj` (a function or class) is found when it is saved by
+    /// reference: its name leads back to it from a module other than
+    /// `__main__` that is not registered to be pickled by value. `None` when
+    /// it goes by value.
+    pub fn reference_location(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<GlobalLocation<'py>>> {
         let py = self.py;
         // Cheap refusals first: most objects that go by value are lambdas,
         // locals or from __main__, and a failed lookup costs an exception.
         if let Some(module) = obj.getattr_opt(intern!(py, "__module__"))? {
             if let Ok(module) = module.cast::<PyString>() {
                 if self.module_by_value(&module.to_cow()?)? {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
         }
         if let Some(qualname) = obj.getattr_opt(intern!(py, "__qualname__"))? {
             if let Ok(qualname) = qualname.cast::<PyString>() {
                 if qualname.to_cow()?.contains('<') {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
         }
-        let Ok(location) = self.locate_global(obj, None) else { return Ok(false) };
+        let Ok(location) = self.locate_global(obj, None) else { return Ok(None) };
         let module = location.module_name.cast::<PyString>()?.to_cow()?.into_owned();
-        Ok(!self.module_by_value(&module)?)
+        Ok((!self.module_by_value(&module)?).then_some(location))
     }
 
     /// Modules whose objects travel by value: `__main__`, and modules (or
@@ -168,10 +170,10 @@ impl<'py> Engine<'py> {
     }
 
     pub fn save_function(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
-        if self.by_reference(func)? {
-            return self.save_global(func, None);
+        match self.reference_location(func)? {
+            Some(location) => self.save_located_global(func, location),
+            None => self.save_function_by_value(func),
         }
-        self.save_function_by_value(func)
     }
 
     /// `types.FunctionType(code, globals, name, None, closure)`, memoized,

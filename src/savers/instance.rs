@@ -18,6 +18,11 @@ use pyo3::types::{PyDict, PyList, PyType};
 use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
 use crate::engine::Engine;
 
+/// Static (C) types whose instances never take the fast path, by address:
+/// such types live as long as the interpreter and cannot change, so the
+/// answer holds across dumps (numpy arrays, dtypes, ...).
+static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> = std::sync::Mutex::new(None);
+
 pub struct Layout<'py> {
     pub cls: Bound<'py, PyAny>,
     /// `__slotnames__`, when the class has slots.
@@ -33,7 +38,18 @@ impl<'py> Engine<'py> {
         if let Some(known) = self.instance_layouts.get(&key) {
             return Ok(known.clone());
         }
+        // SAFETY: reading the flags of a live type object.
+        let is_static = unsafe { (*tp.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 };
+        if is_static && STATIC_WITHOUT_LAYOUT.lock().is_ok_and(|known| known.as_ref().is_some_and(|k| k.contains(&key))) {
+            self.instance_layouts.insert(key, None);
+            return Ok(None);
+        }
         let layout = self.classify(tp)?.map(Rc::new);
+        if is_static && layout.is_none() && self.proto >= 2 {
+            if let Ok(mut known) = STATIC_WITHOUT_LAYOUT.lock() {
+                known.get_or_insert_with(Default::default).insert(key);
+            }
+        }
         self.instance_layouts.insert(key, layout.clone());
         Ok(layout)
     }

@@ -11,6 +11,8 @@ pub mod instance;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
 
 use crate::engine::frames::{Frame, SaveCtx};
 
@@ -233,9 +235,39 @@ impl<'py> Engine<'py> {
         if let Some(known) = self.long_tail_reducers.get(&key) {
             return Ok(known.clone());
         }
-        let reducer = self.py.import("turbodill._reducers")?.getattr("reducer_for")?.call1((tp,))?;
+        let py = self.py;
+        let cache = REDUCER_CACHE.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
+        let reducer = match cache.get_item(tp)? {
+            Some(known) => known,
+            None => {
+                let reducer_for = REDUCER_FOR
+                    .get_or_try_init(py, || py.import("turbodill._reducers")?.getattr("reducer_for").map(Bound::unbind))?
+                    .bind(py);
+                let reducer = reducer_for.call1((tp,))?;
+                if cache.len() >= MAX_CACHED_TYPES {
+                    cache.clear();
+                }
+                cache.set_item(tp, &reducer)?;
+                reducer
+            }
+        };
         let reducer = (!reducer.is_none()).then_some(reducer);
         self.long_tail_reducers.insert(key, reducer.clone());
         Ok(reducer)
+    }
+}
+
+/// `turbodill._reducers.reducer_for`'s answers, kept across dumps: type ->
+/// reducer or None. It holds its types; past `MAX_CACHED_TYPES` (classes
+/// made on the fly) it starts over.
+static REDUCER_CACHE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+static REDUCER_FOR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+const MAX_CACHED_TYPES: usize = 4096;
+
+/// Forget the cached reducers (after a saver is registered).
+#[pyfunction]
+pub fn _forget_type_caches(py: Python<'_>) {
+    if let Some(cache) = REDUCER_CACHE.get(py) {
+        cache.bind(py).clear();
     }
 }
