@@ -30,4 +30,8 @@ mod _native {
 
     #[pymodule_export]
     const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;
+
+    #[pymodule_export]
+    #[allow(non_upper_case_globals)]
+    const __version__: &str = env!("CARGO_PKG_VERSION");
 }

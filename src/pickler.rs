@@ -80,6 +80,35 @@ fn some_unless_none(obj: Option<Bound<'_, PyAny>>) -> Option<Bound<'_, PyAny>> {
     obj.filter(|o| !o.is_none())
 }
 
+/// The arguments `dump` and `dumps` share.
+struct DumpArgs<'py> {
+    protocol: Option<i64>,
+    byref: Option<bool>,
+    fmode: Option<u8>,
+    /// Accepted for dill: functions always carry exactly the globals they use.
+    #[allow(dead_code)]
+    recurse: Option<bool>,
+    fix_imports: bool,
+    buffer_callback: Option<Bound<'py, PyAny>>,
+    deterministic: bool,
+}
+
+impl<'py> DumpArgs<'py> {
+    fn engine(self, py: Python<'py>, file_write: Option<Bound<'py, PyAny>>) -> PyResult<Engine<'py>> {
+        let opts = resolve_options(
+            py,
+            self.protocol,
+            self.byref,
+            self.fmode,
+            self.fix_imports,
+            self.deterministic,
+            &self.buffer_callback,
+        )?;
+        let hooks = Hooks { buffer_callback: some_unless_none(self.buffer_callback), ..Default::default() };
+        Engine::new(py, opts, hooks, None, file_write)
+    }
+}
+
 /// Pickle `obj` to bytes. `byref`, `fmode` and `recurse` are dill's (see
 /// `turbodill.settings`); `deterministic=True` also orders sets.
 #[pyfunction]
@@ -95,12 +124,8 @@ pub fn dumps<'py>(
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let py = obj.py();
-    // Functions always carry exactly the globals they use (dill's recurse).
-    let _ = recurse;
-    let opts = resolve_options(py, protocol, byref, fmode, fix_imports, deterministic, &buffer_callback)?;
-    let hooks = Hooks { buffer_callback: some_unless_none(buffer_callback), ..Default::default() };
-    let mut engine = Engine::new(py, opts, hooks, None, None)?;
+    let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
+    let mut engine = args.engine(obj.py(), None)?;
     engine.dump(obj)?;
     Ok(engine.into_bytes())
 }
@@ -125,12 +150,8 @@ pub fn dump<'py>(
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
 ) -> PyResult<()> {
-    let py = obj.py();
-    let _ = recurse;
-    let opts = resolve_options(py, protocol, byref, fmode, fix_imports, deterministic, &buffer_callback)?;
-    let write = file_write(file)?;
-    let hooks = Hooks { buffer_callback: some_unless_none(buffer_callback), ..Default::default() };
-    Engine::new(py, opts, hooks, None, Some(write))?.dump(obj)
+    let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
+    args.engine(obj.py(), Some(file_write(file)?))?.dump(obj)
 }
 
 /// A pickler writing to a file, with the stdlib's hooks: subclasses may

@@ -26,6 +26,7 @@ from ._native import (
     Pickler,
     PicklerMemoProxy,
     UnpicklableError,
+    __version__,
     _by_value_modules,
     dump,
     dumps,

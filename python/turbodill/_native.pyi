@@ -4,24 +4,36 @@ class _Writable(Protocol):
     def write(self, data: bytes, /) -> Any: ...
 
 HIGHEST_PROTOCOL: int
+__version__: str
+settings: dict[str, Any]
+_by_value_modules: set[str]
 
 class UnpicklableError(Exception): ...
 
 def dumps(
     obj: Any,
     protocol: int | None = None,
+    byref: bool | None = None,
+    fmode: int | None = None,
+    recurse: bool | None = None,
     *,
     fix_imports: bool = True,
     buffer_callback: Callable[[Any], Any] | None = None,
+    deterministic: bool = False,
 ) -> bytes: ...
 def dump(
     obj: Any,
     file: _Writable,
     protocol: int | None = None,
+    byref: bool | None = None,
+    fmode: int | None = None,
+    recurse: bool | None = None,
     *,
     fix_imports: bool = True,
     buffer_callback: Callable[[Any], Any] | None = None,
+    deterministic: bool = False,
 ) -> None: ...
+def _forget_type_caches() -> None: ...
 
 class PicklerMemoProxy:
     def copy(self) -> dict[int, tuple[int, Any]]: ...
@@ -39,6 +51,11 @@ class Pickler:
         protocol: int | None = None,
         fix_imports: bool = True,
         buffer_callback: Callable[[Any], Any] | None = None,
+        *,
+        byref: bool | None = None,
+        fmode: int | None = None,
+        recurse: bool | None = None,
+        deterministic: bool = False,
     ) -> None: ...
     def dump(self, obj: Any, /) -> None: ...
     def clear_memo(self) -> None: ...

@@ -125,14 +125,7 @@ impl<'py> Engine<'py> {
         for base in cls.getattr(intern!(py, "__bases__"))?.cast::<PyTuple>()?.iter() {
             digest.feed_str(&base.getattr(intern!(py, "__qualname__"))?);
         }
-        let dict = cls.getattr(intern!(py, "__dict__"))?;
-        let mut items: Vec<(String, Bound<'py, PyAny>)> = dict
-            .call_method0(intern!(py, "items"))?
-            .try_iter()?
-            .map(|kv| kv.and_then(|kv| kv.extract()))
-            .collect::<PyResult<_>>()?;
-        items.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, value) in items {
+        for (name, value) in sorted_class_dict(cls)? {
             digest.feed(name.as_bytes());
             describe(&mut digest, &value, 0)?;
         }
@@ -159,12 +152,7 @@ impl<'py> Engine<'py> {
             Ok(slots) => slots.try_iter()?.map(|s| s.and_then(|s| s.extract())).collect::<PyResult<_>>()?,
             Err(_) => Vec::new(),
         };
-        let mut items: Vec<(String, Bound<'py, PyAny>)> = dict
-            .call_method0(intern!(py, "items"))?
-            .try_iter()?
-            .map(|kv| kv.and_then(|kv| kv.extract()))
-            .collect::<PyResult<_>>()?;
-        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let items = sorted_class_dict(cls)?;
         let is_enum = cls.is_instance(&py.import("enum")?.getattr("EnumMeta")?)?;
         let members = PyDict::new(py);
         if is_enum {
@@ -249,6 +237,19 @@ impl<'py> Engine<'py> {
         self.save_reduce(&reduce_value, Some(obj))?;
         Ok(true)
     }
+}
+
+/// A class's own attributes, sorted by name (a canonical order).
+fn sorted_class_dict<'py>(cls: &Bound<'py, PyAny>) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+    let py = cls.py();
+    let mut items: Vec<(String, Bound<'py, PyAny>)> = cls
+        .getattr(intern!(py, "__dict__"))?
+        .call_method0(intern!(py, "items"))?
+        .try_iter()?
+        .map(|kv| kv.and_then(|kv| kv.extract()))
+        .collect::<PyResult<_>>()?;
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(items)
 }
 
 fn is_sunder(name: &str) -> bool {
