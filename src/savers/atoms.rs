@@ -274,16 +274,29 @@ impl<'py> Engine<'py> {
                 self.write_str_payload(bytes, None)?;
             }
         } else {
-            // Code points via UTF-32, which (unlike a Rust str) can carry
-            // lone surrogates.
-            let utf32 = obj.call_method1(intern!(self.py, "encode"), ("utf-32-le", "surrogatepass"))?;
-            let code_points = utf32
-                .cast::<PyBytes>()?
-                .as_bytes()
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            // The code points themselves (a Rust str could not hold lone
+            // surrogates), read in the string's own storage width.
+            // SAFETY: `obj` is an exact str, made ready; its data holds
+            // `len` units of `kind` bytes and lives while we hold `obj`.
+            let escaped = unsafe {
+                let ptr = obj.as_ptr();
+                if ffi::PyUnicode_READY(ptr) != 0 {
+                    return Err(PyErr::fetch(self.py));
+                }
+                let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+                let data = ffi::PyUnicode_DATA(ptr);
+                match ffi::PyUnicode_KIND(ptr) {
+                    ffi::PyUnicode_1BYTE_KIND => {
+                        raw_unicode_escape(std::slice::from_raw_parts(data as *const u8, len).iter().map(|&c| c as u32))
+                    }
+                    ffi::PyUnicode_2BYTE_KIND => {
+                        raw_unicode_escape(std::slice::from_raw_parts(data as *const u16, len).iter().map(|&c| c as u32))
+                    }
+                    _ => raw_unicode_escape(std::slice::from_raw_parts(data as *const u32, len).iter().copied()),
+                }
+            };
             self.out.write_byte(UNICODE);
-            self.out.write(&raw_unicode_escape(code_points));
+            self.out.write(&escaped);
             self.out.write_byte(b'\n');
         }
         self.memo_put(obj);
@@ -424,12 +437,17 @@ impl<'py> Engine<'py> {
 /// Protocol 0's UNICODE payload: raw-unicode-escape, plus escapes for the
 /// characters that would break the line-based format.
 fn raw_unicode_escape(code_points: impl Iterator<Item = u32>) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let escape = |out: &mut Vec<u8>, tag: u8, c: u32, digits: u32| {
+        out.extend_from_slice(&[b'\\', tag]);
+        out.extend((0..digits).rev().map(|d| HEX[(c >> (4 * d)) as usize & 0xf]));
+    };
     let mut out = Vec::new();
     for c in code_points {
         if c >= 0x10000 {
-            out.extend_from_slice(format!("\\U{c:08x}").as_bytes());
+            escape(&mut out, b'U', c, 8);
         } else if c >= 256 || matches!(c, 0x5c | 0 | 0x0a | 0x0d | 0x1a) {
-            out.extend_from_slice(format!("\\u{c:04x}").as_bytes());
+            escape(&mut out, b'u', c, 4);
         } else {
             out.push(c as u8);
         }
