@@ -337,6 +337,7 @@ with open(PATH + '.bin', 'wb') as f:
 text = open(PATH + '.txt', 'r'); text.seek(6)
 binary = open(PATH + '.bin', 'rb'); binary.seek(4)
 appender = open(PATH + '.log', 'a'); appender.write('first\\n'); appender.flush()
+writer = open(PATH + '.out', 'w'); writer.write('kept'); writer.flush()
 closed = open(PATH + '.txt'); closed.close()
 
 try:
@@ -350,7 +351,7 @@ objs = dict(held=held, free=free, rlock=rlock, free_rlock=free_rlock, local=loca
             q=q, logger=logger, handler=handler, o=o, ref=ref, dead=dead, wset=wset, wkeys=wkeys,
             wvalues=wvalues, d=d, keys=d.keys(), items=d.items(), ctx=ctx, view=memoryview(b'abcd'),
             packer=struct.Struct('<i'), mapped=map(lambda x: x * 2, [1, 2]),
-            filtered=filter(lambda x: x % 2, [1, 2, 3]), text=text, binary=binary, appender=appender,
+            filtered=filter(lambda x: x % 2, [1, 2, 3]), text=text, binary=binary, appender=appender, writer=writer,
             closed=closed, out=sys.stdout, tb=tb)
 """
 
@@ -377,6 +378,10 @@ assert list(o['mapped']) == [2, 4] and list(o['filtered']) == [1, 3]
 assert o['text'].read() == 'world' and o['binary'].read() == b'456789'
 o['appender'].write('second\\n'); o['appender'].close()
 assert open(PATH + '.log').read() == 'first\\nsecond\\n'
+# A 'w' file reopens where it was, without truncating what was written.
+assert open(PATH + '.out').read() == 'kept'
+o['writer'].write('+more'); o['writer'].close()
+assert open(PATH + '.out').read() == 'kept+more'
 assert o['closed'].closed and o['out'] is sys.stdout
 lines = traceback.format_tb(o['tb'])
 assert any('in fail' in line for line in lines), lines

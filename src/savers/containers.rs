@@ -49,6 +49,23 @@ fn next_item<'py>(iter: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>
     }
 }
 
+/// Save a frame's children with `$save`. When they are done, the step goes
+/// on to the next ones; when they pushed work of their own, the frame is put
+/// back on the stack beneath that work, to resume once it is done, and the
+/// step returns. On error the frame goes there too, so the error path (read
+/// off the stack) names where the failure happened.
+macro_rules! save_children_or_park {
+    ($engine:expr, $save:expr, $frame:expr) => {{
+        let depth = $engine.stack.len();
+        let result = $save;
+        if !result.as_ref().is_ok_and(|pushed| !pushed) {
+            $engine.stack.insert(depth, $frame);
+            result?;
+            return Ok(());
+        }
+    }};
+}
+
 impl<'py> Engine<'py> {
     /// Save the children of a frame (one value, or a key and its value).
     /// Ok(true) means they pushed work of their own: the frame must wait
@@ -65,18 +82,6 @@ impl<'py> Engine<'py> {
             self.save(&value, SaveCtx::default())?;
         }
         Ok(self.stack.len() > depth)
-    }
-
-    /// Put a frame back on the stack at `depth`, beneath what its children
-    /// pushed, to resume once they are done. On error it goes there too, so
-    /// the error path (read off the stack) names where the failure happened.
-    #[inline]
-    fn park(&mut self, depth: usize, frame: Frame<'py>, result: PyResult<bool>) -> PyResult<bool> {
-        if result.as_ref().is_ok_and(|pushed| !pushed) {
-            return Ok(false);
-        }
-        self.stack.insert(depth, frame);
-        result
     }
 
     // ---- list --------------------------------------------------------------
@@ -133,13 +138,7 @@ impl<'py> Engine<'py> {
             let item = unsafe { Bound::from_borrowed_ptr(self.py, ffi::PyList_GET_ITEM(f.list.as_ptr(), f.next as isize)) };
             f.next += 1;
             f.in_batch += 1;
-            let depth = self.stack.len();
-            let result = self.save_children(&item, None);
-            if result.as_ref().is_ok_and(|pushed| !pushed) {
-                continue;
-            }
-            self.park(depth, Frame::List(f), result)?;
-            return Ok(());
+            save_children_or_park!(self, self.save_children(&item, None), Frame::List(f));
         }
     }
 
@@ -208,13 +207,7 @@ impl<'py> Engine<'py> {
             };
             f.in_batch += 1;
             f.key = Some(key.clone());
-            let depth = self.stack.len();
-            let result = self.save_children(&key, Some(value));
-            if result.as_ref().is_ok_and(|pushed| !pushed) {
-                continue;
-            }
-            self.park(depth, Frame::Dict(f), result)?;
-            return Ok(());
+            save_children_or_park!(self, self.save_children(&key, Some(value)), Frame::Dict(f));
         }
     }
 
@@ -305,13 +298,7 @@ impl<'py> Engine<'py> {
                     }
                 }
             };
-            let depth = self.stack.len();
-            let result = Self::item_children(&mut f, item).and_then(|(first, value)| self.save_children(&first, value));
-            if result.as_ref().is_ok_and(|pushed| !pushed) {
-                continue;
-            }
-            self.park(depth, Frame::Items(f), result)?;
-            return Ok(());
+            save_children_or_park!(self, Self::item_children(&mut f, item).and_then(|(first, value)| self.save_children(&first, value)), Frame::Items(f));
         }
     }
 
@@ -340,13 +327,7 @@ impl<'py> Engine<'py> {
         while f.next < len {
             let item = f.tuple.get_item(f.next)?;
             f.next += 1;
-            let depth = self.stack.len();
-            let result = self.save_children(&item, None);
-            if result.as_ref().is_ok_and(|pushed| !pushed) {
-                continue;
-            }
-            self.park(depth, Frame::Tuple(f), result)?;
-            return Ok(());
+            save_children_or_park!(self, self.save_children(&item, None), Frame::Tuple(f));
         }
         let short_form = len <= 3 && self.proto >= 2;
         if let Some(idx) = self.memo.get(f.tuple.as_any()) {
@@ -418,13 +399,7 @@ impl<'py> Engine<'py> {
                 return self.check_set_size(&f);
             };
             f.in_batch += 1;
-            let depth = self.stack.len();
-            let result = self.save_children(&item, None);
-            if result.as_ref().is_ok_and(|pushed| !pushed) {
-                continue;
-            }
-            self.park(depth, Frame::Set(f), result)?;
-            return Ok(());
+            save_children_or_park!(self, self.save_children(&item, None), Frame::Set(f));
         }
     }
 
@@ -446,13 +421,7 @@ impl<'py> Engine<'py> {
 
     pub fn step_frozenset(&mut self, f: FrozenSetFrame<'py>) -> PyResult<()> {
         while let Some(item) = next_item(&f.iter)? {
-            let depth = self.stack.len();
-            let result = self.save_children(&item, None);
-            if result.as_ref().is_ok_and(|pushed| !pushed) {
-                continue;
-            }
-            self.park(depth, Frame::FrozenSet(f), result)?;
-            return Ok(());
+            save_children_or_park!(self, self.save_children(&item, None), Frame::FrozenSet(f));
         }
         if let Some(idx) = self.memo.get(&f.obj) {
             // Recursive through its items: drop them, fetch the memoized one.
