@@ -373,6 +373,9 @@ impl<'py> Engine<'py> {
     }
 
     /// A code object: `types.CodeType(*fields)`.
+    /// Written as `CodeType (fields...) REDUCE` directly rather than through
+    /// `save_reduce`: code objects are the bulk of what a batch of distinct
+    /// lambdas costs, and they need none of its checks.
     pub fn save_code(&mut self, code: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
         let mut args = Vec::with_capacity(18);
@@ -380,9 +383,18 @@ impl<'py> Engine<'py> {
             let value = code.getattr(field)?;
             args.push(if i == CO_CONSTS { canonical_consts(&value)? } else { value });
         }
-        let args = PyTuple::new(py, args)?;
-        let reduce_value = PyTuple::new(py, [code.get_type().into_any(), args.into_any()])?;
-        self.save_reduce(&reduce_value, Some(code))
+        let args = PyTuple::new(py, args)?.into_any();
+        let code = code.clone();
+        self.queue([
+            Frame::Save(code.get_type().into_any(), SaveCtx::default()),
+            Frame::Save(args, SaveCtx::default()),
+            Frame::Write(REDUCE),
+            deferred(move |e| {
+                e.memo_put(&code);
+                Ok(())
+            }),
+        ]);
+        Ok(())
     }
 
     /// A cell on its own: made empty, memoized, then filled (so it may
