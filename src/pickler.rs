@@ -12,15 +12,47 @@ use crate::errors::pickling_error;
 
 pub const HIGHEST_PROTOCOL: u8 = 5;
 
+/// `turbodill.settings` as last read, with the dict's version tag (which
+/// CPython changes on every change to the dict): reading the dict on each
+/// call cost more than a whole small dump.
+#[derive(Clone, Copy)]
+struct SettingsSnapshot {
+    version: u64,
+    protocol: i64,
+    byref: bool,
+    fmode: u8,
+}
+
+thread_local! {
+    static SETTINGS: std::cell::Cell<Option<SettingsSnapshot>> = const { std::cell::Cell::new(None) };
+}
+
+fn read_settings(settings: &Bound<'_, PyDict>) -> PyResult<SettingsSnapshot> {
+    let py = settings.py();
+    // SAFETY: `settings` is a dict; on 3.11 its object starts with the
+    // PyDictObject header, whose `ma_version_tag` we only read.
+    #[cfg(not(Py_3_12))]
+    let version = unsafe { (*(settings.as_ptr() as *const pyo3::ffi::PyDictObject)).ma_version_tag };
+    #[cfg(Py_3_12)]
+    let version = 0; // no version tag to trust: read every time
+    if let Some(snapshot) = SETTINGS.with(|s| s.get()).filter(|s| version != 0 && s.version == version) {
+        return Ok(snapshot);
+    }
+    let snapshot = SettingsSnapshot {
+        version,
+        protocol: setting(settings, intern!(py, "protocol"), None, 4)?,
+        byref: setting(settings, intern!(py, "byref"), None, false)?,
+        fmode: setting(settings, intern!(py, "fmode"), None, 0)?,
+    };
+    SETTINGS.with(|s| s.set(Some(snapshot)));
+    Ok(snapshot)
+}
+
 /// Resolve the `protocol` argument as the stdlib does: None is the default
 /// (`turbodill.settings['protocol']`, the stdlib's unless changed), a
 /// negative number is the highest.
-fn resolve_protocol(settings: &Bound<'_, PyDict>, protocol: Option<i64>) -> PyResult<u8> {
-    let protocol = match protocol {
-        Some(p) => p,
-        None => settings.get_item(intern!(settings.py(), "protocol"))?.map(|p| p.extract()).transpose()?.unwrap_or(4),
-    };
-    match protocol {
+fn resolve_protocol(default: i64, protocol: Option<i64>) -> PyResult<u8> {
+    match protocol.unwrap_or(default) {
         p if p < 0 => Ok(HIGHEST_PROTOCOL),
         p if p > HIGHEST_PROTOCOL as i64 => {
             Err(PyValueError::new_err(format!("pickle protocol must be <= {HIGHEST_PROTOCOL}")))
@@ -29,7 +61,7 @@ fn resolve_protocol(settings: &Bound<'_, PyDict>, protocol: Option<i64>) -> PyRe
     }
 }
 
-/// dill's arguments: `None` means `turbodill.settings[name]`.
+/// One of `turbodill.settings`, or `default` when it was deleted.
 fn setting<'py, T: for<'a> FromPyObject<'a, 'py>>(
     settings: &Bound<'py, PyDict>,
     name: &Bound<'py, pyo3::types::PyString>,
@@ -56,15 +88,15 @@ fn resolve_options(
     deterministic: bool,
     buffer_callback: &Option<Bound<'_, PyAny>>,
 ) -> PyResult<Options> {
-    let settings = PyState::get(py)?.settings.bind(py);
-    let protocol = resolve_protocol(settings, protocol)?;
+    let settings = read_settings(PyState::get(py)?.settings.bind(py))?;
+    let protocol = resolve_protocol(settings.protocol, protocol)?;
     check_buffer_callback(protocol, buffer_callback)?;
     Ok(Options {
         protocol,
         fix_imports,
         fast: false,
-        byref: setting(settings, intern!(py, "byref"), byref, false)?,
-        fmode: setting(settings, intern!(py, "fmode"), fmode, 0)?,
+        byref: byref.unwrap_or(settings.byref),
+        fmode: fmode.unwrap_or(settings.fmode),
         deterministic,
     })
 }
