@@ -34,6 +34,19 @@ pub struct Hooks<'py> {
     pub buffer_callback: Option<Bound<'py, PyAny>>,
 }
 
+/// Per-dump answers about types and code objects, by address (the objects
+/// stay alive for the dump: types through their instances, code through the
+/// memoized functions).
+#[derive(Default)]
+pub struct Caches<'py> {
+    /// Decisions of the instance fast path.
+    pub instance_layouts: AHashMap<usize, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
+    /// Reducers from `turbodill._reducers` (the long tail).
+    pub long_tail_reducers: AHashMap<usize, Option<Bound<'py, PyAny>>>,
+    /// The global names each code object reads.
+    pub code_global_names: AHashMap<usize, Vec<Bound<'py, pyo3::types::PyString>>>,
+}
+
 #[derive(Clone, Default)]
 pub struct Options {
     pub protocol: u8,
@@ -64,16 +77,10 @@ pub struct Engine<'py> {
     /// `file.write` when dumping to a file; `None` for `dumps`.
     pub file_write: Option<Bound<'py, PyAny>>,
     pub stack: Vec<Frame<'py>>,
-    /// Per-type decisions of the instance fast path, by type address.
-    pub instance_layouts: AHashMap<usize, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
-    /// Per-type reducers from `turbodill._reducers` (the long tail), by
-    /// type address.
-    pub long_tail_reducers: AHashMap<usize, Option<Bound<'py, PyAny>>>,
-    /// The global names each code object reads, by code address (the code
-    /// objects are kept alive by the functions being pickled).
-    pub code_global_names: AHashMap<usize, Vec<Bound<'py, pyo3::types::PyString>>>,
+    /// Made on first use: most small dumps never need them.
+    caches: Option<Box<Caches<'py>>>,
     fast_nesting: usize,
-    fast_memo: ahash::AHashSet<usize>,
+    fast_memo: Option<ahash::AHashSet<usize>>,
     /// Reductions waiting for their arguments (see `reduce::enter_reduction`).
     pub pending_reductions: usize,
     /// How many container frames are being stepped inside one another on
@@ -113,13 +120,11 @@ impl<'py> Engine<'py> {
             hooks,
             file_write,
             stack: Vec::new(),
-            instance_layouts: AHashMap::new(),
-            long_tail_reducers: AHashMap::new(),
-            code_global_names: AHashMap::new(),
+            caches: None,
             fast_nesting: 0,
             inline_depth: 0,
             pending_reductions: 0,
-            fast_memo: Default::default(),
+            fast_memo: None,
         })
     }
 
@@ -165,6 +170,10 @@ impl<'py> Engine<'py> {
                 .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("out of memory for the pickler's work stack"))?;
         }
         Ok(())
+    }
+
+    pub fn caches(&mut self) -> &mut Caches<'py> {
+        self.caches.get_or_insert_with(Default::default)
     }
 
     /// Queue frames to run in the order given, after the current work.
@@ -308,7 +317,7 @@ impl<'py> Engine<'py> {
         self.fast_nesting += 1;
         if self.fast_nesting >= FAST_NESTING_LIMIT {
             let addr = obj.as_ptr() as usize;
-            if !self.fast_memo.insert(addr) {
+            if !self.fast_memo.get_or_insert_with(Default::default).insert(addr) {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "fast mode: can't pickle cyclic objects including object type {} at {:#x}",
                     path::type_name(obj),
@@ -322,7 +331,9 @@ impl<'py> Engine<'py> {
 
     pub fn fast_leave(&mut self, addr: usize) {
         if self.fast_nesting >= FAST_NESTING_LIMIT {
-            self.fast_memo.remove(&addr);
+            if let Some(memo) = &mut self.fast_memo {
+                memo.remove(&addr);
+            }
         }
         self.fast_nesting -= 1;
     }

@@ -364,11 +364,11 @@ impl<'py> Engine<'py> {
     /// by one `def` or `lambda` share their code).
     fn global_names_of(&mut self, code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
         let key = code.as_ptr() as usize;
-        if let Some(names) = self.code_global_names.get(&key) {
+        if let Some(names) = self.caches().code_global_names.get(&key) {
             return Ok(names.clone());
         }
         let names = global_names(code)?;
-        self.code_global_names.insert(key, names.clone());
+        self.caches().code_global_names.insert(key, names.clone());
         Ok(names)
     }
 

@@ -35,13 +35,13 @@ impl<'py> Engine<'py> {
     /// go through `__reduce_ex__`. Decided once per type per dump.
     pub fn instance_layout(&mut self, tp: &Bound<'py, PyType>) -> PyResult<Option<Rc<Layout<'py>>>> {
         let key = tp.as_ptr() as usize;
-        if let Some(known) = self.instance_layouts.get(&key) {
+        if let Some(known) = self.caches().instance_layouts.get(&key) {
             return Ok(known.clone());
         }
         // SAFETY: reading the flags of a live type object.
         let is_static = unsafe { (*tp.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 };
         if is_static && STATIC_WITHOUT_LAYOUT.lock().is_ok_and(|known| known.as_ref().is_some_and(|k| k.contains(&key))) {
-            self.instance_layouts.insert(key, None);
+            self.caches().instance_layouts.insert(key, None);
             return Ok(None);
         }
         let layout = self.classify(tp)?.map(Rc::new);
@@ -50,7 +50,7 @@ impl<'py> Engine<'py> {
                 known.get_or_insert_with(Default::default).insert(key);
             }
         }
-        self.instance_layouts.insert(key, layout.clone());
+        self.caches().instance_layouts.insert(key, layout.clone());
         Ok(layout)
     }
 

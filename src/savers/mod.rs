@@ -232,7 +232,7 @@ impl<'py> Engine<'py> {
     /// `turbodill._reducers.reducer_for(tp)`, decided once per type per dump.
     fn long_tail_reducer(&mut self, tp: &Bound<'py, pyo3::types::PyType>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let key = tp.as_ptr() as usize;
-        if let Some(known) = self.long_tail_reducers.get(&key) {
+        if let Some(known) = self.caches().long_tail_reducers.get(&key) {
             return Ok(known.clone());
         }
         let py = self.py;
@@ -252,7 +252,7 @@ impl<'py> Engine<'py> {
             }
         };
         let reducer = (!reducer.is_none()).then_some(reducer);
-        self.long_tail_reducers.insert(key, reducer.clone());
+        self.caches().long_tail_reducers.insert(key, reducer.clone());
         Ok(reducer)
     }
 }
