@@ -286,24 +286,20 @@ def _index_plain_objects():
     return _object_index
 
 
-def find_sentinel(obj):
-    """``(module, name)`` if the stateless ``obj`` is a module-level global
-    of an importable module (``SENTINEL = object()``, ``dataclasses.MISSING``),
-    so that it travels by reference and ``x is SENTINEL`` still holds after
-    loading; else None."""
-    cls = type(obj)
+def sentinels_of(cls):
+    """``{id(obj): (module, name)}`` for the stateless instances of ``cls``
+    bound at module level in importable modules (``SENTINEL = object()``,
+    ``dataclasses.MISSING``): they travel by reference, so that
+    ``x is SENTINEL`` still holds after loading. The pickler asks once per
+    class per dump."""
     if cls is object:
-        found = _index_plain_objects().get(id(obj))
-    else:
-        module = sys.modules.get(getattr(cls, "__module__", None))
-        found = None
-        for name, value in list(getattr(module, "__dict__", {}).items()):
-            if value is obj:
-                found = (cls.__module__, name)
-                break
-    if found is None or found[0] in ("__main__", "__mp_main__"):
-        return None
-    module_name, name = found
-    if getattr(sys.modules.get(module_name), name, None) is not obj:
-        return None
-    return found
+        return dict(_index_plain_objects())
+    module_name = getattr(cls, "__module__", None)
+    if module_name in (None, "__main__", "__mp_main__"):
+        return {}
+    module = sys.modules.get(module_name)
+    return {
+        id(value): (module_name, name)
+        for name, value in list(getattr(module, "__dict__", {}).items())
+        if type(value) is cls
+    }

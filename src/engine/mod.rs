@@ -43,6 +43,9 @@ pub struct Caches<'py> {
     pub instance_layouts: AHashMap<usize, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
     pub long_tail_reducers: AHashMap<usize, Option<Bound<'py, PyAny>>>,
+    /// Module-level stateless instances of a class: object address ->
+    /// `(module, name)`, by class address.
+    pub sentinels: AHashMap<usize, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     /// The global names each code object reads.
     pub code_global_names: AHashMap<usize, Vec<Bound<'py, pyo3::types::PyString>>>,
 }

@@ -137,6 +137,26 @@ impl<'py> Engine<'py> {
         }))
     }
 
+    /// `(module, name)` when the stateless `obj` is a module-level sentinel
+    /// (see `turbodill._reducers.sentinels_of`, asked once per class per dump).
+    fn sentinel_name(
+        &mut self,
+        cls: &Bound<'py, PyAny>,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        let key = cls.as_ptr() as usize;
+        if !self.caches().sentinels.contains_key(&key) {
+            let found = self.py.import("turbodill._reducers")?.getattr("sentinels_of")?.call1((cls,))?;
+            let mut names = ahash::AHashMap::new();
+            for (id, location) in found.cast::<pyo3::types::PyDict>()?.iter() {
+                names.insert(id.extract::<usize>()?, location.extract()?);
+            }
+            self.caches().sentinels.insert(key, names);
+        }
+        let found = self.caches().sentinels[&key].get(&(obj.as_ptr() as usize)).cloned();
+        Ok(found)
+    }
+
     /// Write `obj` as `cls () NEWOBJ` + state. Returns false, having written
     /// nothing, when this instance overrides the defaults in its own dict.
     pub fn save_instance(&mut self, obj: &Bound<'py, PyAny>, layout: &Layout<'py>) -> PyResult<bool> {
@@ -178,9 +198,7 @@ impl<'py> Engine<'py> {
         if dict.is_none() && slots.is_none() {
             // A stateless object may be a module-level sentinel, which must
             // stay the same object after loading.
-            let found = py.import("turbodill._reducers")?.getattr("find_sentinel")?.call1((obj,))?;
-            if !found.is_none() {
-                let (module, name): (Bound<'py, PyAny>, Bound<'py, PyAny>) = found.extract()?;
+            if let Some((module, name)) = self.sentinel_name(&layout.cls, obj)? {
                 self.write_global(obj, module, name)?;
                 return Ok(true);
             }
