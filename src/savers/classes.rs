@@ -214,7 +214,7 @@ impl<'py> Engine<'py> {
     /// module, name and parameters so it keeps one identity when loaded.
     pub fn save_typevar_by_value(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
         let py = self.py;
-        if !obj.get_type().is(py.import("typing")?.getattr("TypeVar")?) {
+        if !obj.get_type().is(self.st.typevar_type.bind(py)) {
             return Ok(false);
         }
         let module: String = obj.getattr(intern!(py, "__module__"))?.extract()?;
