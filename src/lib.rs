@@ -8,6 +8,7 @@ mod errors;
 mod output;
 mod pickler;
 mod savers;
+mod session;
 
 
 #[pyo3::pymodule(gil_used = true)]
@@ -27,6 +28,9 @@ mod _native {
 
     #[pymodule_export]
     use crate::savers::_forget_type_caches;
+
+    #[pymodule_export]
+    use crate::session::{_session_pack_header, _session_pickle_entries, _session_read_header};
 
     #[pymodule_export]
     const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;

@@ -33,6 +33,14 @@ from ._native import (
     settings,
 )
 from ._reducers import CONTENTS_FMODE, HANDLE_FMODE, register_saver
+from .session import (
+    dump_module,
+    dump_session,
+    load_module,
+    load_module_asdict,
+    load_session,
+    session_info,
+)
 
 __all__ = [
     "CONTENTS_FMODE",
@@ -51,14 +59,20 @@ __all__ = [
     "copy",
     "detect",
     "dump",
+    "dump_module",
+    "dump_session",
     "dumps",
     "list_registry_pickle_by_value",
     "load",
+    "load_module",
+    "load_module_asdict",
+    "load_session",
     "loads",
     "pickle",
     "pickles",
     "register",
     "register_pickle_by_value",
+    "session_info",
     "settings",
     "unregister_pickle_by_value",
 ]

@@ -14,6 +14,12 @@ use pyo3::prelude::*;
 const EMPTY: usize = 0;
 const MIN_CAPACITY: usize = 64;
 
+#[derive(Clone, Copy)]
+pub struct MemoCheckpoint {
+    owned: usize,
+    next: u32,
+}
+
 #[derive(Default)]
 pub struct Memo {
     /// `(address, index)` slots; `address == EMPTY` marks a free slot.
@@ -128,6 +134,26 @@ impl Memo {
         self.next = self.next.max(idx + 1);
     }
 
+    /// A point to come back to with `rollback`.
+    pub fn checkpoint(&self) -> MemoCheckpoint {
+        MemoCheckpoint { owned: self.owned.len(), next: self.next }
+    }
+
+    /// Forget every entry made since `checkpoint` (a failed dump whose
+    /// objects must not be referred back to by the next one). Rebuilds the
+    /// table, so it is for failures, not for the hot path.
+    pub fn rollback(&mut self, checkpoint: MemoCheckpoint) {
+        self.owned.truncate(checkpoint.owned);
+        self.next = checkpoint.next;
+        let kept: Vec<(usize, u32)> =
+            self.slots.iter().copied().filter(|&(key, idx)| key != EMPTY && idx < checkpoint.next).collect();
+        self.slots.fill((EMPTY, 0));
+        self.used = 0;
+        for (key, idx) in kept {
+            self.insert(key, idx);
+        }
+    }
+
     /// Forget every entry but keep the table's allocation, in time
     /// proportional to the entries rather than to the table.
     pub fn reset(&mut self) {
@@ -177,6 +203,28 @@ impl Memo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rollback_forgets_only_later_entries() {
+        Python::initialize();
+        Python::attach(|py| {
+            let objs: Vec<_> = (0..200).map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any()).collect();
+            let mut memo = Memo::default();
+            for o in &objs[..100] {
+                memo.put(o);
+            }
+            let checkpoint = memo.checkpoint();
+            memo.put_anonymous();
+            for o in &objs[100..] {
+                memo.put(o);
+            }
+            memo.rollback(checkpoint);
+            assert_eq!(memo.len(), 100);
+            assert!(objs[..100].iter().enumerate().all(|(i, o)| memo.get(o) == Some(i as u32)));
+            assert!(objs[100..].iter().all(|o| memo.get(o).is_none()));
+            assert_eq!(memo.put(&objs[150]), 100);
+        });
+    }
 
     #[test]
     fn reset_forgets_colliding_entries() {

@@ -50,6 +50,20 @@ pub struct Caches<'py> {
     pub code_global_names: AHashMap<usize, Vec<Bound<'py, pyo3::types::PyString>>>,
 }
 
+/// The namespace a session dump saves (see `crate::session`). Its module and
+/// its dict are written as persistent ids, which the session loader resolves
+/// to the namespace it loads into, so functions get that namespace as their
+/// globals; the module's own functions and classes go by value.
+pub struct SessionScope<'py> {
+    pub module: Bound<'py, PyAny>,
+    pub namespace: Bound<'py, pyo3::types::PyDict>,
+    pub name: String,
+}
+
+/// The persistent ids of `SessionScope`'s module and namespace.
+pub const SESSION_MODULE_PID: &str = "turbodill.session:module";
+pub const SESSION_NAMESPACE_PID: &str = "turbodill.session:namespace";
+
 #[derive(Clone, Default)]
 pub struct Options {
     pub protocol: u8,
@@ -77,6 +91,8 @@ pub struct Engine<'py> {
     pub fmode: u8,
     pub deterministic: bool,
     pub hooks: Hooks<'py>,
+    /// Set while dumping a session's entries.
+    pub session: Option<SessionScope<'py>>,
     /// `file.write` when dumping to a file; `None` for `dumps`.
     pub file_write: Option<Bound<'py, PyAny>>,
     pub stack: Vec<Frame<'py>>,
@@ -121,6 +137,7 @@ impl<'py> Engine<'py> {
             fmode: opts.fmode,
             deterministic: opts.deterministic,
             hooks,
+            session: None,
             file_write,
             stack: Vec::new(),
             caches: None,
@@ -142,6 +159,8 @@ impl<'py> Engine<'py> {
         let result = self.save(obj, Default::default()).and_then(|()| self.run());
         if let Err(err) = result {
             let err = path::annotate(self, err);
+            self.stack.clear();
+            self.pending_reductions = 0;
             self.out.set_framing(false);
             return Err(err);
         }
@@ -191,6 +210,27 @@ impl<'py> Engine<'py> {
     /// The pickle, for `dumps` (the output buffer itself, no copy).
     pub fn into_bytes(mut self) -> Bound<'py, PyBytes> {
         self.out.take_bytes()
+    }
+
+    /// Take the output of the last dump, leaving the engine ready for the
+    /// next one (the memo carries over).
+    pub fn take_output(&mut self) -> Bound<'py, PyBytes> {
+        self.out.take_bytes()
+    }
+
+    /// Forget a failed dump: its output, its memo entries, and the per-dump
+    /// caches (keyed by addresses of objects that the dropped memo entries
+    /// may have been keeping alive).
+    pub fn discard_failed_dump(&mut self, checkpoint: memo::MemoCheckpoint) {
+        self.out.discard();
+        self.memo.rollback(checkpoint);
+        self.caches = None;
+    }
+
+    /// Is `obj` the namespace of the session being dumped?
+    #[inline]
+    pub fn is_session_namespace(&self, obj: &Bound<'py, PyAny>) -> bool {
+        self.session.as_ref().is_some_and(|s| s.namespace.is(obj))
     }
 
     /// The memo, for a `Pickler` that keeps it between dumps.

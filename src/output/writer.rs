@@ -123,6 +123,14 @@ impl<'py> Writer<'py> {
 
     /// The bytes written so far as a `bytes` object; the writer starts over.
     /// Called with no frame open (after `commit_frame`).
+    /// Drop everything written so far (a failed dump whose writer is
+    /// reused for the next one).
+    pub fn discard(&mut self) {
+        self.frame_start = None;
+        self.framing = false;
+        self.buf.remove(0, self.buf.len());
+    }
+
     pub fn take_bytes(&mut self) -> Bound<'py, PyBytes> {
         debug_assert!(self.frame_start.is_none());
         self.buf.finish()

@@ -147,9 +147,16 @@ impl<'py> Engine<'py> {
         if pid.is_none() {
             return Ok(false);
         }
+        self.write_persistent_id(&pid)?;
+        Ok(true)
+    }
+
+    /// Write `pid` as a persistent id (BINPERSID, or PERSID's text line at
+    /// protocol 0).
+    pub fn write_persistent_id(&mut self, pid: &Bound<'py, PyAny>) -> PyResult<()> {
         if self.bin {
             self.stack.push(Frame::Write(BINPERSID));
-            self.save(&pid, SaveCtx::PID)?;
+            self.save(pid, SaveCtx::PID)?;
         } else {
             let text = pid.str()?;
             let text = text.to_str()?;
@@ -160,7 +167,7 @@ impl<'py> Engine<'py> {
             self.out.write(text.as_bytes());
             self.out.write_byte(b'\n');
         }
-        Ok(true)
+        Ok(())
     }
 
     #[inline]

@@ -1,0 +1,38 @@
+//! Pickling a session's entries with one engine and a memo shared between
+//! them; a failed entry is dropped without a trace in the others.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::engine::memo::Memo;
+use crate::engine::{Engine, Hooks, Options, SessionScope};
+
+/// Pickle each value of `entries` (a list of `(name, value)`) as its own
+/// pickle, in order, for the namespace of `module`. Returns one item per
+/// entry: the pickle's bytes, or the exception that stopped it.
+#[pyfunction]
+pub fn _session_pickle_entries<'py>(
+    module: &Bound<'py, PyAny>,
+    entries: &Bound<'py, PyList>,
+    protocol: u8,
+) -> PyResult<Bound<'py, PyList>> {
+    let py = module.py();
+    let name = module.getattr(pyo3::intern!(py, "__name__"))?.extract::<String>()?;
+    let namespace = module.getattr(pyo3::intern!(py, "__dict__"))?.cast_into::<PyDict>()?;
+    let opts = Options { protocol, fix_imports: true, ..Default::default() };
+    let mut engine = Engine::new(py, opts, Hooks::default(), Some(Memo::default()), None)?;
+    engine.session = Some(SessionScope { module: module.clone(), namespace, name });
+    let results = PyList::empty(py);
+    for entry in entries.iter() {
+        let (_, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = entry.extract()?;
+        let checkpoint = engine.memo.checkpoint();
+        match engine.dump(&value) {
+            Ok(()) => results.append(engine.take_output())?,
+            Err(err) => {
+                engine.discard_failed_dump(checkpoint);
+                results.append(err.into_value(py))?;
+            }
+        }
+    }
+    Ok(results)
+}

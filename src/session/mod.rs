@@ -1,0 +1,15 @@
+//! The session container: a module's namespace saved as one small header
+//! and one pickle per entry (see `docs/architecture.md`, "Sessions").
+//!
+//! The entries are pickled by one engine whose memo carries over from entry
+//! to entry, so objects shared between variables stay shared (the loader
+//! reads the entries with one unpickler, whose memo carries over too). An
+//! entry that fails is dropped whole: its output and its memo entries are
+//! forgotten, so no later entry refers back to an object the file lacks.
+//! The header is MessagePack and can be read without unpickling anything.
+
+mod entries;
+mod header;
+
+pub use entries::_session_pickle_entries;
+pub use header::{_session_pack_header, _session_read_header};
