@@ -30,7 +30,10 @@ mod _native {
     use crate::savers::_forget_type_caches;
 
     #[pymodule_export]
-    use crate::session::{_session_pack_header, _session_pickle_entries, _session_read_header};
+    use crate::session::{_session_header_size, _session_pack_header, _session_pickle_entries, _session_read_header};
+
+    #[pymodule_export]
+    const _SESSION_PREFIX_SIZE: usize = crate::session::SESSION_PREFIX_SIZE;
 
     #[pymodule_export]
     const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;

@@ -22,6 +22,7 @@ the older ``dump_session``/``load_session``. What differs:
 Loading a session runs code, like any pickle: load only sessions you wrote.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import errno
@@ -186,7 +187,7 @@ def _entries_of(module, refimported):
             continue
         if name in imported:
             entries.append((name, _ImportedName(imported[name], name), "import"))
-        elif isinstance(value, types.ModuleType) and sys.modules.get(value.__name__) is value:
+        elif isinstance(value, types.ModuleType) and sys.modules.get(getattr(value, "__name__", None)) is value:
             entries.append((name, value, "module"))
         else:
             entries.append((name, value, "value"))
@@ -334,9 +335,13 @@ def dump_session(filename=None, main=None, byref=False, **kwds):
 # ---- loading ----------------------------------------------------------------
 
 
-def _read_bytes(filename):
+@contextlib.contextmanager
+def _opened(filename):
+    """A binary file to read the session from: a file object as given, or
+    the path opened without following a symbolic link."""
     if hasattr(filename, "read"):
-        return filename.read()
+        yield filename
+        return
     path = default_session_path() if filename is None else os.fspath(filename)
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     try:
@@ -348,13 +353,16 @@ def _read_bytes(filename):
     with os.fdopen(fd, "rb") as file:
         if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
             raise SessionError(f"{path!r} is not a regular file")
-        return file.read()
+        yield file
 
 
-def _parse(data, source):
-    """The header of a session in `data`, checked, and the entries' bytes."""
+def _read_header(file, source):
+    """Read and check the header at the start of `file`: `(header, the size
+    the entries' pickles must have)`. Reads nothing past the header."""
     try:
-        header, offset = _native._session_read_header(data)
+        prefix = file.read(_native._SESSION_PREFIX_SIZE)
+        header_bytes = prefix + file.read(_native._session_header_size(prefix) - len(prefix))
+        header = _native._session_read_header(header_bytes)
     except ValueError as exc:
         raise SessionError(f"{source}: {exc}") from None
     if header["format"] > FORMAT_VERSION:
@@ -362,10 +370,12 @@ def _parse(data, source):
             f"{source} is a format-{header['format']} session, written by a newer turbodill "
             f"({header['turbodill']}); this one ({_native.__version__}) reads format {FORMAT_VERSION}"
         )
-    expected = offset + sum(entry["size"] for entry in header["entries"])
-    if len(data) != expected:
-        raise SessionError(f"{source} is truncated or corrupt: {len(data)} bytes, the header describes {expected}")
-    return header, memoryview(data)[offset:]
+    return header, sum(entry["size"] for entry in header["entries"])
+
+
+def _check_size(actual, expected, source):
+    if actual != expected:
+        raise SessionError(f"{source} is truncated or corrupt: its entries take {actual} bytes, not {expected}")
 
 
 def _check_interpreter(header, source):
@@ -425,10 +435,13 @@ def _load_entries(header, payload, module, strict, source):
 
 
 def _open(filename):
-    data = _read_bytes(filename)
+    """The checked header and the entries' bytes of a session to load."""
     source = _describe(filename)
-    header, payload = _parse(data, source)
-    _check_interpreter(header, source)
+    with _opened(filename) as file:
+        header, size = _read_header(file, source)
+        _check_interpreter(header, source)
+        payload = file.read()
+    _check_size(len(payload), size, source)
     return header, payload, source
 
 
@@ -493,8 +506,13 @@ def load_module_asdict(filename=None, update=False, **kwds):
 def session_info(filename=None):
     """What a session file holds, from its header alone: nothing in it is
     unpickled, imported or executed."""
-    data = _read_bytes(filename)
-    header, _ = _parse(data, _describe(filename))
+    source = _describe(filename)
+    with _opened(filename) as file:
+        header, size = _read_header(file, source)
+        start = file.tell()
+        file.seek(0, os.SEEK_END)
+        _check_size(file.tell() - start, size, source)
+        total = file.tell()
     return SessionInfo(
         format=header["format"],
         python=tuple(header["python"]),
@@ -505,5 +523,5 @@ def session_info(filename=None):
         protocol=header["protocol"],
         entries=[EntryInfo(**entry) for entry in header["entries"]],
         skipped=[(s["name"], s["type"], s["reason"]) for s in header["skipped"]],
-        size=len(data),
+        size=total,
     )

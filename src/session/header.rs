@@ -69,19 +69,33 @@ pub fn _session_pack_header<'py>(py: Python<'py>, header: SessionHeader) -> PyRe
     Ok(PyBytes::new(py, &out))
 }
 
-/// Read the header at the start of `data`: `(header dict, offset of the
-/// first entry)`. Raises ValueError for anything that is not a session
-/// header this version can read; nothing is unpickled.
+/// How many bytes start a session file before the header itself.
+pub const SESSION_PREFIX_SIZE: usize = MAGIC.len() + 4;
+
+/// From the first `SESSION_PREFIX_SIZE` bytes of a file, the size of the
+/// whole prefix and header, to read before `_session_read_header`.
 #[pyfunction]
-pub fn _session_read_header(data: &[u8]) -> PyResult<(SessionHeader, usize)> {
-    let invalid = |why: &str| PyValueError::new_err(format!("not a turbodill session file: {why}"));
-    let rest = data.strip_prefix(MAGIC).ok_or_else(|| invalid("bad signature"))?;
-    let (len, body) = rest.split_first_chunk::<4>().ok_or_else(|| invalid("truncated header"))?;
-    let len = u32::from_le_bytes(*len);
-    if len > MAX_HEADER_SIZE || len as usize > body.len() {
+pub fn _session_header_size(prefix: &[u8]) -> PyResult<usize> {
+    let rest = prefix.strip_prefix(MAGIC).ok_or_else(|| invalid("bad signature"))?;
+    let len = rest.first_chunk::<4>().map(|len| u32::from_le_bytes(*len)).ok_or_else(|| invalid("truncated header"))?;
+    if len > MAX_HEADER_SIZE {
+        return Err(invalid("header size out of range"));
+    }
+    Ok(SESSION_PREFIX_SIZE + len as usize)
+}
+
+/// The header of a session from its prefix and header bytes (exactly
+/// `_session_header_size` of them). Raises ValueError for anything that is
+/// not a session header this version can read; nothing is unpickled.
+#[pyfunction]
+pub fn _session_read_header(data: &[u8]) -> PyResult<SessionHeader> {
+    let size = _session_header_size(data)?;
+    if data.len() != size {
         return Err(invalid("truncated header"));
     }
-    let header: SessionHeader =
-        rmp_serde::from_slice(&body[..len as usize]).map_err(|e| invalid(&format!("corrupt header ({e})")))?;
-    Ok((header, MAGIC.len() + 4 + len as usize))
+    rmp_serde::from_slice(&data[SESSION_PREFIX_SIZE..]).map_err(|e| invalid(&format!("corrupt header ({e})")))
+}
+
+fn invalid(why: &str) -> PyErr {
+    PyValueError::new_err(format!("not a turbodill session file: {why}"))
 }
