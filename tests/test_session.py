@@ -403,3 +403,28 @@ def test_dill_keyword_names_are_accepted(tmp_path):
     assert target.v == [1]
     with pytest.raises(TypeError, match="unexpected keyword"):
         turbodill.dump_module(path, module=module, bogus=1)
+
+
+def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
+    (tmp_path / "vanishing.py").write_text("class Thing:\n    pass\n")
+    script = """
+    import vanishing, turbodill
+    shared = {"k": [1, 2]}
+    broken = (shared, vanishing.Thing())
+    after = [shared, shared["k"]]
+    turbodill.dump_session("s.pkl")
+    """
+    run(script, cwd=tmp_path)
+    os.unlink(tmp_path / "vanishing.py")
+    check = """
+    import warnings, turbodill
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        turbodill.load_session("s.pkl")
+    [w] = caught
+    assert "broken (tuple): ModuleNotFoundError: No module named 'vanishing'" in str(w.message), str(w.message)
+    assert "vanishing" not in globals()  # the module entry failed too, and was reported
+    assert after[0] is shared and after[1] is shared["k"] and shared == {"k": [1, 2]}
+    assert "broken" not in globals()
+    """
+    run(check, cwd=tmp_path)

@@ -407,8 +407,11 @@ class _SessionUnpickler(pickle.Unpickler):
 def _load_entries(header, payload, module, strict, source):
     """Load each entry into ``module``'s namespace; entries that fail are
     reported and the others restored. The entries share one memo, as they
-    were pickled, so a failed entry's stream is skipped by its size and the
-    memo carried over to a fresh unpickler."""
+    were pickled. After a failure the unpickler may hold unread bytes of the
+    failed entry, so the stream is moved to the next entry by size and a
+    fresh unpickler takes over the memo; memo indices in sessions are
+    explicit, so the objects the failed entry never made are simply missing
+    (an entry that refers to one fails too, and says so)."""
     stream = io.BytesIO(payload)
     unpickler = _SessionUnpickler(stream, module)
     failed = []

@@ -93,6 +93,11 @@ pub struct Engine<'py> {
     pub hooks: Hooks<'py>,
     /// Set while dumping a session's entries.
     pub session: Option<SessionScope<'py>>,
+    /// Memoize with MEMOIZE (protocol >= 4), which puts at the unpickler's
+    /// memo count, rather than with PUT and an explicit index. Sessions use
+    /// explicit indices: after an entry fails to load, the loader's count
+    /// no longer matches, but explicit indices still do.
+    pub memoize_opcode: bool,
     /// `file.write` when dumping to a file; `None` for `dumps`.
     pub file_write: Option<Bound<'py, PyAny>>,
     pub stack: Vec<Frame<'py>>,
@@ -138,6 +143,7 @@ impl<'py> Engine<'py> {
             deterministic: opts.deterministic,
             hooks,
             session: None,
+            memoize_opcode: opts.protocol >= 4,
             file_write,
             stack: Vec::new(),
             caches: None,
@@ -271,7 +277,7 @@ impl<'py> Engine<'py> {
 
     #[inline]
     fn write_put(&mut self, idx: u32) {
-        if self.proto >= 4 {
+        if self.memoize_opcode {
             self.out.write_byte(MEMOIZE);
         } else if !self.bin {
             self.out.write(format!("{}{}\n", PUT as char, idx).as_bytes());

@@ -22,6 +22,7 @@ pub fn _session_pickle_entries<'py>(
     let opts = Options { protocol, fix_imports: true, ..Default::default() };
     let mut engine = Engine::new(py, opts, Hooks::default(), Some(Memo::default()), None)?;
     engine.session = Some(SessionScope { module: module.clone(), namespace, name });
+    engine.memoize_opcode = false;
     let results = PyList::empty(py);
     for entry in entries.iter() {
         let (_, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = entry.extract()?;

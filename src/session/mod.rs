@@ -6,6 +6,8 @@
 //! reads the entries with one unpickler, whose memo carries over too). An
 //! entry that fails is dropped whole: its output and its memo entries are
 //! forgotten, so no later entry refers back to an object the file lacks.
+//! Memo indices are explicit (PUT, not MEMOIZE) so that an entry that fails
+//! to *load* does not shift the indices of the entries after it.
 //! The header is MessagePack and can be read without unpickling anything.
 
 mod entries;
