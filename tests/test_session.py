@@ -428,3 +428,24 @@ def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
     assert "broken" not in globals()
     """
     run(check, cwd=tmp_path)
+
+
+def test_ipython_shell_state_is_not_saved():
+    """Names IPython keeps in the user namespace belong to the running shell."""
+    module = types.ModuleType("__main__")
+
+    def get_ipython():
+        return None
+
+    get_ipython.__module__ = "IPython.core.interactiveshell"
+    module.__dict__.update(get_ipython=get_ipython, In=["", "x = 1"], Out={1: 1}, _i1="x = 1", _1=1, _="", x=1)
+    buffer = io.BytesIO()
+    turbodill.dump_module(buffer, module=module)
+    buffer.seek(0)
+    assert [e.name for e in turbodill.session_info(buffer).entries] == ["__doc__", "x"]
+    plain = types.ModuleType("plain")
+    plain.__dict__.update(In=[1], _1=2)  # not IPython's: ordinary variables
+    buffer = io.BytesIO()
+    turbodill.dump_module(buffer, module=plain)
+    buffer.seek(0)
+    assert [e.name for e in turbodill.session_info(buffer).entries] == ["__doc__", "In", "_1"]

@@ -30,6 +30,7 @@ import importlib
 import io
 import os
 import pickle
+import re
 import stat
 import sys
 import tempfile
@@ -151,8 +152,15 @@ def _target_module(module):
     raise TypeError(f"module must be a module or a module name, not {type(module).__name__}")
 
 
-def _is_ipython_helper(name, value):
-    return name in ("exit", "quit", "get_ipython") and type(value).__module__.startswith(("IPython", "_sitebuiltins"))
+# What IPython/Jupyter keep in the user namespace: its helpers and the
+# input/output history, which belong to the running shell (restoring `In` or
+# `Out` would detach the shell's history from the namespace).
+_IPYTHON_NAMES = re.compile(r"(exit|quit|get_ipython|In|Out|_ih|_oh|_dh|_i{1,3}|_i\d+|_{1,3}|_\d+)\Z")
+
+
+def _is_ipython_namespace(namespace):
+    helper = namespace.get("get_ipython")
+    return helper is not None and getattr(helper, "__module__", "").startswith("IPython")
 
 
 def _imported_elsewhere(module, namespace):
@@ -181,9 +189,10 @@ def _entries_of(module, refimported):
     """`(name, value to pickle, kind)` for each entry of the module's namespace."""
     namespace = module.__dict__
     imported = _imported_elsewhere(module, namespace) if refimported else {}
+    ipython = _is_ipython_namespace(namespace)
     entries = []
     for name, value in list(namespace.items()):
-        if name in _NOT_SAVED or _is_ipython_helper(name, value):
+        if name in _NOT_SAVED or (ipython and _IPYTHON_NAMES.match(name)):
             continue
         if name in imported:
             entries.append((name, _ImportedName(imported[name], name), "import"))
