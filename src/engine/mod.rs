@@ -84,8 +84,9 @@ pub struct Engine<'py> {
     caches: Option<Box<Caches<'py>>>,
     fast_nesting: usize,
     fast_memo: Option<ahash::AHashSet<usize>>,
-    /// Reductions waiting for their arguments (see `reduce::enter_reduction`).
-    pub pending_reductions: usize,
+    /// Reductions whose arguments, items or state are still being saved
+    /// (see `reduce::enter_reduction`).
+    pub open_reductions: usize,
     /// How many container frames are being stepped inside one another on
     /// the Rust stack (see `savers::Engine::start`).
     pub inline_depth: u32,
@@ -126,7 +127,7 @@ impl<'py> Engine<'py> {
             caches: None,
             fast_nesting: 0,
             inline_depth: 0,
-            pending_reductions: 0,
+            open_reductions: 0,
             fast_memo: None,
         })
     }

@@ -45,7 +45,7 @@ fn segment(frame: &Frame<'_>) -> Option<String> {
         },
         Frame::Set(f) => (f.in_batch > 0).then(|| "{…}".into()),
         Frame::FrozenSet(_) => Some("{…}".into()),
-        Frame::Save(..) | Frame::Write(_) | Frame::MemoAnonymous | Frame::ReduceTail(_) | Frame::FastLeave(_) | Frame::Deferred(_) => None,
+        Frame::Save(..) | Frame::Write(_) | Frame::MemoAnonymous | Frame::ReduceTail(_) | Frame::LeaveReduction | Frame::FastLeave(_) | Frame::Deferred(_) => None,
     }
 }
 

@@ -14,23 +14,28 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     super::path::type_name(obj)
 }
 
-/// How many reductions may wait for their arguments at once. The arguments
-/// of a reduction are saved before the object can be memoized, so an object
-/// reachable from its own `__reduce__` arguments would be reduced again and
-/// again; the stdlib stops at its recursion limit, we stop here. Objects
-/// reached through their *state* (the usual way to nest) do not count.
-const MAX_PENDING_REDUCTIONS: usize = 100_000;
+/// How deeply reductions (and persistent ids) may nest. What a reduction
+/// brings, its arguments, items and state, is saved inside it, and there a
+/// graph may never end: an object reachable from its own `__reduce__`
+/// arguments is reduced again and again (it is memoized only after them),
+/// and a `__reduce__`, `__getstate__` or `persistent_id` may make a new
+/// object at every level. The stdlib stops at its recursion limit (about a
+/// thousand levels of anything); we stop here, and let plain containers and
+/// plain instances, whose parts exist before the dump, nest without limit.
+const MAX_OPEN_REDUCTIONS: usize = 100_000;
 
 impl<'py> Engine<'py> {
-    /// Count a reduction whose arguments are being saved.
+    /// Count a reduction whose parts are about to be saved. The caller
+    /// queues `Frame::LeaveReduction` to run once they all are.
     pub fn enter_reduction(&mut self) -> PyResult<()> {
-        if self.pending_reductions >= MAX_PENDING_REDUCTIONS {
+        if self.open_reductions >= MAX_OPEN_REDUCTIONS {
             return Err(pyo3::exceptions::PyRecursionError::new_err(format!(
-                "maximum reduction depth ({MAX_PENDING_REDUCTIONS}) exceeded while pickling an object: \
-                 is an object reachable from its own __reduce__ arguments?"
+                "maximum reduction depth ({MAX_OPEN_REDUCTIONS}) exceeded while pickling an object: \
+                 is an object reachable from its own __reduce__ arguments, or does a __reduce__, \
+                 __getstate__ or persistent_id make a new object at every level?"
             )));
         }
-        self.pending_reductions += 1;
+        self.open_reductions += 1;
         Ok(())
     }
 
@@ -144,7 +149,7 @@ impl<'py> Engine<'py> {
                     ),
                 ));
             };
-            self.stack.push(tail);
+            self.stack.extend([Frame::LeaveReduction, tail]);
             if self.proto >= 4 {
                 self.stack.push(Frame::Write(NEWOBJ_EX));
                 self.stack.push(Frame::Save(kwargs.into_any(), SaveCtx::default()));
@@ -174,12 +179,12 @@ impl<'py> Engine<'py> {
                 }
             }
             let newargs = argtup.get_slice(1, argtup.len());
-            self.stack.push(tail);
+            self.stack.extend([Frame::LeaveReduction, tail]);
             self.stack.push(Frame::Write(NEWOBJ));
             self.stack.push(Frame::Save(newargs.into_any(), SaveCtx::default()));
             self.stack.push(Frame::Save(cls, SaveCtx::default()));
         } else {
-            self.stack.push(tail);
+            self.stack.extend([Frame::LeaveReduction, tail]);
             self.stack.push(Frame::Write(REDUCE));
             self.stack.push(Frame::Save(argtup.into_any(), SaveCtx::default()));
             self.stack.push(Frame::Save(callable, SaveCtx::default()));
@@ -190,7 +195,6 @@ impl<'py> Engine<'py> {
     /// After the constructor call: a recursive object is fetched back from
     /// the memo; otherwise memoize it and queue items and state.
     pub fn step_reduce_tail(&mut self, t: ReduceTail<'py>) -> PyResult<()> {
-        self.pending_reductions -= 1;
         if let Some(obj) = &t.obj {
             if let Some(idx) = self.memo.get(obj) {
                 self.out.write_byte(POP);

@@ -148,7 +148,10 @@ impl<'py> Engine<'py> {
             return Ok(false);
         }
         if self.bin {
-            self.stack.push(Frame::Write(BINPERSID));
+            // A persistent id is saved inside the object it stands for, and
+            // `persistent_id` may make a new one for each of its parts.
+            self.enter_reduction()?;
+            self.stack.extend([Frame::LeaveReduction, Frame::Write(BINPERSID)]);
             self.save(&pid, SaveCtx::PID)?;
         } else {
             let text = pid.str()?;

@@ -13,10 +13,17 @@
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyType};
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
 use crate::engine::Engine;
+
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+extern "C" {
+    // Exported by libpython (Include/cpython/object.h), not bound by pyo3-ffi:
+    // `name` looked up along the MRO of `tp`, as attribute access does.
+    fn _PyType_Lookup(tp: *mut pyo3::ffi::PyTypeObject, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject;
+}
 
 /// Static (C) types whose instances never take the fast path, by address:
 /// such types live as long as the interpreter and cannot change, so the
@@ -26,7 +33,7 @@ static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> =
 pub struct Layout<'py> {
     pub cls: Bound<'py, PyAny>,
     /// `__slotnames__`, when the class has slots.
-    pub slotnames: Option<Bound<'py, PyList>>,
+    pub slotnames: Option<Bound<'py, PyTuple>>,
     pub has_dict: bool,
 }
 
@@ -110,10 +117,27 @@ impl<'py> Engine<'py> {
             None
         } else {
             match slotnames.cast_into::<PyList>() {
-                Ok(list) => Some(list),
+                // A copy: the names checked below are the names read.
+                Ok(list) => Some(list.to_tuple()),
                 Err(_) => return Ok(None),
             }
         };
+        // A slot read through anything but its own member descriptor (a
+        // property of a subclass, say) runs Python code, which could make up
+        // a new object at every level of an endless graph: leave such
+        // classes to `__reduce_ex__`, whose reductions nest boundedly.
+        for name in slotnames.iter().flatten() {
+            let Ok(name) = name.cast::<pyo3::types::PyString>() else { return Ok(None) };
+            // SAFETY: `t` and `name` are live; `_PyType_Lookup` returns a
+            // borrowed reference or NULL and runs no Python code.
+            let is_member = unsafe {
+                let descr = _PyType_Lookup(t, name.as_ptr());
+                !descr.is_null() && ffi::Py_TYPE(descr) == &raw mut ffi::PyMemberDescr_Type
+            };
+            if !is_member {
+                return Ok(None);
+            }
+        }
         // object_getstate_default refuses objects with C-level state it
         // cannot see; leave those to it.
         // SAFETY: reading a field of the static `object` type.
@@ -220,7 +244,12 @@ impl<'py> Engine<'py> {
             let empty = pyo3::types::PyTuple::empty(py).into_any();
             self.stack.splice(
                 depth..depth,
-                [Frame::ReduceTail(tail), Frame::Write(crate::output::opcodes::NEWOBJ), Frame::Save(empty, SaveCtx::default())],
+                [
+                    Frame::LeaveReduction,
+                    Frame::ReduceTail(tail),
+                    Frame::Write(crate::output::opcodes::NEWOBJ),
+                    Frame::Save(empty, SaveCtx::default()),
+                ],
             );
             return Ok(true);
         }

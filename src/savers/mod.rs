@@ -124,6 +124,10 @@ impl<'py> Engine<'py> {
             Frame::Tuple(f) => self.step_tuple(f),
             Frame::FrozenSet(f) => self.step_frozenset(f),
             Frame::ReduceTail(t) => self.step_reduce_tail(t),
+            Frame::LeaveReduction => {
+                self.open_reductions -= 1;
+                Ok(())
+            }
             Frame::Deferred(work) => work(self),
             Frame::FastLeave(addr) => {
                 self.fast_leave(addr);
