@@ -21,7 +21,7 @@ use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple};
 
 use crate::engine::frames::{deferred, Frame, ItemsKind, SaveCtx};
 use crate::engine::globals::GlobalLocation;
-use crate::engine::Engine;
+use crate::engine::{Engine, ObjectKey};
 use crate::output::opcodes::*;
 
 /// A `frozenset` constant of a code object, pickled with its items sorted
@@ -368,7 +368,7 @@ impl<'py> Engine<'py> {
             return Ok(names.clone());
         }
         let names = global_names(code)?;
-        self.caches().code_global_names.insert(key, names.clone());
+        self.caches().code_global_names.insert(ObjectKey::new(code), names.clone());
         Ok(names)
     }
 

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
-use crate::engine::Engine;
+use crate::engine::{Engine, ObjectKey};
 
 #[cfg(all(Py_3_11, not(Py_3_12)))]
 extern "C" {
@@ -48,7 +48,7 @@ impl<'py> Engine<'py> {
         // SAFETY: reading the flags of a live type object.
         let is_static = unsafe { (*tp.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 };
         if is_static && STATIC_WITHOUT_LAYOUT.lock().is_ok_and(|known| known.as_ref().is_some_and(|k| k.contains(&key))) {
-            self.caches().instance_layouts.insert(key, None);
+            self.caches().instance_layouts.insert(ObjectKey::new(tp.as_any()), None);
             return Ok(None);
         }
         let layout = self.classify(tp)?.map(Rc::new);
@@ -57,7 +57,7 @@ impl<'py> Engine<'py> {
                 known.get_or_insert_with(Default::default).insert(key);
             }
         }
-        self.caches().instance_layouts.insert(key, layout.clone());
+        self.caches().instance_layouts.insert(ObjectKey::new(tp.as_any()), layout.clone());
         Ok(layout)
     }
 
@@ -175,7 +175,7 @@ impl<'py> Engine<'py> {
             for (id, location) in found.cast::<pyo3::types::PyDict>()?.iter() {
                 names.insert(id.extract::<usize>()?, location.extract()?);
             }
-            self.caches().sentinels.insert(key, names);
+            self.caches().sentinels.insert(ObjectKey::new(cls), names);
         }
         let found = self.caches().sentinels[&key].get(&(obj.as_ptr() as usize)).cloned();
         Ok(found)
