@@ -177,8 +177,18 @@ impl<'py> Engine<'py> {
             }
             self.caches().sentinels.insert(ObjectKey::new(cls), names);
         }
-        let found = self.caches().sentinels[&key].get(&(obj.as_ptr() as usize)).cloned();
-        Ok(found)
+        let Some((module, name)) = self.caches().sentinels[&key].get(&(obj.as_ptr() as usize)).cloned() else {
+            return Ok(None);
+        };
+        // The index goes by `id()` and outlives the objects it names: the
+        // name may have been rebound since, and the object it named freed
+        // and its address reused by `obj`. Only the name itself can tell.
+        let current = match self.st.sys_modules.bind(self.py).get_item(&module) {
+            Ok(m) => m.getattr_opt(name.cast::<pyo3::types::PyString>()?)?,
+            Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(self.py) => None,
+            Err(err) => return Err(err),
+        };
+        Ok(current.is_some_and(|current| current.is(obj)).then_some((module, name)))
     }
 
     /// Write `obj` as `cls () NEWOBJ` + state. Returns false, having written
