@@ -21,7 +21,8 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 /// and a `__reduce__`, `__getstate__` or `persistent_id` may make a new
 /// object at every level. The stdlib stops at its recursion limit (about a
 /// thousand levels of anything); we stop here, and let plain containers and
-/// plain instances, whose parts exist before the dump, nest without limit.
+/// natively written plain instances (`savers::instance`), whose parts exist
+/// before the dump, nest without limit.
 const MAX_OPEN_REDUCTIONS: usize = 100_000;
 
 impl<'py> Engine<'py> {

@@ -129,7 +129,7 @@ impl<'py> Engine<'py> {
         for name in slotnames.iter().flatten() {
             let Ok(name) = name.cast::<pyo3::types::PyString>() else { return Ok(None) };
             // SAFETY: `t` and `name` are live; `_PyType_Lookup` returns a
-            // borrowed reference or NULL and runs no Python code.
+            // borrowed reference or NULL, whose type is read at once.
             let is_member = unsafe {
                 let descr = _PyType_Lookup(t, name.as_ptr());
                 !descr.is_null() && ffi::Py_TYPE(descr) == &raw mut ffi::PyMemberDescr_Type
