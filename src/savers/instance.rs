@@ -35,15 +35,32 @@ pub struct Layout<'py> {
     /// `__slotnames__`, when the class has slots.
     pub slotnames: Option<Bound<'py, PyTuple>>,
     pub has_dict: bool,
+    /// The class's version tag when the layout was decided. CPython gives a
+    /// class a new one whenever it or a base is modified (a `__reduce__`
+    /// added mid-dump, say), which calls for a new decision.
+    version_tag: std::os::raw::c_uint,
+}
+
+impl Layout<'_> {
+    fn is_current(&self, tp: &Bound<'_, PyType>) -> bool {
+        // SAFETY: reading two fields of a live type object.
+        unsafe {
+            let t = tp.as_type_ptr();
+            (*t).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0 && (*t).tp_version_tag == self.version_tag
+        }
+    }
 }
 
 impl<'py> Engine<'py> {
     /// The fast-path layout of instances of `tp`, or `None` when they must
-    /// go through `__reduce_ex__`. Decided once per type per dump.
+    /// go through `__reduce_ex__`. Decided once per type per dump, and again
+    /// if the class changes.
     pub fn instance_layout(&mut self, tp: &Bound<'py, PyType>) -> PyResult<Option<Rc<Layout<'py>>>> {
         let key = tp.as_ptr() as usize;
         if let Some(known) = self.caches().instance_layouts.get(&key) {
-            return Ok(known.clone());
+            if known.as_ref().is_none_or(|layout| layout.is_current(tp)) {
+                return Ok(known.clone());
+            }
         }
         // SAFETY: reading the flags of a live type object.
         let is_static = unsafe { (*tp.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 };
@@ -154,10 +171,23 @@ impl<'py> Engine<'py> {
         if basicsize > expected {
             return Ok(None);
         }
+        // Taken last: the Python code above may have modified the class
+        // (`copyreg._slotnames` caches `__slotnames__` on it).
+        // SAFETY: `t` is live; a lookup gives the class a version tag if it
+        // has none (only when CPython has run out of tags does it stay
+        // without one, and then the fast path is not taken).
+        let version_tag = unsafe {
+            _PyType_Lookup(t, intern!(py, "__reduce_ex__").as_ptr());
+            if (*t).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0 {
+                return Ok(None);
+            }
+            (*t).tp_version_tag
+        };
         Ok(Some(Layout {
             cls: tp.clone().into_any(),
             slotnames: slotnames.filter(|names| !names.is_empty()),
             has_dict: dictoffset != 0,
+            version_tag,
         }))
     }
 
