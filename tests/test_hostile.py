@@ -488,6 +488,48 @@ def test_class_reassigned_by_its_own_reduce():
     assert_like_pickle(lambda: [SwapsItself(), SwapsItself()])
 
 
+class PatchedMidDump:
+    """A plain class until a `ClassPatcher` adds a method to it."""
+
+
+class ClassPatcher:
+    def __init__(self, name, method):
+        self.name = name
+        self.method = method
+
+    def __reduce__(self):
+        setattr(PatchedMidDump, self.name, self.method)
+        return (int, (1,))
+
+
+PATCHES = {
+    "__reduce__": lambda self: (int, (5,)),
+    "__reduce_ex__": lambda self, proto: (int, (6,)),
+    "__getstate__": lambda self: {"patched": True},
+    "__getnewargs__": lambda self: (1,),
+}
+
+
+@pytest.mark.parametrize("name", list(PATCHES))
+def test_class_patched_mid_dump_is_pickled_as_patched(name):
+    """An instance of the class was pickled before the patch: what was
+    decided for the class then must not outlive the change."""
+    method = PATCHES[name]
+
+    def make():
+        for attr in ("__reduce__", "__reduce_ex__", "__getstate__", "__getnewargs__"):
+            if attr in vars(PatchedMidDump):
+                delattr(PatchedMidDump, attr)
+        before, after = PatchedMidDump(), PatchedMidDump()
+        before.x = after.x = 1
+        return [before, ClassPatcher(name, method), after]
+
+    try:
+        assert_like_pickle(make)
+    finally:
+        make()
+
+
 # ---- path notes ---------------------------------------------------------------------
 
 
