@@ -26,8 +26,9 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 const MAX_OPEN_REDUCTIONS: usize = 100_000;
 
 impl<'py> Engine<'py> {
-    /// Count a reduction whose parts are about to be saved. The caller
-    /// queues `Frame::LeaveReduction` to run once they all are.
+    /// Count a reduction whose parts are about to be saved. It is closed by
+    /// its `ReduceTail` or, when it has items or state, by the
+    /// `Frame::LeaveReduction` queued beneath them.
     pub fn enter_reduction(&mut self) -> PyResult<()> {
         if self.open_reductions >= MAX_OPEN_REDUCTIONS {
             return Err(pyo3::exceptions::PyRecursionError::new_err(format!(
@@ -150,7 +151,7 @@ impl<'py> Engine<'py> {
                     ),
                 ));
             };
-            self.stack.extend([Frame::LeaveReduction, tail]);
+            self.stack.push(tail);
             if self.proto >= 4 {
                 self.stack.push(Frame::Write(NEWOBJ_EX));
                 self.stack.push(Frame::Save(kwargs.into_any(), SaveCtx::default()));
@@ -180,12 +181,12 @@ impl<'py> Engine<'py> {
                 }
             }
             let newargs = argtup.get_slice(1, argtup.len());
-            self.stack.extend([Frame::LeaveReduction, tail]);
+            self.stack.push(tail);
             self.stack.push(Frame::Write(NEWOBJ));
             self.stack.push(Frame::Save(newargs.into_any(), SaveCtx::default()));
             self.stack.push(Frame::Save(cls, SaveCtx::default()));
         } else {
-            self.stack.extend([Frame::LeaveReduction, tail]);
+            self.stack.push(tail);
             self.stack.push(Frame::Write(REDUCE));
             self.stack.push(Frame::Save(argtup.into_any(), SaveCtx::default()));
             self.stack.push(Frame::Save(callable, SaveCtx::default()));
@@ -198,11 +199,19 @@ impl<'py> Engine<'py> {
     pub fn step_reduce_tail(&mut self, t: ReduceTail<'py>) -> PyResult<()> {
         if let Some(obj) = &t.obj {
             if let Some(idx) = self.memo.get(obj) {
+                self.open_reductions -= 1;
                 self.out.write_byte(POP);
                 self.memo_get(idx);
                 return Ok(());
             }
             self.memo_put(obj);
+        }
+        // The reduction stays open while its items and state are saved; most
+        // have neither, and close here without a frame of their own.
+        if t.state.is_some() || t.listitems.is_some() || t.dictitems.is_some() {
+            self.stack.push(Frame::LeaveReduction);
+        } else {
+            self.open_reductions -= 1;
         }
         self.push_state(t.obj, t.state, t.state_setter);
         if let Some(items) = t.dictitems {

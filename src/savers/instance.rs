@@ -284,12 +284,7 @@ impl<'py> Engine<'py> {
             let empty = pyo3::types::PyTuple::empty(py).into_any();
             self.stack.splice(
                 depth..depth,
-                [
-                    Frame::LeaveReduction,
-                    Frame::ReduceTail(tail),
-                    Frame::Write(crate::output::opcodes::NEWOBJ),
-                    Frame::Save(empty, SaveCtx::default()),
-                ],
+                [Frame::ReduceTail(tail), Frame::Write(crate::output::opcodes::NEWOBJ), Frame::Save(empty, SaveCtx::default())],
             );
             return Ok(true);
         }
