@@ -41,6 +41,9 @@ pub enum Frame<'py> {
     Tuple(TupleFrame<'py>),
     FrozenSet(FrozenSetFrame<'py>),
     ReduceTail(ReduceTail<'py>),
+    /// A reduction's parts, queued above this frame, are all saved (see
+    /// `reduce::enter_reduction`).
+    LeaveReduction,
     /// Fast mode: the container at this address is done.
     FastLeave(usize),
     /// Work a saver queues for later: it runs when the frames above it are

@@ -124,17 +124,27 @@ impl<'py> Engine<'py> {
     /// cannot locate but that have a known stable name (`types.CodeType`,
     /// whose `__qualname__` is `code`) are written under that name.
     pub fn save_global(&mut self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
-        let py = self.py;
         // Known names first: they are what the stdlib would write where it
         // can, and spare a failing lookup (an exception) where it cannot.
         if name.is_none() {
-            if let Some(known) = self.st.known_names.bind(py).get_item(obj).ok().flatten() {
-                let (module, name): (Bound<'py, PyAny>, Bound<'py, PyAny>) = known.extract()?;
+            if let Some((module, name)) = self.known_name(obj)? {
                 return self.write_global(obj, module, name);
             }
         }
         let location = self.locate_global(obj, name)?;
         self.save_located_global(obj, location)
+    }
+
+    /// `obj`'s entry in `known_names`, found by identity: a dict lookup
+    /// would hash `obj`, which runs its metaclass's `__hash__` (raising, for
+    /// one that defines `__eq__` alone), where the stdlib hashes nothing.
+    pub fn known_name(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        for (known, name) in self.st.known_names.bind(self.py).iter() {
+            if known.is(obj) {
+                return Ok(Some(name.extract()?));
+            }
+        }
+        Ok(None)
     }
 
     /// The second half of `save_global`, for a location already found.

@@ -34,20 +34,55 @@ pub struct Hooks<'py> {
     pub buffer_callback: Option<Bound<'py, PyAny>>,
 }
 
-/// Per-dump answers about types and code objects, by address (the objects
-/// stay alive for the dump: types through their instances, code through the
-/// memoized functions).
+/// An object as a map key, by address. The key holds the object: a type
+/// or code object may lose its last other reference during the dump (an
+/// instance's `__class__` reassigned, a function's `__code__`), and another
+/// one born at its address must not inherit its entry. Lookups go by bare
+/// address (`&usize`), without touching the reference count.
+pub struct ObjectKey<'py> {
+    addr: usize,
+    _held: Bound<'py, PyAny>,
+}
+
+impl<'py> ObjectKey<'py> {
+    pub fn new(obj: &Bound<'py, PyAny>) -> Self {
+        ObjectKey { addr: obj.as_ptr() as usize, _held: obj.clone() }
+    }
+}
+
+impl std::hash::Hash for ObjectKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.addr.hash(state); // as `usize` hashes, for `Borrow<usize>`
+    }
+}
+
+impl PartialEq for ObjectKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.addr == other.addr
+    }
+}
+
+impl Eq for ObjectKey<'_> {}
+
+impl std::borrow::Borrow<usize> for ObjectKey<'_> {
+    fn borrow(&self) -> &usize {
+        &self.addr
+    }
+}
+
+/// Per-dump answers about types and code objects, by address.
 #[derive(Default)]
 pub struct Caches<'py> {
     /// Decisions of the instance fast path.
-    pub instance_layouts: AHashMap<usize, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
+    pub instance_layouts: AHashMap<ObjectKey<'py>, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
-    pub long_tail_reducers: AHashMap<usize, Option<Bound<'py, PyAny>>>,
+    pub long_tail_reducers: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
     /// Module-level stateless instances of a class: object address ->
-    /// `(module, name)`, by class address.
-    pub sentinels: AHashMap<usize, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
+    /// `(module, name)`, by class. The addresses come from an index that
+    /// may be stale (see `savers::instance::sentinel_name`).
+    pub sentinels: AHashMap<ObjectKey<'py>, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     /// The global names each code object reads.
-    pub code_global_names: AHashMap<usize, Vec<Bound<'py, pyo3::types::PyString>>>,
+    pub code_global_names: AHashMap<ObjectKey<'py>, Vec<Bound<'py, pyo3::types::PyString>>>,
 }
 
 /// The namespace a session dump saves (see `crate::session`). Its module and
@@ -105,8 +140,9 @@ pub struct Engine<'py> {
     caches: Option<Box<Caches<'py>>>,
     fast_nesting: usize,
     fast_memo: Option<ahash::AHashSet<usize>>,
-    /// Reductions waiting for their arguments (see `reduce::enter_reduction`).
-    pub pending_reductions: usize,
+    /// Reductions whose arguments, items or state are still being saved
+    /// (see `reduce::enter_reduction`).
+    pub open_reductions: usize,
     /// How many container frames are being stepped inside one another on
     /// the Rust stack (see `savers::Engine::start`).
     pub inline_depth: u32,
@@ -149,7 +185,7 @@ impl<'py> Engine<'py> {
             caches: None,
             fast_nesting: 0,
             inline_depth: 0,
-            pending_reductions: 0,
+            open_reductions: 0,
             fast_memo: None,
         })
     }
@@ -166,7 +202,7 @@ impl<'py> Engine<'py> {
         if let Err(err) = result {
             let err = path::annotate(self, err);
             self.stack.clear();
-            self.pending_reductions = 0;
+            self.open_reductions = 0;
             self.out.set_framing(false);
             return Err(err);
         }
@@ -224,13 +260,11 @@ impl<'py> Engine<'py> {
         self.out.take_bytes()
     }
 
-    /// Forget a failed dump: its output, its memo entries, and the per-dump
-    /// caches (keyed by addresses of objects that the dropped memo entries
-    /// may have been keeping alive).
+    /// Forget a failed dump: its output and its memo entries. (The per-dump
+    /// caches hold their keys, so they stay valid.)
     pub fn discard_failed_dump(&mut self, checkpoint: memo::MemoCheckpoint) {
         self.out.discard();
         self.memo.rollback(checkpoint);
-        self.caches = None;
     }
 
     /// Is `obj` the namespace of the session being dumped?

@@ -45,19 +45,24 @@ fn segment(frame: &Frame<'_>) -> Option<String> {
         },
         Frame::Set(f) => (f.in_batch > 0).then(|| "{…}".into()),
         Frame::FrozenSet(_) => Some("{…}".into()),
-        Frame::Save(..) | Frame::Write(_) | Frame::MemoAnonymous | Frame::ReduceTail(_) | Frame::FastLeave(_) | Frame::Deferred(_) => None,
+        Frame::Save(..) | Frame::Write(_) | Frame::MemoAnonymous | Frame::ReduceTail(_) | Frame::LeaveReduction | Frame::FastLeave(_) | Frame::Deferred(_) => None,
     }
 }
 
+/// Segments shown at each end of a path too deep to show whole (an endless
+/// graph fails a hundred thousand levels down).
+const PATH_ENDS: usize = 20;
+
 /// The path of the object being saved, from the frames in progress.
 pub fn current_path(engine: &Engine<'_>) -> String {
-    let mut path = String::from("obj");
-    for frame in &engine.stack {
-        if let Some(seg) = segment(frame) {
-            path.push_str(&seg);
-        }
+    let segments: Vec<String> = engine.stack.iter().filter_map(segment).collect();
+    let elided = segments.len().saturating_sub(2 * PATH_ENDS);
+    if elided == 0 {
+        return format!("obj{}", segments.concat());
     }
-    path
+    let (head, rest) = segments.split_at(PATH_ENDS);
+    let tail = &rest[elided..];
+    format!("obj{}…({elided} levels)…{}", head.concat(), tail.concat())
 }
 
 /// Add the graph path to an error as a note (PEP 678), keeping its type and

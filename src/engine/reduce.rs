@@ -14,23 +14,30 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     super::path::type_name(obj)
 }
 
-/// How many reductions may wait for their arguments at once. The arguments
-/// of a reduction are saved before the object can be memoized, so an object
-/// reachable from its own `__reduce__` arguments would be reduced again and
-/// again; the stdlib stops at its recursion limit, we stop here. Objects
-/// reached through their *state* (the usual way to nest) do not count.
-const MAX_PENDING_REDUCTIONS: usize = 100_000;
+/// How deeply reductions (and persistent ids) may nest. What a reduction
+/// brings, its arguments, items and state, is saved inside it, and there a
+/// graph may never end: an object reachable from its own `__reduce__`
+/// arguments is reduced again and again (it is memoized only after them),
+/// and a `__reduce__`, `__getstate__` or `persistent_id` may make a new
+/// object at every level. The stdlib stops at its recursion limit (about a
+/// thousand levels of anything); we stop here, and let plain containers and
+/// natively written plain instances (`savers::instance`), whose parts exist
+/// before the dump, nest without limit.
+const MAX_OPEN_REDUCTIONS: usize = 100_000;
 
 impl<'py> Engine<'py> {
-    /// Count a reduction whose arguments are being saved.
+    /// Count a reduction whose parts are about to be saved. It is closed by
+    /// its `ReduceTail` or, when it has items or state, by the
+    /// `Frame::LeaveReduction` queued beneath them.
     pub fn enter_reduction(&mut self) -> PyResult<()> {
-        if self.pending_reductions >= MAX_PENDING_REDUCTIONS {
+        if self.open_reductions >= MAX_OPEN_REDUCTIONS {
             return Err(pyo3::exceptions::PyRecursionError::new_err(format!(
-                "maximum reduction depth ({MAX_PENDING_REDUCTIONS}) exceeded while pickling an object: \
-                 is an object reachable from its own __reduce__ arguments?"
+                "maximum reduction depth ({MAX_OPEN_REDUCTIONS}) exceeded while pickling an object: \
+                 is an object reachable from its own __reduce__ arguments, or does a __reduce__, \
+                 __getstate__ or persistent_id make a new object at every level?"
             )));
         }
-        self.pending_reductions += 1;
+        self.open_reductions += 1;
         Ok(())
     }
 
@@ -190,14 +197,21 @@ impl<'py> Engine<'py> {
     /// After the constructor call: a recursive object is fetched back from
     /// the memo; otherwise memoize it and queue items and state.
     pub fn step_reduce_tail(&mut self, t: ReduceTail<'py>) -> PyResult<()> {
-        self.pending_reductions -= 1;
         if let Some(obj) = &t.obj {
             if let Some(idx) = self.memo.get(obj) {
+                self.open_reductions -= 1;
                 self.out.write_byte(POP);
                 self.memo_get(idx);
                 return Ok(());
             }
             self.memo_put(obj);
+        }
+        // The reduction stays open while its items and state are saved; most
+        // have neither, and close here without a frame of their own.
+        if t.state.is_some() || t.listitems.is_some() || t.dictitems.is_some() {
+            self.stack.push(Frame::LeaveReduction);
+        } else {
+            self.open_reductions -= 1;
         }
         self.push_state(t.obj, t.state, t.state_setter);
         if let Some(items) = t.dictitems {

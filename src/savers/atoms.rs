@@ -155,7 +155,10 @@ impl<'py> Engine<'py> {
     /// protocol 0).
     pub fn write_persistent_id(&mut self, pid: &Bound<'py, PyAny>) -> PyResult<()> {
         if self.bin {
-            self.stack.push(Frame::Write(BINPERSID));
+            // A persistent id is saved inside the object it stands for, and
+            // `persistent_id` may make a new one for each of its parts.
+            self.enter_reduction()?;
+            self.stack.extend([Frame::LeaveReduction, Frame::Write(BINPERSID)]);
             self.save(pid, SaveCtx::PID)?;
         } else {
             let text = pid.str()?;
@@ -414,29 +417,35 @@ impl<'py> Engine<'py> {
         if self.proto < 5 {
             return Err(pickling_error(self.py, "PickleBuffer can only pickled with protocol >= 5"));
         }
-        let view = PickleBufferView::get(obj)?;
-        if !view.is_contiguous() {
-            return Err(pickling_error(
-                self.py,
-                "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
-            ));
-        }
+        let readonly = {
+            let view = PickleBufferView::get(obj)?;
+            if !view.is_contiguous() {
+                return Err(pickling_error(
+                    self.py,
+                    "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+                ));
+            }
+            view.readonly()
+        };
         let in_band = match &self.hooks.buffer_callback {
             Some(callback) => callback.call1((obj,))?.is_truthy()?,
             None => true,
         };
-        if in_band {
-            if view.readonly() {
-                self.save_bytes_data(obj, view.bytes())
-            } else {
-                self.save_bytearray_data(obj, view.bytes())
-            }
-        } else {
+        if !in_band {
             self.out.write_byte(NEXT_BUFFER);
-            if view.readonly() {
+            if readonly {
                 self.out.write_byte(READONLY_BUFFER);
             }
-            Ok(())
+            return Ok(());
+        }
+        // The callback may have released the buffer, whose memory may be
+        // gone with it: take the view again, which fails once it is released
+        // (`_pickle.c` reads the old view, freed or not).
+        let view = PickleBufferView::get(obj)?;
+        if view.readonly() {
+            self.save_bytes_data(obj, view.bytes())
+        } else {
+            self.save_bytearray_data(obj, view.bytes())
         }
     }
 }

@@ -80,12 +80,11 @@ impl<'py> Engine<'py> {
     /// A class: by reference when importable (or a builtin with a known
     /// name), by value otherwise.
     pub fn save_class(&mut self, cls: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
         let is_heap_type = cls.cast::<PyType>().is_ok_and(|t| {
             // SAFETY: reading the flags of a live type object.
             unsafe { (*t.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0 }
         });
-        if !is_heap_type || self.st.known_names.bind(py).contains(cls)? {
+        if !is_heap_type || self.known_name(cls)?.is_some() {
             return self.save_global(cls, None);
         }
         if let Some(location) = self.reference_location(cls)? {

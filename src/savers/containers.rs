@@ -398,9 +398,19 @@ impl<'py> Engine<'py> {
                 self.out.write_byte(MARK);
                 f.in_batch = 0;
             }
-            let Some(item) = next_item(&f.iter)? else {
-                self.out.write_byte(ADDITEMS);
-                return self.check_set_size(&f);
+            let item = match next_item(&f.iter) {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    self.out.write_byte(ADDITEMS);
+                    return self.check_set_size(&f);
+                }
+                // The set iterator noticed a change of size. Report it in
+                // `_pickle.c`'s words ("set changed size during iteration"),
+                // which it uses at the end of a batch.
+                Err(err) => {
+                    self.check_set_size(&f)?;
+                    return Err(err);
+                }
             };
             f.in_batch += 1;
             save_children_or_park!(self, self.save_children(&item, None), Frame::Set(f));

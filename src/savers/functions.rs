@@ -21,7 +21,7 @@ use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple};
 
 use crate::engine::frames::{deferred, Frame, ItemsKind, SaveCtx};
 use crate::engine::globals::GlobalLocation;
-use crate::engine::Engine;
+use crate::engine::{Engine, ObjectKey};
 use crate::output::opcodes::*;
 
 /// A `frozenset` constant of a code object, pickled with its items sorted
@@ -373,7 +373,7 @@ impl<'py> Engine<'py> {
             return Ok(names.clone());
         }
         let names = global_names(code)?;
-        self.caches().code_global_names.insert(key, names.clone());
+        self.caches().code_global_names.insert(ObjectKey::new(code), names.clone());
         Ok(names)
     }
 
@@ -436,11 +436,11 @@ impl<'py> Engine<'py> {
             let reduce_value = PyTuple::new(py, [import_module, args.into_any()])?;
             return self.save_reduce(&reduce_value, Some(module));
         }
-        let namespace = PyDict::new(py);
-        for (key, value) in module.getattr(intern!(py, "__dict__"))?.cast::<PyDict>()?.iter() {
-            if !key.eq(intern!(py, "__builtins__"))? {
-                namespace.set_item(key, value)?;
-            }
+        // A copy, not a walk: hashing a key for a new dict may run Python
+        // code that changes the module's namespace under the walk.
+        let namespace = module.getattr(intern!(py, "__dict__"))?.cast::<PyDict>()?.copy()?;
+        if namespace.contains(intern!(py, "__builtins__"))? {
+            namespace.del_item(intern!(py, "__builtins__"))?;
         }
         let args = PyTuple::new(py, [name])?;
         let reduce_value = PyTuple::new(py, [module.get_type().into_any(), args.into_any(), namespace.into_any()])?;

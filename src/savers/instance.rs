@@ -13,10 +13,17 @@
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyType};
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
-use crate::engine::Engine;
+use crate::engine::{Engine, ObjectKey};
+
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+extern "C" {
+    // Exported by libpython (Include/cpython/object.h), not bound by pyo3-ffi:
+    // `name` looked up along the MRO of `tp`, as attribute access does.
+    fn _PyType_Lookup(tp: *mut pyo3::ffi::PyTypeObject, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject;
+}
 
 /// Static (C) types whose instances never take the fast path, by address:
 /// such types live as long as the interpreter and cannot change, so the
@@ -26,22 +33,39 @@ static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> =
 pub struct Layout<'py> {
     pub cls: Bound<'py, PyAny>,
     /// `__slotnames__`, when the class has slots.
-    pub slotnames: Option<Bound<'py, PyList>>,
+    pub slotnames: Option<Bound<'py, PyTuple>>,
     pub has_dict: bool,
+    /// The class's version tag when the layout was decided. CPython gives a
+    /// class a new one whenever it or a base is modified (a `__reduce__`
+    /// added mid-dump, say), which calls for a new decision.
+    version_tag: std::os::raw::c_uint,
+}
+
+impl Layout<'_> {
+    fn is_current(&self, tp: &Bound<'_, PyType>) -> bool {
+        // SAFETY: reading two fields of a live type object.
+        unsafe {
+            let t = tp.as_type_ptr();
+            (*t).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0 && (*t).tp_version_tag == self.version_tag
+        }
+    }
 }
 
 impl<'py> Engine<'py> {
     /// The fast-path layout of instances of `tp`, or `None` when they must
-    /// go through `__reduce_ex__`. Decided once per type per dump.
+    /// go through `__reduce_ex__`. Decided once per type per dump, and again
+    /// if the class changes.
     pub fn instance_layout(&mut self, tp: &Bound<'py, PyType>) -> PyResult<Option<Rc<Layout<'py>>>> {
         let key = tp.as_ptr() as usize;
         if let Some(known) = self.caches().instance_layouts.get(&key) {
-            return Ok(known.clone());
+            if known.as_ref().is_none_or(|layout| layout.is_current(tp)) {
+                return Ok(known.clone());
+            }
         }
         // SAFETY: reading the flags of a live type object.
         let is_static = unsafe { (*tp.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 };
         if is_static && STATIC_WITHOUT_LAYOUT.lock().is_ok_and(|known| known.as_ref().is_some_and(|k| k.contains(&key))) {
-            self.caches().instance_layouts.insert(key, None);
+            self.caches().instance_layouts.insert(ObjectKey::new(tp.as_any()), None);
             return Ok(None);
         }
         let layout = self.classify(tp)?.map(Rc::new);
@@ -50,7 +74,7 @@ impl<'py> Engine<'py> {
                 known.get_or_insert_with(Default::default).insert(key);
             }
         }
-        self.caches().instance_layouts.insert(key, layout.clone());
+        self.caches().instance_layouts.insert(ObjectKey::new(tp.as_any()), layout.clone());
         Ok(layout)
     }
 
@@ -110,10 +134,27 @@ impl<'py> Engine<'py> {
             None
         } else {
             match slotnames.cast_into::<PyList>() {
-                Ok(list) => Some(list),
+                // A copy: the names checked below are the names read.
+                Ok(list) => Some(list.to_tuple()),
                 Err(_) => return Ok(None),
             }
         };
+        // A slot read through anything but its own member descriptor (a
+        // property of a subclass, say) runs Python code, which could make up
+        // a new object at every level of an endless graph: leave such
+        // classes to `__reduce_ex__`, whose reductions nest boundedly.
+        for name in slotnames.iter().flatten() {
+            let Ok(name) = name.cast::<pyo3::types::PyString>() else { return Ok(None) };
+            // SAFETY: `t` and `name` are live; `_PyType_Lookup` returns a
+            // borrowed reference or NULL, whose type is read at once.
+            let is_member = unsafe {
+                let descr = _PyType_Lookup(t, name.as_ptr());
+                !descr.is_null() && ffi::Py_TYPE(descr) == &raw mut ffi::PyMemberDescr_Type
+            };
+            if !is_member {
+                return Ok(None);
+            }
+        }
         // object_getstate_default refuses objects with C-level state it
         // cannot see; leave those to it.
         // SAFETY: reading a field of the static `object` type.
@@ -130,10 +171,23 @@ impl<'py> Engine<'py> {
         if basicsize > expected {
             return Ok(None);
         }
+        // Taken last: the Python code above may have modified the class
+        // (`copyreg._slotnames` caches `__slotnames__` on it).
+        // SAFETY: `t` is live; a lookup gives the class a version tag if it
+        // has none (only when CPython has run out of tags does it stay
+        // without one, and then the fast path is not taken).
+        let version_tag = unsafe {
+            _PyType_Lookup(t, intern!(py, "__reduce_ex__").as_ptr());
+            if (*t).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0 {
+                return Ok(None);
+            }
+            (*t).tp_version_tag
+        };
         Ok(Some(Layout {
             cls: tp.clone().into_any(),
             slotnames: slotnames.filter(|names| !names.is_empty()),
             has_dict: dictoffset != 0,
+            version_tag,
         }))
     }
 
@@ -151,10 +205,20 @@ impl<'py> Engine<'py> {
             for (id, location) in found.cast::<pyo3::types::PyDict>()?.iter() {
                 names.insert(id.extract::<usize>()?, location.extract()?);
             }
-            self.caches().sentinels.insert(key, names);
+            self.caches().sentinels.insert(ObjectKey::new(cls), names);
         }
-        let found = self.caches().sentinels[&key].get(&(obj.as_ptr() as usize)).cloned();
-        Ok(found)
+        let Some((module, name)) = self.caches().sentinels[&key].get(&(obj.as_ptr() as usize)).cloned() else {
+            return Ok(None);
+        };
+        // The index goes by `id()` and outlives the objects it names: the
+        // name may have been rebound since, and the object it named freed
+        // and its address reused by `obj`. Only the name itself can tell.
+        let current = match self.st.sys_modules.bind(self.py).get_item(&module) {
+            Ok(m) => m.getattr_opt(name.cast::<pyo3::types::PyString>()?)?,
+            Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(self.py) => None,
+            Err(err) => return Err(err),
+        };
+        Ok(current.is_some_and(|current| current.is(obj)).then_some((module, name)))
     }
 
     /// Write `obj` as `cls () NEWOBJ` + state. Returns false, having written

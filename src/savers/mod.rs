@@ -25,7 +25,7 @@ pub fn canonical_order<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> P
     Ok(keyed.into_iter().map(|(_, item)| item).collect())
 }
 
-use crate::engine::Engine;
+use crate::engine::{Engine, ObjectKey};
 
 impl<'py> Engine<'py> {
     pub fn save(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
@@ -124,6 +124,10 @@ impl<'py> Engine<'py> {
             Frame::Tuple(f) => self.step_tuple(f),
             Frame::FrozenSet(f) => self.step_frozenset(f),
             Frame::ReduceTail(t) => self.step_reduce_tail(t),
+            Frame::LeaveReduction => {
+                self.open_reductions -= 1;
+                Ok(())
+            }
             Frame::Deferred(work) => work(self),
             Frame::FastLeave(addr) => {
                 self.fast_leave(addr);
@@ -252,7 +256,7 @@ impl<'py> Engine<'py> {
             }
         };
         let reducer = (!reducer.is_none()).then_some(reducer);
-        self.caches().long_tail_reducers.insert(key, reducer.clone());
+        self.caches().long_tail_reducers.insert(ObjectKey::new(tp.as_any()), reducer.clone());
         Ok(reducer)
     }
 }
