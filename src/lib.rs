@@ -3,6 +3,7 @@
 //! reduce protocol, globals), `savers` (per-type writers) and `pickler`
 //! (the Python-facing API).
 
+mod codec;
 mod engine;
 mod errors;
 mod output;
@@ -27,6 +28,9 @@ mod _native {
 
     #[pymodule_export]
     use crate::savers::_forget_type_caches;
+
+    #[pymodule_export]
+    use crate::codec::MsgpackCodec;
 
     #[pymodule_export]
     const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;
