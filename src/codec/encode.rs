@@ -37,11 +37,22 @@ impl From<PyErr> for EncodeFault {
 
 type Res<T> = Result<T, EncodeFault>;
 
-/// An ext container still open: where its header is, and, for an immutable
-/// one, the object to number once it is complete.
+/// When a container gets its number (see the module doc).
+enum Numbering<'py> {
+    /// Mutable: numbered when it started.
+    AtStart,
+    /// Immutable, and referenced from elsewhere too: numbered, and found
+    /// again by address, once complete.
+    Shared(Bound<'py, PyAny>),
+    /// Immutable, and referenced only by its container: it can be met only
+    /// once, so it just spends its number once complete.
+    Unshared,
+}
+
+/// An ext container still open: where its header is, and how to number it.
 struct Close<'py> {
     header_at: usize,
-    immutable: Option<Bound<'py, PyAny>>,
+    numbering: Numbering<'py>,
 }
 
 /// A list, tuple or NamedTuple, item by item.
@@ -224,30 +235,48 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let Ok(()) = self.out.write_bytes(payload);
     }
 
-    /// A container or instance met before is a back-reference; one still
-    /// being written that cannot be numbered yet is a cycle we refuse.
-    /// Otherwise a mutable one is numbered now.
+    /// A container or instance met before is written as a back-reference
+    /// (`None`); one still being written that cannot be numbered yet is a
+    /// cycle we refuse. Otherwise a mutable one is numbered now, and the
+    /// answer says how to number an immutable one.
+    ///
+    /// An object whose only reference is the one its container holds can
+    /// be met only once: it takes no entry in the memo (which saves a hash
+    /// insert and a reference per container on tree-shaped data), only a
+    /// number. (A reference of our own only makes an object look shared,
+    /// which is always safe.)
     #[inline]
-    fn seen(&mut self, obj: &Bound<'py, PyAny>, immutable: bool) -> Res<bool> {
-        if let Some(index) = self.memo.get(obj) {
-            self.write_backref(index);
-            return Ok(true);
-        }
-        if immutable {
-            if !self.open_immutables.insert(obj.as_ptr() as usize) {
-                return Err(EncodeFault::Refused(format!(
-                    "cannot encode a cycle through an immutable '{}' (it contains itself)",
-                    type_name(obj)
-                )));
+    fn seen(&mut self, obj: &Bound<'py, PyAny>, immutable: bool) -> Res<Option<Numbering<'py>>> {
+        // SAFETY: reads the reference count of a live object.
+        let shared = unsafe { ffi::Py_REFCNT(obj.as_ptr()) } > 1;
+        if shared {
+            if let Some(index) = self.memo.get(obj) {
+                self.write_backref(index);
+                return Ok(None);
             }
-        } else {
-            self.memo.put(obj);
         }
-        Ok(false)
+        if !immutable {
+            if shared {
+                self.memo.put(obj);
+            } else {
+                self.memo.put_anonymous();
+            }
+            return Ok(Some(Numbering::AtStart));
+        }
+        if !shared {
+            return Ok(Some(Numbering::Unshared));
+        }
+        if !self.open_immutables.insert(obj.as_ptr() as usize) {
+            return Err(EncodeFault::Refused(format!(
+                "cannot encode a cycle through an immutable '{}' (it contains itself)",
+                type_name(obj)
+            )));
+        }
+        Ok(Some(Numbering::Shared(obj.clone())))
     }
 
     fn start_dict(&mut self, obj: Borrowed<'_, 'py, PyAny>) -> Res<Option<Frame<'py>>> {
-        if self.seen(&obj, false)? {
+        if self.seen(&obj, false)?.is_none() {
             return Ok(None);
         }
         // SAFETY: `obj` is an exact dict.
@@ -262,7 +291,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
     /// A list (`is_list`), or the items of a tuple or NamedTuple whose ext
     /// is open (`close`).
     fn start_seq(&mut self, obj: Borrowed<'_, 'py, PyAny>, is_list: bool, close: Option<Close<'py>>) -> Res<Option<Frame<'py>>> {
-        if is_list && self.seen(&obj, false)? {
+        if is_list && self.seen(&obj, false)?.is_none() {
             return Ok(None);
         }
         // SAFETY: `obj` is an exact list, or a tuple (or a subclass of it).
@@ -290,15 +319,15 @@ impl<'a, 'py> Encoder<'a, 'py> {
         code: i8,
         name: Option<&Bound<'py, PyString>>,
     ) -> Res<Option<Frame<'py>>> {
-        if self.seen(&obj, true)? {
+        let Some(numbering) = self.seen(&obj, true)? else {
             return Ok(None);
-        }
+        };
         let header_at = open_ext(&mut self.out, code);
         if let Some(name) = name {
             infallible(write::write_array_len(&mut self.out, 2));
             self.write_str(name.as_any())?;
         }
-        self.start_seq(obj, false, Some(Close { header_at, immutable: Some(obj.to_owned()) }))
+        self.start_seq(obj, false, Some(Close { header_at, numbering }))
     }
 
     fn step_seq(&mut self, f: &mut SeqFrame<'py>) -> Res<Option<Frame<'py>>> {
@@ -396,9 +425,15 @@ impl<'a, 'py> Encoder<'a, 'py> {
         };
         if let Some(close) = close {
             close_ext(&mut self.out, close.header_at).map_err(EncodeFault::Refused)?;
-            if let Some(obj) = close.immutable {
-                self.open_immutables.remove(&(obj.as_ptr() as usize));
-                self.memo.put(&obj);
+            match close.numbering {
+                Numbering::AtStart => {}
+                Numbering::Shared(obj) => {
+                    self.open_immutables.remove(&(obj.as_ptr() as usize));
+                    self.memo.put(&obj);
+                }
+                Numbering::Unshared => {
+                    self.memo.put_anonymous();
+                }
             }
         }
         Ok(())
@@ -418,7 +453,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return self.start_set(obj, ext::FROZENSET);
         }
         if tp == &raw mut ffi::PyByteArray_Type {
-            if !self.seen(&obj, false)? {
+            if self.seen(&obj, false)?.is_some() {
                 // SAFETY: `obj` is an exact bytearray; no Python code runs
                 // while its buffer is copied.
                 let data = unsafe {
@@ -451,14 +486,13 @@ impl<'a, 'py> Encoder<'a, 'py> {
     }
 
     fn start_set(&mut self, obj: Bound<'py, PyAny>, code: i8) -> Res<Option<Frame<'py>>> {
-        let immutable = code == ext::FROZENSET;
-        if self.seen(&obj, immutable)? {
+        let Some(numbering) = self.seen(&obj, code == ext::FROZENSET)? else {
             return Ok(None);
-        }
+        };
         let header_at = open_ext(&mut self.out, code);
         let items = obj.try_iter()?.collect::<PyResult<Vec<_>>>()?;
         infallible(write::write_array_len(&mut self.out, len_u32(items.len(), "set")?));
-        let close = Close { header_at, immutable: immutable.then(|| obj.clone()) };
+        let close = Close { header_at, numbering };
         self.start_items(ItemsFrame { items, names: Vec::new(), next: 0, close })
     }
 
@@ -489,7 +523,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             }
             Kind::NamedTuple => self.start_immutable_seq(obj.as_borrowed(), ext::NAMEDTUPLE, Some(&name)),
             Kind::Object => {
-                if self.seen(&obj, false)? {
+                if self.seen(&obj, false)?.is_none() {
                     return Ok(None);
                 }
                 let header_at = open_ext(&mut self.out, ext::OBJECT);
@@ -511,7 +545,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                     }
                 }
                 infallible(write::write_map_len(&mut self.out, len_u32(items.len(), "field map")?));
-                self.start_items(ItemsFrame { items, names, next: 0, close: Close { header_at, immutable: None } })
+                self.start_items(ItemsFrame { items, names, next: 0, close: Close { header_at, numbering: Numbering::AtStart } })
             }
         }
     }
