@@ -80,10 +80,23 @@ struct Decoder<'a, 'py> {
     /// Items of the immutable containers being gathered.
     values: Vec<Bound<'py, PyAny>>,
     keys: KeyCache,
+    /// List slots that may still be made ahead of their items. Every item
+    /// takes at least a byte, so a document can fill at most as many slots
+    /// as it has bytes: lists nested in lists, each announcing 2**32-1
+    /// items, cannot reserve more than that between them.
+    slots_budget: usize,
 }
 
 pub fn unpackb<'py>(codec: &MsgpackCodec, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let mut dec = Decoder { py, codec, r: Reader::new(data), refs: Vec::new(), values: Vec::new(), keys: take_cache() };
+    let mut dec = Decoder {
+        py,
+        codec,
+        r: Reader::new(data),
+        refs: Vec::new(),
+        values: Vec::new(),
+        keys: take_cache(),
+        slots_budget: data.len(),
+    };
     let mut stack = Vec::new();
     let result = dec.run(&mut stack).and_then(|value| {
         if dec.r.at_end() {
@@ -303,9 +316,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
     }
 
     fn start_list(&mut self, len: usize) -> Res<Step<'py>> {
-        // Every item takes at least a byte: never make room for more items
-        // than the input could still hold.
-        let list = new_list(self.py, len.min(self.r.remaining()))?;
+        // Never make room for more items than the input could still hold.
+        let room = len.min(self.r.remaining()).min(self.slots_budget);
+        self.slots_budget -= room;
+        let list = new_list(self.py, room)?;
         self.refs.push(list.clone());
         if len == 0 {
             return Ok(Step::Value(list));

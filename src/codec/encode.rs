@@ -88,7 +88,8 @@ struct ItemsFrame<'py> {
 enum Frame<'py> {
     Seq(SeqFrame<'py>),
     Dict(DictFrame<'py>),
-    Items(ItemsFrame<'py>),
+    /// Boxed: rarer, and larger than the others.
+    Items(Box<ItemsFrame<'py>>),
 }
 
 struct Encoder<'a, 'py> {
@@ -105,12 +106,40 @@ struct Encoder<'a, 'py> {
 pub fn packb<'py>(codec: &MsgpackCodec, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let py = obj.py();
     let mut enc =
-        Encoder { py, codec, out: ByteBuf::with_capacity(256), memo: take_memo(), open_immutables: AHashSet::new() };
+        Encoder { py, codec, out: take_output(), memo: take_memo(), open_immutables: AHashSet::new() };
     let mut stack = Vec::new();
     let result = enc.run(obj, &mut stack).map_err(|fault| enc.fail(fault, &stack));
     drop(stack);
     give_back_memo(std::mem::take(&mut enc.memo));
-    result.map(|()| PyBytes::new(py, enc.out.as_slice()))
+    let result = result.map(|()| PyBytes::new(py, enc.out.as_slice()));
+    give_back_output(enc.out);
+    result
+}
+
+/// Output buffers up to this capacity are kept for the next `packb` on the
+/// thread: growing a fresh one for a large document (reallocations, pages
+/// faulted in) cost more than writing it.
+const KEEP_OUTPUT: usize = 4 << 20;
+
+thread_local! {
+    static SCRATCH_OUTPUT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// The thread's output buffer, empty (a nested `packb` gets a new one).
+fn take_output() -> ByteBuf {
+    let mut out = SCRATCH_OUTPUT.with(|o| o.take());
+    if out.capacity() == 0 {
+        out.reserve(256);
+    }
+    ByteBuf::from_vec(out)
+}
+
+fn give_back_output(out: ByteBuf) {
+    let mut out = out.into_vec();
+    if out.capacity() <= KEEP_OUTPUT {
+        out.clear();
+        SCRATCH_OUTPUT.with(|o| o.set(out));
+    }
 }
 
 fn len_u32(len: usize, what: &str) -> Res<u32> {
@@ -498,10 +527,10 @@ impl<'a, 'py> Encoder<'a, 'py> {
 
     fn start_items(&mut self, frame: ItemsFrame<'py>) -> Res<Option<Frame<'py>>> {
         if frame.items.is_empty() {
-            self.finish(Frame::Items(frame))?;
+            self.finish(Frame::Items(Box::new(frame)))?;
             return Ok(None);
         }
-        Ok(Some(Frame::Items(frame)))
+        Ok(Some(Frame::Items(Box::new(frame))))
     }
 
     /// An instance of a registered class; `entry` is its registry entry,
