@@ -191,6 +191,10 @@ def test_str_with_lone_surrogates_and_non_ascii():
     for s in ["a\ud800b", "\udfff", "é€😀", "x" * 70_000, ""]:
         assert roundtrip(s) == s
     assert msgpack.unpackb(tm.packb("é€😀")) == "é€😀"
+    # Strs of every storage width are UTF-8 encoded natively, like CPython does.
+    for s in ["café", "\u20ac100", "\U0001f600x", "a\u00ff\u0100\U00010000"]:
+        assert tm.packb(s) == pack_plain(s)
+    assert msgpack.unpackb(tm.packb("a\ud800")) == msgpack.ExtType(18, b"a\xed\xa0\x80")
 
 
 def test_datetimes_keep_timezone_fold_and_identity_of_utc():

@@ -213,34 +213,101 @@ impl<'a, 'py> Encoder<'a, 'py> {
     fn write_str(&mut self, obj: &Bound<'py, PyAny>) -> Res<()> {
         let ptr = obj.as_ptr();
         // SAFETY: `obj` is an exact str. A compact ASCII string's characters
-        // are its UTF-8 bytes, stored inline; otherwise the UTF-8 buffer is
-        // cached on the object. Either lives as long as `obj`, which we hold
-        // while we copy it.
+        // are its UTF-8 bytes, stored inline, alive while we hold `obj`.
         let data = unsafe {
-            if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
-                std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, ffi::PyUnicode_GET_LENGTH(ptr) as usize)
-            } else {
-                let mut size: ffi::Py_ssize_t = 0;
-                let data = ffi::PyUnicode_AsUTF8AndSize(ptr, &mut size);
-                if data.is_null() {
-                    // Lone surrogates: no UTF-8 for them.
-                    ffi::PyErr_Clear();
-                    return scalars::write_surrogate_str(&mut self.out, obj);
-                }
-                std::slice::from_raw_parts(data as *const u8, size as usize)
+            if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) == 0 {
+                return self.write_non_ascii_str(obj);
             }
+            std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, ffi::PyUnicode_GET_LENGTH(ptr) as usize)
         };
         infallible(write::write_str_len(&mut self.out, len_u32(data.len(), "str")?));
         let Ok(()) = self.out.write_bytes(data);
         Ok(())
     }
 
+    /// A str beyond ASCII, UTF-8 encoded here from its code points: no
+    /// Python call, so no Python code runs while our caller holds borrowed
+    /// references (and no UTF-8 copy is left cached on the object). Lone
+    /// surrogates are encoded like any code point ("surrogatepass"), in a
+    /// SURROGATE_STR ext instead of a str.
+    #[inline(never)]
+    fn write_non_ascii_str(&mut self, obj: &Bound<'py, PyAny>) -> Res<()> {
+        let ptr = obj.as_ptr();
+        // SAFETY: `obj` is an exact str, made ready: its data holds `len`
+        // code units of `kind` bytes, alive while we hold `obj`.
+        unsafe {
+            if ffi::PyUnicode_READY(ptr) != 0 {
+                return Err(PyErr::fetch(self.py).into());
+            }
+            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            let data = ffi::PyUnicode_DATA(ptr);
+            match ffi::PyUnicode_KIND(ptr) {
+                ffi::PyUnicode_1BYTE_KIND => self.write_code_points(std::slice::from_raw_parts(data as *const u8, len)),
+                ffi::PyUnicode_2BYTE_KIND => self.write_code_points(std::slice::from_raw_parts(data as *const u16, len)),
+                _ => self.write_code_points(std::slice::from_raw_parts(data as *const u32, len)),
+            }
+        }
+    }
+
+    fn write_code_points<T: Copy + Into<u32>>(&mut self, units: &[T]) -> Res<()> {
+        let utf8_len = |c: u32| match c {
+            0..=0x7f => 1,
+            0x80..=0x7ff => 2,
+            0x800..=0xffff => 3,
+            _ => 4,
+        };
+        let len: usize = units.iter().map(|&c| utf8_len(c.into())).sum();
+        let surrogates = units.iter().any(|&c| (0xd800..=0xdfff).contains(&c.into()));
+        let len32 = len_u32(len, "str")?;
+        if surrogates {
+            infallible(write::write_ext_meta(&mut self.out, len32, ext::SURROGATE_STR));
+        } else {
+            infallible(write::write_str_len(&mut self.out, len32));
+        }
+        let out = self.out.as_mut_vec();
+        out.reserve(len);
+        for &unit in units {
+            let c: u32 = unit.into();
+            match utf8_len(c) {
+                1 => out.push(c as u8),
+                2 => out.extend_from_slice(&[0xc0 | (c >> 6) as u8, 0x80 | (c & 0x3f) as u8]),
+                3 => out.extend_from_slice(&[0xe0 | (c >> 12) as u8, 0x80 | ((c >> 6) & 0x3f) as u8, 0x80 | (c & 0x3f) as u8]),
+                _ => out.extend_from_slice(&[
+                    0xf0 | (c >> 18) as u8,
+                    0x80 | ((c >> 12) & 0x3f) as u8,
+                    0x80 | ((c >> 6) & 0x3f) as u8,
+                    0x80 | (c & 0x3f) as u8,
+                ]),
+            }
+        }
+        Ok(())
+    }
+
+    /// An int that fits in an i64, written without running Python code;
+    /// `false` for a larger one.
+    #[inline(always)]
+    fn write_fixed_int(&mut self, obj: &Bound<'py, PyAny>) -> bool {
+        match crate::savers::atoms::small_long_value(obj) {
+            Some(value) => {
+                infallible(write::write_sint(&mut self.out, value));
+                true
+            }
+            None => false,
+        }
+    }
+
     #[inline(always)]
     fn write_int(&mut self, obj: &Bound<'py, PyAny>) -> Res<()> {
-        if let Some(value) = crate::savers::atoms::small_long_value(obj) {
-            infallible(write::write_sint(&mut self.out, value));
+        if self.write_fixed_int(obj) {
             return Ok(());
         }
+        self.write_wide_int(obj.clone())
+    }
+
+    /// An int beyond i64, on a reference of our own: what follows may raise
+    /// or allocate, and so run the garbage collector and any code with it.
+    #[cold]
+    fn write_wide_int(&mut self, obj: Bound<'py, PyAny>) -> Res<()> {
         // SAFETY: `obj` is an exact int; an overflow sets an exception,
         // which we clear.
         let value = unsafe { ffi::PyLong_AsUnsignedLongLong(obj.as_ptr()) };
@@ -250,7 +317,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         }
         // SAFETY: clearing the OverflowError just raised.
         unsafe { ffi::PyErr_Clear() };
-        scalars::write_bigint(&mut self.out, obj)
+        scalars::write_bigint(&mut self.out, &obj)
     }
 
     fn write_backref(&mut self, index: u32) {
@@ -407,11 +474,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 return Err(changed());
             }
             // SAFETY: borrowed from the dict, which holds them until Python
-            // code runs; a str key is written without running any, and
-            // otherwise we take our own reference to the value first.
+            // code runs; a str or small int key is written without running
+            // any, and otherwise we take our own reference to the value first.
             let (key, value) = unsafe { (Borrowed::from_ptr(self.py, key), Borrowed::from_ptr(self.py, value)) };
-            let value = if key.get_type_ptr() == &raw mut ffi::PyUnicode_Type {
+            let key_type = key.get_type_ptr();
+            let value = if key_type == &raw mut ffi::PyUnicode_Type {
                 self.write_str(&key)?;
+                value
+            } else if key_type == &raw mut ffi::PyLong_Type && self.write_fixed_int(&key) {
                 value
             } else {
                 let value = value.to_owned();

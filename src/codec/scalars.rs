@@ -83,12 +83,6 @@ pub fn write_complex(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), En
     write_ext(out, ext::COMPLEX, &payload)
 }
 
-pub fn write_surrogate_str(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
-    let py = obj.py();
-    let encoded = obj.call_method1(intern!(py, "encode"), (intern!(py, "utf-8"), intern!(py, "surrogatepass")))?;
-    write_ext(out, ext::SURROGATE_STR, encoded.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes())
-}
-
 pub fn write_decimal(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
     let text = obj.str()?;
     write_ext(out, ext::DECIMAL, text.to_str()?.as_bytes())
