@@ -211,11 +211,12 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
     let mut r = Reader::new(payload);
     let value = match code {
         ext::BIGINT => {
+            let bytes = r.take(payload.len())?;
             let kwargs = PyDict::new(py);
             kwargs.set_item(intern!(py, "signed"), true)?;
             py.get_type::<pyo3::types::PyInt>().call_method(
                 intern!(py, "from_bytes"),
-                (PyBytes::new(py, payload), intern!(py, "little")),
+                (PyBytes::new(py, bytes), intern!(py, "little")),
                 Some(&kwargs),
             )?
         }
@@ -228,15 +229,16 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
             unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyComplex_FromDoubles(real, imag))? }
         }
         ext::SURROGATE_STR => {
-            // SAFETY: decodes `payload` (valid for its length) into a new str.
+            let bytes = r.take(payload.len())?;
+            // SAFETY: decodes `bytes` (valid for its length) into a new str.
             let obj = unsafe {
-                ffi::PyUnicode_DecodeUTF8(payload.as_ptr().cast(), payload.len() as ffi::Py_ssize_t, c"surrogatepass".as_ptr())
+                ffi::PyUnicode_DecodeUTF8(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t, c"surrogatepass".as_ptr())
             };
             // SAFETY: a new reference or null with an exception set.
             unsafe { Bound::from_owned_ptr_or_err(py, obj)? }
         }
         ext::DECIMAL => {
-            let Ok(text) = std::str::from_utf8(payload) else {
+            let Ok(text) = std::str::from_utf8(r.take(payload.len())?) else {
                 return r.malformed("Decimal payload is not text");
             };
             types.decimal.bind(py).call1((text,))?
@@ -278,7 +280,7 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
         },
         _ => return Ok(None),
     };
-    if code != ext::BIGINT && code != ext::SURROGATE_STR && code != ext::DECIMAL && !r.at_end() {
+    if !r.at_end() {
         return r.malformed("trailing bytes in ext payload");
     }
     Ok(Some(value))
