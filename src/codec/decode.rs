@@ -117,6 +117,18 @@ fn owned<'py>(py: Python<'py>, ptr: *mut ffi::PyObject) -> PyResult<Bound<'py, P
     unsafe { Bound::from_owned_ptr_or_err(py, ptr) }
 }
 
+#[inline(always)]
+fn new_int(py: Python<'_>, value: i64) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: makes a new int from a plain value.
+    owned(py, unsafe { ffi::PyLong_FromLongLong(value) })
+}
+
+#[inline(always)]
+fn new_float(py: Python<'_>, value: f64) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: makes a new float from a plain value.
+    owned(py, unsafe { ffi::PyFloat_FromDouble(value) })
+}
+
 /// Append to a list made by `new_list`, filling the room it was made with
 /// before growing it.
 #[inline(always)]
@@ -228,28 +240,29 @@ impl<'a, 'py> Decoder<'a, 'py> {
     fn read_value(&mut self, as_key: bool) -> Res<Step<'py>> {
         let py = self.py;
         let marker = Marker::from_u8(self.r.byte()?);
-        // SAFETY (each C call below): it makes a new object from plain
-        // values, or returns null with an exception set, which `owned` turns
-        // into an error.
         let obj = match marker {
-            Marker::FixPos(v) => owned(py, unsafe { ffi::PyLong_FromLong(v as _) })?,
-            Marker::FixNeg(v) => owned(py, unsafe { ffi::PyLong_FromLong(v as _) })?,
+            Marker::FixPos(v) => new_int(py, v as i64)?,
+            Marker::FixNeg(v) => new_int(py, v as i64)?,
             Marker::FixStr(n) => return self.read_str(n as usize, as_key),
             Marker::FixMap(n) => return self.start_map(n as usize),
             Marker::FixArray(n) => return self.start_list(n as usize),
             Marker::Null => py.None().into_bound(py),
             Marker::True => pyo3::types::PyBool::new(py, true).to_owned().into_any(),
             Marker::False => pyo3::types::PyBool::new(py, false).to_owned().into_any(),
-            Marker::F64 => owned(py, unsafe { ffi::PyFloat_FromDouble(f64::from_be_bytes(self.r.array()?)) })?,
-            Marker::F32 => owned(py, unsafe { ffi::PyFloat_FromDouble(f32::from_be_bytes(self.r.array()?) as f64) })?,
-            Marker::U8 => owned(py, unsafe { ffi::PyLong_FromLong(self.r.byte()? as _) })?,
-            Marker::U16 => owned(py, unsafe { ffi::PyLong_FromLong(u16::from_be_bytes(self.r.array()?) as _) })?,
-            Marker::U32 => owned(py, unsafe { ffi::PyLong_FromLongLong(u32::from_be_bytes(self.r.array()?) as _) })?,
-            Marker::U64 => owned(py, unsafe { ffi::PyLong_FromUnsignedLongLong(u64::from_be_bytes(self.r.array()?)) })?,
-            Marker::I8 => owned(py, unsafe { ffi::PyLong_FromLong(i8::from_be_bytes(self.r.array()?) as _) })?,
-            Marker::I16 => owned(py, unsafe { ffi::PyLong_FromLong(i16::from_be_bytes(self.r.array()?) as _) })?,
-            Marker::I32 => owned(py, unsafe { ffi::PyLong_FromLongLong(i32::from_be_bytes(self.r.array()?) as _) })?,
-            Marker::I64 => owned(py, unsafe { ffi::PyLong_FromLongLong(i64::from_be_bytes(self.r.array()?)) })?,
+            Marker::F64 => new_float(py, f64::from_be_bytes(self.r.array()?))?,
+            Marker::F32 => new_float(py, f32::from_be_bytes(self.r.array()?) as f64)?,
+            Marker::U8 => new_int(py, self.r.byte()? as i64)?,
+            Marker::U16 => new_int(py, u16::from_be_bytes(self.r.array()?) as i64)?,
+            Marker::U32 => new_int(py, u32::from_be_bytes(self.r.array()?) as i64)?,
+            Marker::U64 => {
+                // SAFETY: makes a new int from a plain value (or returns
+                // null with an exception set, which `owned` turns into an error).
+                owned(py, unsafe { ffi::PyLong_FromUnsignedLongLong(u64::from_be_bytes(self.r.array()?)) })?
+            }
+            Marker::I8 => new_int(py, i8::from_be_bytes(self.r.array()?) as i64)?,
+            Marker::I16 => new_int(py, i16::from_be_bytes(self.r.array()?) as i64)?,
+            Marker::I32 => new_int(py, i32::from_be_bytes(self.r.array()?) as i64)?,
+            Marker::I64 => new_int(py, i64::from_be_bytes(self.r.array()?))?,
             Marker::Str8 => {
                 let len = self.r.len8()?;
                 return self.read_str(len, as_key);
