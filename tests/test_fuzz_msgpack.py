@@ -9,9 +9,16 @@ import sys
 HARNESS = os.path.join(os.path.dirname(__file__), os.pardir, "fuzz", "fuzz_msgpack.py")
 
 
-def test_fuzz_msgpack_decoder_for_20_seconds():
+def test_fuzz_msgpack_decoder_for_20_seconds(tmp_path):
     proc = subprocess.run(
-        [sys.executable, HARNESS, "-max_total_time=20", "-timeout=10", "-rss_limit_mb=2048"],
+        [
+            sys.executable,
+            HARNESS,
+            "-max_total_time=20",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            f"-artifact_prefix={tmp_path}{os.sep}",  # where a failing input is written
+        ],
         capture_output=True,
         text=True,
         timeout=300,
