@@ -139,7 +139,7 @@ pub fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
 }
 
 /// Minimal little-endian two's-complement bytes of any int (LONG1/LONG4's
-/// payload), through `int.to_bytes`: only for ints beyond 64 bits.
+/// payload), through `int.to_bytes`: for ints beyond an i64.
 #[cold]
 pub fn int_to_le_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let py = obj.py();
