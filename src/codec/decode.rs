@@ -18,7 +18,7 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 use rmp::Marker;
 
 use super::ext::{self, Kind, MAX_DEPTH};
-use super::reader::{Fault, Reader, Res};
+use super::reader::{Fault, FaultKind, Reader, Res};
 use super::strings::{give_back_cache, new_str, take_cache, KeyCache, MAX_CACHED_KEY};
 use super::{scalars, MsgpackCodec};
 
@@ -115,6 +115,12 @@ pub fn unpackb<'py>(codec: &MsgpackCodec, py: Python<'py>, data: &[u8]) -> PyRes
 fn owned<'py>(py: Python<'py>, ptr: *mut ffi::PyObject) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: `ptr` is a new reference or null with an exception set.
     unsafe { Bound::from_owned_ptr_or_err(py, ptr) }
+}
+
+extern "C" {
+    // Exported by libpython (Include/cpython/dictobject.h), not bound by
+    // pyo3-ffi: a new empty dict with room for `minused` entries.
+    fn _PyDict_NewPresized(minused: ffi::Py_ssize_t) -> *mut ffi::PyObject;
 }
 
 #[inline(always)]
@@ -324,7 +330,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         }
         match new_str(self.py, bytes)? {
             Some(s) => Ok(Step::Value(s)),
-            None => Err(Fault::Malformed { pos: at, what: "invalid UTF-8 in str".into() }),
+            None => Err(Fault::malformed(at, "invalid UTF-8 in str")),
         }
     }
 
@@ -341,8 +347,12 @@ impl<'a, 'py> Decoder<'a, 'py> {
     }
 
     fn start_map(&mut self, len: usize) -> Res<Step<'py>> {
+        // Sized for its entries up front (each takes at least 2 bytes),
+        // within the same budget as list slots.
+        let room = len.min(self.r.remaining() / 2).min(self.slots_budget);
+        self.slots_budget -= room;
         // SAFETY: makes a new dict.
-        let dict = owned(self.py, unsafe { ffi::PyDict_New() })?;
+        let dict = owned(self.py, unsafe { _PyDict_NewPresized(room as ffi::Py_ssize_t) })?;
         self.refs.push(dict.clone());
         if len == 0 {
             return Ok(Step::Value(dict));
@@ -362,15 +372,15 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     [a, b] => u16::from_be_bytes([a, b]) as u64,
                     [a, b, c, d] => u32::from_be_bytes([a, b, c, d]) as u64,
                     [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
-                    _ => return Err(Fault::Malformed { pos: at, what: format!("back-reference of {len} bytes") }),
+                    _ => return Err(Fault::malformed(at, format!("back-reference of {len} bytes"))),
                 };
                 match usize::try_from(index).ok().and_then(|i| self.refs.get(i)) {
                     Some(obj) => Step::Value(obj.clone()),
                     None => {
-                        return Err(Fault::Malformed {
-                            pos: at,
-                            what: format!("back-reference {index} out of range ({} objects so far)", self.refs.len()),
-                        })
+                        return Err(Fault::malformed(
+                            at,
+                            format!("back-reference {index} out of range ({} objects so far)", self.refs.len()),
+                        ))
                     }
                 }
             }
@@ -422,12 +432,14 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 let payload = self.r.take(len)?;
                 match scalars::read(py, code, payload, &self.codec.types) {
                     Ok(Some(value)) => Step::Value(value),
-                    Ok(None) => return Err(Fault::Malformed { pos: at, what: format!("unknown ext type {code}") }),
+                    Ok(None) => return Err(Fault::malformed(at, format!("unknown ext type {code}"))),
                     // Positions inside the payload are relative to it.
-                    Err(Fault::Malformed { pos, what }) => {
-                        return Err(Fault::Malformed { pos: end - len + pos, what: format!("{what} (ext type {code})") })
-                    }
-                    Err(fault) => return Err(fault),
+                    Err(Fault(fault)) => match *fault {
+                        FaultKind::Malformed { pos, what } => {
+                            return Err(Fault::malformed(end - len + pos, format!("{what} (ext type {code})")))
+                        }
+                        python => return Err(Fault(Box::new(python))),
+                    },
                 }
             }
         };
@@ -462,12 +474,12 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let entry = self.codec.by_name.bind(self.py).get_item(name)?;
         let shown: String = name.chars().take(100).collect();
         let Some(entry) = entry else {
-            return Err(Fault::Malformed { pos: at, what: format!("unknown registered name {shown:?}") });
+            return Err(Fault::malformed(at, format!("unknown registered name {shown:?}")));
         };
         let entry = entry.cast_into::<PyTuple>().map_err(PyErr::from)?;
         let found = Kind::from_code(entry.get_item(1)?.extract()?);
         if found != Some(kind) {
-            return Err(Fault::Malformed { pos: at, what: format!("registered name {shown:?} is not of the kind the payload says ({kind:?})") });
+            return Err(Fault::malformed(at, format!("registered name {shown:?} is not of the kind the payload says ({kind:?})")));
         }
         Ok((entry.get_item(0)?, entry.get_item(2)?.cast_into::<PyTuple>().map_err(PyErr::from)?))
     }
@@ -482,7 +494,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
             }
         }
         let shown: String = name.chars().take(100).collect();
-        Err(Fault::Malformed { pos: at, what: format!("{shown:?} is not a registered field") })
+        Err(Fault::malformed(at, format!("{shown:?} is not a registered field")))
     }
 
     /// A container's items are all read: build it (if immutable), check
@@ -529,9 +541,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
     fn error(&self, fault: Fault) -> PyErr {
         let py = self.py;
         let decode_error = self.codec.decode_error.bind(py);
-        match fault {
-            Fault::Malformed { pos, what } => PyErr::from_type(decode_error.clone(), format!("{what} at byte {pos}")),
-            Fault::Python(err) => {
+        match *fault.0 {
+            FaultKind::Malformed { pos, what } => PyErr::from_type(decode_error.clone(), format!("{what} at byte {pos}")),
+            FaultKind::Python(err) => {
                 // Errors from building objects (an unhashable key, a bad
                 // Decimal, a class's `__new__`) are the payload's fault too;
                 // BaseExceptions such as KeyboardInterrupt pass through.

@@ -8,14 +8,26 @@ use rmp::Marker;
 
 /// Why decoding stopped: malformed input (becomes a `DecodeError` saying
 /// where), or a Python exception raised while building an object.
-pub enum Fault {
+pub enum FaultKind {
     Malformed { pos: usize, what: String },
     Python(PyErr),
 }
 
+/// A boxed `FaultKind`: one word, so that the `Result`s of the hot path
+/// stay small (a `PyErr` alone is several).
+pub struct Fault(pub Box<FaultKind>);
+
+impl Fault {
+    #[cold]
+    pub fn malformed(pos: usize, what: impl Into<String>) -> Fault {
+        Fault(Box::new(FaultKind::Malformed { pos, what: what.into() }))
+    }
+}
+
 impl From<PyErr> for Fault {
+    #[cold]
     fn from(err: PyErr) -> Self {
-        Fault::Python(err)
+        Fault(Box::new(FaultKind::Python(err)))
     }
 }
 
@@ -33,10 +45,10 @@ impl<'a> Reader<'a> {
 
     #[cold]
     pub fn malformed<T>(&self, what: impl Into<String>) -> Res<T> {
-        Err(Fault::Malformed { pos: self.pos, what: what.into() })
+        Err(Fault::malformed(self.pos, what))
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
@@ -46,7 +58,7 @@ impl<'a> Reader<'a> {
         self.pos == self.data.len()
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn byte(&mut self) -> Res<u8> {
         match self.data.get(self.pos) {
             Some(&b) => {
@@ -57,7 +69,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn take(&mut self, n: usize) -> Res<&'a [u8]> {
         if n > self.remaining() {
             return self.malformed(format!("truncated input: {n} bytes announced, {} left", self.remaining()));
@@ -67,24 +79,24 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn array<const N: usize>(&mut self) -> Res<[u8; N]> {
         let bytes = self.take(N)?;
         Ok(bytes.try_into().expect("took N bytes"))
     }
 
     /// The length that follows a 1-, 2- or 4-byte length marker.
-    #[inline]
+    #[inline(always)]
     pub fn len8(&mut self) -> Res<usize> {
         Ok(self.byte()? as usize)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn len16(&mut self) -> Res<usize> {
         Ok(u16::from_be_bytes(self.array()?) as usize)
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn len32(&mut self) -> Res<usize> {
         Ok(u32::from_be_bytes(self.array()?) as usize)
     }
@@ -147,7 +159,7 @@ impl<'a> Reader<'a> {
 
     /// The length of a str whose marker is `marker`, or `None` if it is no
     /// str marker.
-    #[inline]
+    #[inline(always)]
     pub fn str_len(&mut self, marker: Marker) -> Res<Option<usize>> {
         Ok(Some(match marker {
             Marker::FixStr(n) => n as usize,
@@ -217,7 +229,7 @@ mod tests {
     use super::*;
 
     fn malformed<T>(r: Res<T>) -> bool {
-        matches!(r, Err(Fault::Malformed { .. }))
+        matches!(r, Err(Fault(kind)) if matches!(*kind, FaultKind::Malformed { .. }))
     }
 
     #[test]

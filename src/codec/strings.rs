@@ -46,16 +46,26 @@ fn new_ascii_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAn
     }
 }
 
+#[derive(Default)]
 pub struct KeyCache {
     /// `(hash of the bytes, the str)`, empty until first used.
     slots: Vec<Option<(u64, Py<PyAny>)>>,
-    hasher: ahash::RandomState,
 }
 
-impl Default for KeyCache {
-    fn default() -> Self {
-        KeyCache { slots: Vec::new(), hasher: ahash::RandomState::with_seeds(1, 2, 3, 4) }
+/// A quick hash of a short key (FxHash's step over 8-byte words): keys only
+/// pick a slot, and a hit is confirmed by comparing the bytes.
+#[inline(always)]
+fn key_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let step = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        h = step(h, u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
     }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    step(h, u64::from_le_bytes(tail))
 }
 
 thread_local! {
@@ -79,8 +89,8 @@ impl KeyCache {
         if self.slots.is_empty() {
             self.slots.resize_with(SLOTS, || None);
         }
-        let hash = self.hasher.hash_one(bytes);
-        let slot = &mut self.slots[hash as usize % SLOTS];
+        let hash = key_hash(bytes);
+        let slot = &mut self.slots[(hash >> 32) as usize % SLOTS];
         if let Some((cached_hash, key)) = slot {
             // SAFETY: every cached key is a compact ASCII str made by
             // `new_ascii_str`: its length in code points is its length in
