@@ -3,6 +3,7 @@
 //! reduce protocol, globals), `savers` (per-type writers) and `pickler`
 //! (the Python-facing API).
 
+mod codec;
 mod engine;
 mod errors;
 mod output;
@@ -34,6 +35,9 @@ mod _native {
 
     #[pymodule_export]
     const _SESSION_PREFIX_SIZE: usize = crate::session::SESSION_PREFIX_SIZE;
+
+    #[pymodule_export]
+    use crate::codec::MsgpackCodec;
 
     #[pymodule_export]
     const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;

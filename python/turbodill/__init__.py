@@ -20,7 +20,7 @@ from pickle import (
     UnpicklingError,
 )
 
-from . import detect
+from . import detect, msgpack
 from ._native import (
     HIGHEST_PROTOCOL,
     Pickler,
@@ -68,6 +68,7 @@ __all__ = [
     "load_module_asdict",
     "load_session",
     "loads",
+    "msgpack",
     "pickle",
     "pickles",
     "register",

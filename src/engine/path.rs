@@ -13,7 +13,7 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
 }
 
-fn key_segment(key: &Bound<'_, PyAny>, as_attribute: bool) -> String {
+pub fn key_segment(key: &Bound<'_, PyAny>, as_attribute: bool) -> String {
     if as_attribute {
         if let Ok(s) = key.cast::<PyString>() {
             if let Ok(s) = s.to_str() {

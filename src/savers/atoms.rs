@@ -110,7 +110,7 @@ impl Drop for BufferView {
 /// saves a call per integer on int-heavy data; other versions and larger
 /// ints ask `PyLong_AsLongAndOverflow`.
 #[inline]
-fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
+pub fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
     #[cfg(all(Py_3_11, not(Py_3_12)))]
     {
         // SAFETY: `obj` is an exact int, so it is a PyLongObject: a
@@ -136,6 +136,24 @@ fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
     // SAFETY: `obj` is an exact int.
     let val: c_long = unsafe { ffi::PyLong_AsLongAndOverflow(obj.as_ptr(), &mut overflow) };
     (overflow == 0).then_some(val as i64)
+}
+
+/// Minimal little-endian two's-complement bytes of any int (LONG1/LONG4's
+/// payload), through `int.to_bytes`: for ints beyond an i64.
+#[cold]
+pub fn int_to_le_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let py = obj.py();
+    let nbits: usize = obj.call_method0(intern!(py, "bit_length"))?.extract()?;
+    let nbytes = (nbits >> 3) + 1;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item(intern!(py, "signed"), true)?;
+    let bytes = obj.call_method(intern!(py, "to_bytes"), (nbytes, intern!(py, "little")), Some(&kwargs))?;
+    let mut data = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
+    let n = data.len();
+    if n > 1 && data[n - 1] == 0xff && data[n - 2] & 0x80 != 0 {
+        data.pop();
+    }
+    Ok(data)
 }
 
 impl<'py> Engine<'py> {
@@ -207,7 +225,7 @@ impl<'py> Engine<'py> {
         }
         let data = match value {
             Some(val) => long_le_bytes(val as i128),
-            None => self.big_long_bytes(obj)?,
+            None => int_to_le_bytes(obj)?,
         };
         if data.len() < 256 {
             self.out.write(&[LONG1, data.len() as u8]);
@@ -219,22 +237,6 @@ impl<'py> Engine<'py> {
         }
         self.out.write(&data);
         Ok(())
-    }
-
-    #[cold]
-    fn big_long_bytes(&self, obj: &Bound<'py, PyAny>) -> PyResult<Vec<u8>> {
-        let py = self.py;
-        let nbits: usize = obj.call_method0(intern!(py, "bit_length"))?.extract()?;
-        let nbytes = (nbits >> 3) + 1;
-        let kwargs = pyo3::types::PyDict::new(py);
-        kwargs.set_item(intern!(py, "signed"), true)?;
-        let bytes = obj.call_method(intern!(py, "to_bytes"), (nbytes, intern!(py, "little")), Some(&kwargs))?;
-        let mut data = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
-        let n = data.len();
-        if n > 1 && data[n - 1] == 0xff && data[n - 2] & 0x80 != 0 {
-            data.pop();
-        }
-        Ok(data)
     }
 
     #[inline]
