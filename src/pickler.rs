@@ -4,6 +4,7 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::engine::memo::Memo;
@@ -141,10 +142,19 @@ impl<'py> DumpArgs<'py> {
     }
 }
 
+/// The signed envelope of a payload (`turbodill._signing.sign`, the
+/// stdlib's hmac), for a dump given `key=`; unsigned dumps never get here.
+fn signed<'py>(payload: Bound<'py, PyBytes>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    static SIGN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = payload.py();
+    Ok(SIGN.import(py, "turbodill._signing", "sign")?.call1((payload, key))?.cast_into()?)
+}
+
 /// Pickle `obj` to bytes. `byref`, `fmode` and `recurse` are dill's (see
-/// `turbodill.settings`); `deterministic=True` also orders sets.
+/// `turbodill.settings`); `deterministic=True` also orders sets; `key`
+/// (bytes or str) signs the payload (see `turbodill._signing`).
 #[pyfunction]
-#[pyo3(signature = (obj, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false))]
+#[pyo3(signature = (obj, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false, key=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn dumps<'py>(
     obj: &Bound<'py, PyAny>,
@@ -155,11 +165,15 @@ pub fn dumps<'py>(
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
+    key: Option<Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
     let mut engine = args.engine(obj.py(), None)?;
     engine.dump(obj)?;
-    Ok(engine.into_bytes())
+    match key {
+        None => Ok(engine.into_bytes()),
+        Some(key) => signed(engine.into_bytes(), &key),
+    }
 }
 
 fn file_write<'py>(file: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -167,9 +181,10 @@ fn file_write<'py>(file: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         .ok_or_else(|| PyTypeError::new_err("file must have a 'write' attribute"))
 }
 
-/// Pickle `obj` to an open binary file (arguments as for `dumps`).
+/// Pickle `obj` to an open binary file (arguments as for `dumps`). A signed
+/// dump is made in memory, then written in one piece.
 #[pyfunction]
-#[pyo3(signature = (obj, file, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false))]
+#[pyo3(signature = (obj, file, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false, key=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn dump<'py>(
     obj: &Bound<'py, PyAny>,
@@ -181,9 +196,17 @@ pub fn dump<'py>(
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
+    key: Option<Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
-    args.engine(obj.py(), Some(file_write(file)?))?.dump(obj)
+    let write = file_write(file)?;
+    let Some(key) = key else {
+        return args.engine(obj.py(), Some(write))?.dump(obj);
+    };
+    let mut engine = args.engine(obj.py(), None)?;
+    engine.dump(obj)?;
+    write.call1((signed(engine.into_bytes(), &key)?,))?;
+    Ok(())
 }
 
 /// A pickler writing to a file, with the stdlib's hooks: subclasses may
