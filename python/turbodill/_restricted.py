@@ -131,9 +131,9 @@ class RestrictedUnpickler(_pickle.Unpickler):
 
     def _reconstructor(self, cls, base, state):
         name = self._name_of(base)
-        if base is not object and (name is None or not self._allowlist.may_call(name)):
+        if base is not object and (name is None or not isinstance(base, type) or not self._allowlist.may_call(name)):
             raise ForbiddenGlobalError(
-                "copyreg._reconstructor with a base that is neither object nor an allowed callable", name
+                f"copyreg._reconstructor with the base {name or '<dynamic>'}: neither object nor an allowed class", name
             )
         return copyreg._reconstructor(cls, base, state)
 
