@@ -397,7 +397,8 @@ def test_plain_data_loads_with_the_data_allowlist(protocol):
 
 def test_restricted_unpickler_is_a_c_unpickler_reading_streams():
     assert issubclass(turbodill.RestrictedUnpickler, pickle.Unpickler)
-    items = [{"a": 1}, datetime.date(2026, 1, 1), b"x" * 100_000]
+    shared = ["memoized"]
+    items = [{"a": 1}, [shared, shared], datetime.date(2026, 1, 1), b"x" * 100_000, (shared, shared)]
     stream = b"".join(pickle.dumps(item, 4) for item in items)
 
     class Pipe(io.RawIOBase):  # not seekable, short reads

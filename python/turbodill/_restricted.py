@@ -75,7 +75,8 @@ class RestrictedUnpickler(_pickle.Unpickler):
     (``"data"``). See ``turbodill._allowlist`` for the rules.
 
     Each ``load()`` reads one whole pickle from the file, checks it
-    statically, then loads it; the memo starts empty for each pickle. Bytes
+    statically, then loads it; the memo starts empty for each pickle (a
+    pickle referring to an earlier one's memo is refused). Bytes
     read past the pickle are given back to a seekable file, and otherwise
     kept for the next ``load()``. Refusals raise ``ForbiddenGlobalError`` or
     ``UnsafePickleError`` (both ``UnpicklingError``) before any opcode runs.
@@ -178,9 +179,8 @@ class RestrictedUnpickler(_pickle.Unpickler):
         if refusal is not None:
             raise refusal
         self._proto = findings.proto
-        _pickle.Unpickler.__init__(self, io.BytesIO(data), fix_imports=False, **self._options)
         try:
-            return super().load()
+            return _OnePickle(self, data).load()
         finally:
             self._found = {}
 
@@ -203,6 +203,19 @@ class RestrictedUnpickler(_pickle.Unpickler):
                 "CPython frees nested ones recursively on the C stack"
             )
         return None
+
+
+class _OnePickle(_pickle.Unpickler):
+    """A fresh C unpickler for one checked pickle, consulting the
+    RestrictedUnpickler for globals and persistent ids. Fresh, because the C
+    unpickler numbers MEMOIZE from a count that neither ``memo.clear()`` nor
+    a second ``__init__`` resets, and the walk numbered them from 0."""
+
+    def __init__(self, owner, data):
+        if hasattr(owner, "persistent_load"):
+            self.persistent_load = owner.persistent_load
+        self.find_class = owner.find_class
+        super().__init__(io.BytesIO(data), fix_imports=False, **owner._options)
 
 
 def _walk(data):
