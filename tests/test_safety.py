@@ -549,3 +549,18 @@ def test_cli_inspect(tmp_path):
     assert out.returncode == 2 and b"truncated" in out.stderr and not out.stdout
     out = cli(str(tmp_path / "missing.pkl"))
     assert out.returncode == 2 and b"No such file" in out.stderr
+
+
+def test_restricted_load_from_a_socket_reads_only_what_has_arrived():
+    import socket
+    import threading
+
+    left, right = socket.socketpair()
+    with left, right:
+        reader = left.makefile("rb")
+        reply = []
+        thread = threading.Thread(target=lambda: reply.append(turbodill.load(reader, allow="data")))
+        thread.start()
+        right.sendall(pickle.dumps({"question": 1}))  # and nothing more until answered
+        thread.join(timeout=5)
+        assert reply == [{"question": 1}]

@@ -156,7 +156,9 @@ class RestrictedUnpickler(_pickle.Unpickler):
                     if not e.truncated:
                         raise
                     truncated = e
-            more = self._file.read(max(len(data), 1 << 16))
+            # read1: what is available (a socket stream must not wait for
+            # bytes its peer will only send after this pickle is answered).
+            more = getattr(self._file, "read1", self._file.read)(max(len(data), 1 << 16))
             if not more:
                 if truncated is not None:
                     raise truncated
