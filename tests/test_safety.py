@@ -375,7 +375,7 @@ def test_allowlist_entries():
     with pytest.raises(ForbiddenGlobalError, match="collections.OrderedDict"):
         turbodill.loads(data, allow=["uuid.*"])
     # module.* allows neither attributes of its names nor submodules.
-    for module, name in (("collections", "OrderedDict.fromkeys"), ("collections.abc", "Mapping")):
+    for module, name in (("collections", "OrderedDict.fromkeys"), ("collections.abc", "Mapping"), ("collections", "__builtins__")):
         with pytest.raises(ForbiddenGlobalError, match=f"'{module}.{name}'"):
             turbodill.loads(stack_global(module, name) + b")R.", allow="collections.*")
     for bad in ("", "nodot", "a.*.b", ".x", "x.", "*", ["data", 3]):

@@ -39,6 +39,7 @@ from ._reducers import CONTENTS_FMODE, HANDLE_FMODE, register_saver
 from ._restricted import RestrictedUnpickler
 from ._signing import SignatureError
 
+# (``inspect`` is public but not star-exported: it would shadow the stdlib's.)
 __all__ = [
     "CONTENTS_FMODE",
     "DEFAULT_PROTOCOL",
@@ -63,7 +64,6 @@ __all__ = [
     "detect",
     "dump",
     "dumps",
-    "inspect",
     "list_registry_pickle_by_value",
     "load",
     "loads",

@@ -2,9 +2,9 @@
 
 An allowlist names the globals a payload may import and call, by dotted
 path: ``"module.qualname"`` exactly, or ``"prefix.*"`` for every name
-directly in ``prefix`` (``"uuid.*"`` allows ``uuid.UUID`` but neither
-``uuid.UUID.bytes`` nor a submodule's names). Entries without a dot name
-presets; ``"data"`` is the only one.
+directly in ``prefix`` but dunder names (``"uuid.*"`` allows ``uuid.UUID``
+but neither ``uuid.UUID.bytes``, ``uuid.__builtins__`` nor a submodule's
+names). Entries without a dot name presets; ``"data"`` is the only one.
 
 An allowlist judges the static report of a payload (``turbodill.inspect``),
 so a restricted load refuses before a single opcode runs when:
@@ -189,7 +189,7 @@ class Allowlist:
         if name in self._callables:
             return True
         prefix, dot, rest = name.rpartition(".")
-        return bool(dot) and prefix in self._modules
+        return bool(dot) and prefix in self._modules and not (rest.startswith("__") and rest.endswith("__"))
 
     def may_import(self, name):
         return name in self._values or self.may_call(name)
