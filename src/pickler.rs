@@ -140,11 +140,19 @@ impl<'py> DumpArgs<'py> {
         let hooks = Hooks { buffer_callback: some_unless_none(self.buffer_callback), ..Default::default() };
         Engine::new(py, opts, hooks, None, file_write)
     }
+
+    fn to_bytes(self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut engine = self.engine(obj.py(), None)?;
+        engine.dump(obj)?;
+        Ok(engine.into_bytes())
+    }
 }
 
 /// The signed envelope of a payload (`turbodill._signing.sign`, the
 /// stdlib's hmac), for a dump given `key=`; unsigned dumps never get here.
-fn signed<'py>(payload: Bound<'py, PyBytes>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+#[cold]
+#[inline(never)]
+fn signed<'py>(payload: &Bound<'py, PyBytes>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     static SIGN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let py = payload.py();
     Ok(SIGN.import(py, "turbodill._signing", "sign")?.call1((payload, key))?.cast_into()?)
@@ -165,14 +173,13 @@ pub fn dumps<'py>(
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
-    key: Option<Bound<'py, PyAny>>,
+    key: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
-    let mut engine = args.engine(obj.py(), None)?;
-    engine.dump(obj)?;
+    let payload = args.to_bytes(obj)?;
     match key {
-        None => Ok(engine.into_bytes()),
-        Some(key) => signed(engine.into_bytes(), &key),
+        None => Ok(payload),
+        Some(key) => signed(&payload, key),
     }
 }
 
@@ -196,17 +203,15 @@ pub fn dump<'py>(
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
-    key: Option<Bound<'py, PyAny>>,
+    key: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
     let write = file_write(file)?;
-    let Some(key) = key else {
-        return args.engine(obj.py(), Some(write))?.dump(obj);
-    };
-    let mut engine = args.engine(obj.py(), None)?;
-    engine.dump(obj)?;
-    write.call1((signed(engine.into_bytes(), &key)?,))?;
-    Ok(())
+    if let Some(key) = key {
+        write.call1((signed(&args.to_bytes(obj)?, key)?,))?;
+        return Ok(());
+    }
+    args.engine(obj.py(), Some(write))?.dump(obj)
 }
 
 /// A pickler writing to a file, with the stdlib's hooks: subclasses may

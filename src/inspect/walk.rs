@@ -797,6 +797,32 @@ mod tests {
     }
 
     #[test]
+    fn random_and_mutated_input_never_panics() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let seed = b"\x80\x04\x95\x2c\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94\x8c\x03set\x94\x93\x94]\x94(K\x01\x8c\x01a\x94h\x00e\x85R\x94}\x94(h\x01K\x02ub.";
+        assert!(walk(seed).is_ok());
+        for round in 0..200_000 {
+            let data: Vec<u8> = if round % 2 == 0 {
+                let mut data = seed.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % data.len();
+                    data[at] = next() as u8;
+                }
+                data
+            } else {
+                (0..next() % 48).map(|_| next() as u8).collect()
+            };
+            let _ = walk(&data);
+        }
+    }
+
+    #[test]
     fn tuple_depth_and_trailing_data() {
         let mut data = b"\x80\x04)".to_vec();
         data.extend(std::iter::repeat_n(TUPLE1, 100_000));
