@@ -4,7 +4,6 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::engine::memo::Memo;
@@ -153,9 +152,8 @@ impl<'py> DumpArgs<'py> {
 #[cold]
 #[inline(never)]
 fn signed<'py>(payload: &Bound<'py, PyBytes>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    static SIGN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let py = payload.py();
-    Ok(SIGN.import(py, "turbodill._signing", "sign")?.call1((payload, key))?.cast_into()?)
+    let sign = payload.py().import("turbodill._signing")?.getattr("sign")?;
+    Ok(sign.call1((payload, key))?.cast_into()?)
 }
 
 /// Pickle `obj` to bytes. `byref`, `fmode` and `recurse` are dill's (see
@@ -176,7 +174,9 @@ pub fn dumps<'py>(
     key: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
-    let payload = args.to_bytes(obj)?;
+    let mut engine = args.engine(obj.py(), None)?;
+    engine.dump(obj)?;
+    let payload = engine.into_bytes();
     match key {
         None => Ok(payload),
         Some(key) => signed(&payload, key),
