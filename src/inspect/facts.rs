@@ -40,19 +40,26 @@ pub enum Callee {
 pub struct Tally<K> {
     pub entries: Vec<(K, u64)>,
     index: AHashMap<K, usize>,
+    /// The last key counted (payloads repeat one call many times over).
+    last: Option<usize>,
 }
 
 impl<K> Default for Tally<K> {
     fn default() -> Self {
-        Tally { entries: Vec::new(), index: AHashMap::new() }
+        Tally { entries: Vec::new(), index: AHashMap::new(), last: None }
     }
 }
 
 impl<K: Clone + Eq + Hash> Tally<K> {
     /// Count `key` once more; its position in `entries`.
     pub fn add(&mut self, key: K) -> Result<usize, WalkError> {
-        if let Some(&at) = self.index.get(&key) {
+        let known = match self.last {
+            Some(at) if self.entries[at].0 == key => Some(at),
+            _ => self.index.get(&key).copied(),
+        };
+        if let Some(at) = known {
             self.entries[at].1 += 1;
+            self.last = Some(at);
             return Ok(at);
         }
         super::grow(&mut self.entries)?;
@@ -60,6 +67,7 @@ impl<K: Clone + Eq + Hash> Tally<K> {
         let at = self.entries.len();
         self.entries.push((key.clone(), 1));
         self.index.insert(key, at);
+        self.last = Some(at);
         Ok(at)
     }
 }

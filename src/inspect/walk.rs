@@ -71,7 +71,12 @@ struct Walker<'a> {
     /// Stack heights at each open MARK; the top one is the fence below
     /// which no opcode may pop (`_pickle.c`'s split stacks).
     marks: Vec<usize>,
-    memo: AHashMap<u64, Value>,
+    /// The memo: dense up to the opcode count (what picklers write, as the
+    /// C unpickler's table), sparse beyond (never a table from one index).
+    memo: Vec<Option<Value>>,
+    sparse_memo: AHashMap<u64, Value>,
+    /// Distinct keys stored: where MEMOIZE stores next.
+    memo_count: u64,
     texts: Vec<Text>,
     tuples: Vec<TupleInfo>,
     specials: Vec<Special>,
@@ -85,7 +90,9 @@ pub fn walk(data: &[u8]) -> Result<Facts, (WalkError, usize)> {
         r: Reader::new(data),
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: AHashMap::new(),
+        memo: Vec::new(),
+        sparse_memo: AHashMap::new(),
+        memo_count: 0,
         texts: Vec::new(),
         tuples: Vec::new(),
         specials: Vec::new(),
@@ -355,7 +362,10 @@ impl Walker<'_> {
     fn memo_get(&mut self, key: i64) -> Result<(), WalkError> {
         let value = u64::try_from(key)
             .ok()
-            .and_then(|k| self.memo.get(&k).copied())
+            .and_then(|k| {
+                let dense = usize::try_from(k).ok().and_then(|i| self.memo.get(i).copied().flatten());
+                dense.or_else(|| self.sparse_memo.get(&k).copied())
+            })
             .ok_or_else(|| malformed(format!("memo key {key} was never stored")))?;
         self.push(value)
     }
@@ -363,8 +373,22 @@ impl Walker<'_> {
     fn memo_put(&mut self, key: i64) -> Result<(), WalkError> {
         let value = self.top()?;
         let key = u64::try_from(key).map_err(|_| malformed("negative PUT argument"))?;
-        self.memo.try_reserve(1).map_err(|_| WalkError::OutOfMemory)?;
-        self.memo.insert(key, value);
+        let dense = usize::try_from(key).ok().filter(|&i| key <= self.facts.opcodes || i < self.memo.len());
+        let fresh = match dense {
+            Some(i) => {
+                if i >= self.memo.len() {
+                    self.memo.try_reserve(i + 1 - self.memo.len()).map_err(|_| WalkError::OutOfMemory)?;
+                    self.memo.resize(i + 1, None);
+                }
+                // A key stored while beyond the dense part moves into it.
+                self.memo[i].replace(value).is_none() && self.sparse_memo.remove(&key).is_none()
+            }
+            None => {
+                self.sparse_memo.try_reserve(1).map_err(|_| WalkError::OutOfMemory)?;
+                self.sparse_memo.insert(key, value).is_none()
+            }
+        };
+        self.memo_count += u64::from(fresh);
         self.facts.memo_size = self.facts.memo_size.max(key.saturating_add(1));
         Ok(())
     }
@@ -649,7 +673,7 @@ impl Walker<'_> {
                 self.memo_put(key)?;
             }
             MEMOIZE => {
-                let key = self.memo.len() as i64;
+                let key = i64::try_from(self.memo_count).map_err(|_| WalkError::OutOfMemory)?;
                 self.memo_put(key)?;
             }
 
@@ -789,6 +813,8 @@ mod tests {
         assert_eq!(malformed_message(b"h\x03."), "memo key 3 was never stored");
         assert_eq!(malformed_message(b"Np-1\n."), "negative PUT argument");
         assert_eq!(malformed_message(b"Np1_0\n0g 10 \n."), "ok");
+        // Stored beyond the dense part, then the dense part grows past it.
+        assert_eq!(malformed_message(b"Nr\x09\x00\x00\x000NNNNNNNNNNr\x0a\x00\x00\x00h\x09\x94h\x02."), "ok");
         assert_eq!(malformed_message(b"N\x80\x04."), "PROTO is not the first opcode");
         assert_eq!(malformed_message(b"\x80\x06N."), "unsupported pickle protocol: 6");
         assert_eq!(malformed_message(b"\xff"), "invalid opcode 0xff");
