@@ -140,7 +140,8 @@ impl<'py> DumpArgs<'py> {
         Engine::new(py, opts, hooks, None, file_write)
     }
 
-    fn to_bytes(self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    /// The pickle of `obj` as bytes (for a signed `dump`).
+    fn dump_to_bytes(self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let mut engine = self.engine(obj.py(), None)?;
         engine.dump(obj)?;
         Ok(engine.into_bytes())
@@ -174,6 +175,7 @@ pub fn dumps<'py>(
     key: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
+    // Not `dump_to_bytes`: inline here, the unsigned path measures ~5 ns faster.
     let mut engine = args.engine(obj.py(), None)?;
     engine.dump(obj)?;
     let payload = engine.into_bytes();
@@ -208,7 +210,7 @@ pub fn dump<'py>(
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
     let write = file_write(file)?;
     if let Some(key) = key {
-        write.call1((signed(&args.to_bytes(obj)?, key)?,))?;
+        write.call1((signed(&args.dump_to_bytes(obj)?, key)?,))?;
         return Ok(());
     }
     args.engine(obj.py(), Some(write))?.dump(obj)
