@@ -44,3 +44,14 @@ pub fn as_unpicklable(py: Python<'_>, err: PyErr, cls: &Bound<'_, pyo3::types::P
         Err(e) => e,
     }
 }
+
+pyo3::import_exception!(pickle, UnpicklingError);
+
+pyo3::create_exception!(
+    turbodill,
+    InspectError,
+    UnpicklingError,
+    "A payload the static opcode walk cannot read: malformed, truncated, or \
+     a pickle the C unpickler would reject. `offset` is the opcode's position; \
+     `truncated` says whether more input could complete it."
+);

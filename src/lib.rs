@@ -1,11 +1,12 @@
 //! turbodill's native core. This file only wires the module together; the
 //! layers are `output` (bytes and framing), `engine` (memo, work stack,
 //! reduce protocol, globals), `savers` (per-type writers) and `pickler`
-//! (the Python-facing API).
+//! (the Python-facing API); `inspect` walks pickles without running them.
 
 mod codec;
 mod engine;
 mod errors;
+mod inspect;
 mod output;
 mod pickler;
 mod savers;
@@ -38,6 +39,12 @@ mod _native {
 
     #[pymodule_export]
     use crate::codec::MsgpackCodec;
+
+    #[pymodule_export]
+    use crate::inspect::inspect_opcodes;
+
+    #[pymodule_export]
+    use crate::errors::InspectError;
 
     #[pymodule_export]
     const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;

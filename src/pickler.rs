@@ -139,12 +139,29 @@ impl<'py> DumpArgs<'py> {
         let hooks = Hooks { buffer_callback: some_unless_none(self.buffer_callback), ..Default::default() };
         Engine::new(py, opts, hooks, None, file_write)
     }
+
+    /// The pickle of `obj` as bytes (for a signed `dump`).
+    fn dump_to_bytes(self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut engine = self.engine(obj.py(), None)?;
+        engine.dump(obj)?;
+        Ok(engine.into_bytes())
+    }
+}
+
+/// The signed envelope of a payload (`turbodill._signing.sign`, the
+/// stdlib's hmac), for a dump given `key=`; unsigned dumps never get here.
+#[cold]
+#[inline(never)]
+fn signed<'py>(payload: &Bound<'py, PyBytes>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let sign = payload.py().import("turbodill._signing")?.getattr("sign")?;
+    Ok(sign.call1((payload, key))?.cast_into()?)
 }
 
 /// Pickle `obj` to bytes. `byref`, `fmode` and `recurse` are dill's (see
-/// `turbodill.settings`); `deterministic=True` also orders sets.
+/// `turbodill.settings`); `deterministic=True` also orders sets; `key`
+/// (bytes or str) signs the payload (see `turbodill._signing`).
 #[pyfunction]
-#[pyo3(signature = (obj, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false))]
+#[pyo3(signature = (obj, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false, key=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn dumps<'py>(
     obj: &Bound<'py, PyAny>,
@@ -155,11 +172,17 @@ pub fn dumps<'py>(
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
+    key: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
+    // Not `dump_to_bytes`: inline here, the unsigned path measures ~5 ns faster.
     let mut engine = args.engine(obj.py(), None)?;
     engine.dump(obj)?;
-    Ok(engine.into_bytes())
+    let payload = engine.into_bytes();
+    match key {
+        None => Ok(payload),
+        Some(key) => signed(&payload, key),
+    }
 }
 
 fn file_write<'py>(file: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -167,9 +190,10 @@ fn file_write<'py>(file: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         .ok_or_else(|| PyTypeError::new_err("file must have a 'write' attribute"))
 }
 
-/// Pickle `obj` to an open binary file (arguments as for `dumps`).
+/// Pickle `obj` to an open binary file (arguments as for `dumps`). A signed
+/// dump is made in memory, then written in one piece.
 #[pyfunction]
-#[pyo3(signature = (obj, file, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false))]
+#[pyo3(signature = (obj, file, protocol=None, byref=None, fmode=None, recurse=None, *, fix_imports=true, buffer_callback=None, deterministic=false, key=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn dump<'py>(
     obj: &Bound<'py, PyAny>,
@@ -181,9 +205,15 @@ pub fn dump<'py>(
     fix_imports: bool,
     buffer_callback: Option<Bound<'py, PyAny>>,
     deterministic: bool,
+    key: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     let args = DumpArgs { protocol, byref, fmode, recurse, fix_imports, buffer_callback, deterministic };
-    args.engine(obj.py(), Some(file_write(file)?))?.dump(obj)
+    let write = file_write(file)?;
+    if let Some(key) = key {
+        write.call1((signed(&args.dump_to_bytes(obj)?, key)?,))?;
+        return Ok(());
+    }
+    args.engine(obj.py(), Some(write))?.dump(obj)
 }
 
 /// A pickler writing to a file, with the stdlib's hooks: subclasses may

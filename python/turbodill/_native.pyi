@@ -1,3 +1,4 @@
+from pickle import UnpicklingError
 from typing import Any, Callable, Protocol
 
 class _Writable(Protocol):
@@ -10,6 +11,10 @@ _by_value_modules: set[str]
 
 class UnpicklableError(Exception): ...
 
+class InspectError(UnpicklingError):
+    offset: int
+    truncated: bool
+
 def dumps(
     obj: Any,
     protocol: int | None = None,
@@ -20,6 +25,7 @@ def dumps(
     fix_imports: bool = True,
     buffer_callback: Callable[[Any], Any] | None = None,
     deterministic: bool = False,
+    key: bytes | str | None = None,
 ) -> bytes: ...
 def dump(
     obj: Any,
@@ -32,8 +38,10 @@ def dump(
     fix_imports: bool = True,
     buffer_callback: Callable[[Any], Any] | None = None,
     deterministic: bool = False,
+    key: bytes | str | None = None,
 ) -> None: ...
 def _forget_type_caches() -> None: ...
+def inspect_opcodes(data: bytes | bytearray | memoryview) -> dict[str, Any]: ...
 
 class PicklerMemoProxy:
     def copy(self) -> dict[int, tuple[int, Any]]: ...

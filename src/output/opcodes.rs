@@ -1,9 +1,11 @@
-//! Pickle opcodes, as `Lib/pickle.py` names them.
+//! Pickle opcodes, as `Lib/pickle.py` names them. The pickler writes most
+//! of them; `inspect` reads all of them.
 
 pub const MARK: u8 = b'(';
 pub const STOP: u8 = b'.';
 pub const POP: u8 = b'0';
 pub const POP_MARK: u8 = b'1';
+pub const DUP: u8 = b'2';
 pub const FLOAT: u8 = b'F';
 pub const INT: u8 = b'I';
 pub const BININT: u8 = b'J';
@@ -14,6 +16,9 @@ pub const NONE: u8 = b'N';
 pub const PERSID: u8 = b'P';
 pub const BINPERSID: u8 = b'Q';
 pub const REDUCE: u8 = b'R';
+pub const STRING: u8 = b'S';
+pub const BINSTRING: u8 = b'T';
+pub const SHORT_BINSTRING: u8 = b'U';
 pub const UNICODE: u8 = b'V';
 pub const BINUNICODE: u8 = b'X';
 pub const APPEND: u8 = b'a';
@@ -23,10 +28,12 @@ pub const DICT: u8 = b'd';
 pub const EMPTY_DICT: u8 = b'}';
 pub const APPENDS: u8 = b'e';
 pub const GET: u8 = b'g';
+pub const INST: u8 = b'i';
 pub const BINGET: u8 = b'h';
 pub const LONG_BINGET: u8 = b'j';
 pub const LIST: u8 = b'l';
 pub const EMPTY_LIST: u8 = b']';
+pub const OBJ: u8 = b'o';
 pub const PUT: u8 = b'p';
 pub const BINPUT: u8 = b'q';
 pub const LONG_BINPUT: u8 = b'r';
