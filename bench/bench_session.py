@@ -74,24 +74,19 @@ def build_namespace():
     return module
 
 
-def turbodill_dump(module):
-    buffer = io.BytesIO()
-    turbodill.dump_module(buffer, module=module)
-    return buffer.getvalue()
+def dumper(lib):
+    """`lib.dump_module` of a module into an in-memory file, as bytes."""
+
+    def dump(module):
+        buffer = io.BytesIO()
+        lib.dump_module(buffer, module=module)
+        return buffer.getvalue()
+
+    return dump
 
 
-def turbodill_load(data):
-    return turbodill.load_module(io.BytesIO(data))
-
-
-def dill_dump(module):
-    buffer = io.BytesIO()
-    dill.dump_module(buffer, module=module)
-    return buffer.getvalue()
-
-
-def dill_load(data):
-    return dill.load_module(io.BytesIO(data))
+def loader(lib):
+    return lambda data: lib.load_module(io.BytesIO(data))
 
 
 def check(loaded):
@@ -111,7 +106,7 @@ def main(argv=None):
     module = build_namespace()
     names = [n for n in vars(module) if not n.startswith("__")]
     print(f"namespace: {len(names)} variables")
-    libraries = {"turbodill": (turbodill_dump, turbodill_load), "dill": (dill_dump, dill_load)}
+    libraries = {lib.__name__: (dumper(lib), loader(lib)) for lib in (turbodill, dill)}
     payloads = {name: dump(module) for name, (dump, _) in libraries.items()}
     for name, (_, load) in libraries.items():
         check(load(payloads[name]))
