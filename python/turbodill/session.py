@@ -186,7 +186,8 @@ def _imported_elsewhere(module, namespace):
 
 
 def _entries_of(module, refimported):
-    """`(name, value to pickle, kind)` for each entry of the module's namespace."""
+    """`(name, value to pickle, kind, type name)` for each entry of the
+    module's namespace."""
     namespace = module.__dict__
     imported = _imported_elsewhere(module, namespace) if refimported else {}
     ipython = _is_ipython_namespace(namespace)
@@ -195,20 +196,19 @@ def _entries_of(module, refimported):
         if name in _NOT_SAVED or (ipython and _IPYTHON_NAMES.match(name)):
             continue
         if name in imported:
-            entries.append((name, _ImportedName(imported[name], name), "import"))
+            entries.append((name, _ImportedName(imported[name], name), "import", _type_name(value)))
         elif isinstance(value, types.ModuleType) and sys.modules.get(getattr(value, "__name__", None)) is value:
-            entries.append((name, value, "module"))
+            entries.append((name, value, "module", _type_name(value)))
         else:
-            entries.append((name, value, "value"))
+            entries.append((name, value, "value", _type_name(value)))
     return entries
 
 
 def _session_bytes(module, refimported, strict, protocol):
     entries = _entries_of(module, refimported)
-    pickles = _native._session_pickle_entries(module, [(name, value) for name, value, _ in entries], protocol)
+    pickles = _native._session_pickle_entries(module, [(name, value) for name, value, _, _ in entries], protocol)
     saved, skipped, payloads = [], [], []
-    for (name, value, kind), result in zip(entries, pickles):
-        type_name = _type_name(module.__dict__[name])
+    for (name, _, kind, type_name), result in zip(entries, pickles):
         if isinstance(result, BaseException):
             if strict or not isinstance(result, Exception):
                 result.add_note(f"in session entry {name!r} of module {module.__name__!r}")
@@ -245,7 +245,7 @@ def _warn(summary, entries):
     """Warn about `entries`, attributed to the first caller outside turbodill."""
     lines = "".join(f"\n  {name} ({type_name}): {_reason(exc)}" for name, type_name, exc in entries)
     frame, stacklevel = sys._getframe(1), 2
-    while frame is not None and frame.f_globals.get("__name__", "").startswith("turbodill"):
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "turbodill":
         frame, stacklevel = frame.f_back, stacklevel + 1
     warnings.warn(SessionWarning(summary + ":" + lines, entries), stacklevel=stacklevel)
 
