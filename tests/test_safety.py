@@ -564,3 +564,24 @@ def test_restricted_load_from_a_socket_reads_only_what_has_arrived():
         right.sendall(pickle.dumps({"question": 1}))  # and nothing more until answered
         thread.join(timeout=5)
         assert reply == [{"question": 1}]
+
+
+def test_an_opcode_straddling_its_frame_is_refused():
+    """Found by fuzzing: the C unpickler reading such a payload from a file
+    raised MemoryError and printed an unraisable SystemError. No pickler
+    writes one; the walk refuses it, as pickle.py does."""
+    length = (2).to_bytes(8, "little")
+    data = b"\x80\x05\x95" + (3).to_bytes(8, "little") + b"\x96" + length + b"ab" + b"."
+    with pytest.raises(turbodill.InspectError, match="crosses the end of its frame"):
+        turbodill.inspect(data)
+    with pytest.raises(pickle.UnpicklingError, match="crosses the end of its frame"):
+        turbodill.loads(data, allow="data")
+    nested = b"\x80\x05\x95" + (10).to_bytes(8, "little") + b"\x95" + (0).to_bytes(8, "little") + b"N."
+    with pytest.raises(turbodill.InspectError, match="new frame begins"):
+        turbodill.inspect(nested)
+    big = [b"x" * 200_000, "y" * 70_000, list(range(30_000))]  # payloads outside frames, several frames
+    for protocol in (4, 5):
+        for dumps in (pickle.dumps, turbodill.dumps):
+            data = dumps(big, protocol)
+            assert turbodill.inspect(data).data_only
+            assert turbodill.loads(data, allow="data") == big

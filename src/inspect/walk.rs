@@ -80,6 +80,11 @@ struct Walker<'a> {
     texts: Vec<Text>,
     tuples: Vec<TupleInfo>,
     specials: Vec<Special>,
+    /// Where the current frame ends. An opcode that straddles the end is
+    /// refused, as `pickle.py` refuses it: no pickler writes one, and
+    /// `_pickle.c` reading such a payload from a file fails in ways of its
+    /// own (a MemoryError and an unraisable SystemError, found by fuzzing).
+    frame_end: Option<usize>,
     facts: Facts,
 }
 
@@ -96,11 +101,12 @@ pub fn walk(data: &[u8]) -> Result<Facts, (WalkError, usize)> {
         texts: Vec::new(),
         tuples: Vec::new(),
         specials: Vec::new(),
+        frame_end: None,
         facts: Facts::default(),
     };
     loop {
         let at = w.r.pos();
-        let step = w.r.u8().and_then(|op| w.step(op, at));
+        let step = w.r.u8().and_then(|op| w.step(op, at)).and_then(|done| w.check_frame_end().map(|()| done));
         match step {
             Ok(true) => break,
             Ok(false) => {}
@@ -109,6 +115,20 @@ pub fn walk(data: &[u8]) -> Result<Facts, (WalkError, usize)> {
     }
     w.facts.size = w.r.pos();
     Ok(w.facts)
+}
+
+impl Walker<'_> {
+    /// After each opcode: leave the frame at its end, refuse to cross it.
+    fn check_frame_end(&mut self) -> Result<(), WalkError> {
+        match self.frame_end {
+            Some(end) if self.r.pos() > end => Err(malformed("an opcode crosses the end of its frame")),
+            Some(end) if self.r.pos() == end => {
+                self.frame_end = None;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn malformed(message: impl Into<String>) -> WalkError {
@@ -689,10 +709,14 @@ impl Walker<'_> {
                 self.facts.proto = Some(proto);
             }
             FRAME => {
+                if self.frame_end.is_some() {
+                    return Err(malformed("a new frame begins before the end of the current frame"));
+                }
                 let len = self.r.uint(8)?;
                 if len > self.r.remaining() as u64 {
                     return Err(WalkError::Truncated);
                 }
+                self.frame_end = Some(self.r.pos() + len as usize);
                 self.facts.frames += 1;
             }
             _ => return Err(malformed(format!("invalid opcode {op:#04x}"))),
