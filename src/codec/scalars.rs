@@ -104,12 +104,26 @@ pub fn write_datetime(out: &mut ByteBuf, obj: &Bound<'_, PyAny>, types: &StdType
     for part in [dt.get_year() as i64, dt.get_month() as i64, dt.get_day() as i64] {
         write_int(out, part);
     }
-    for part in [dt.get_hour() as i64, dt.get_minute() as i64, dt.get_second() as i64, dt.get_microsecond() as i64] {
+    let clock = [dt.get_hour(), dt.get_minute(), dt.get_second()];
+    write_clock(out, clock, dt.get_microsecond(), dt.get_fold(), dt.get_tzinfo(), types)?;
+    close(out, at)
+}
+
+/// The time-of-day fields `datetime` and `time` share: hour, minute, second,
+/// microsecond, fold, tz.
+fn write_clock(
+    out: &mut ByteBuf,
+    [hour, minute, second]: [u8; 3],
+    microsecond: u32,
+    fold: bool,
+    tz: Option<Bound<'_, PyTzInfo>>,
+    types: &StdTypes,
+) -> Result<(), EncodeFault> {
+    for part in [hour as i64, minute as i64, second as i64, microsecond as i64] {
         write_int(out, part);
     }
-    let Ok(()) = write::write_bool(out, dt.get_fold());
-    write_tz(out, dt.get_tzinfo(), types)?;
-    close(out, at)
+    let Ok(()) = write::write_bool(out, fold);
+    write_tz(out, tz, types)
 }
 
 pub fn write_date(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
@@ -126,11 +140,7 @@ pub fn write_time(out: &mut ByteBuf, obj: &Bound<'_, PyAny>, types: &StdTypes) -
     let t = obj.cast::<PyTime>().map_err(PyErr::from)?;
     let at = open_ext(out, ext::TIME);
     infallible(write::write_array_len(out, 6));
-    for part in [t.get_hour() as i64, t.get_minute() as i64, t.get_second() as i64, t.get_microsecond() as i64] {
-        write_int(out, part);
-    }
-    let Ok(()) = write::write_bool(out, t.get_fold());
-    write_tz(out, t.get_tzinfo(), types)?;
+    write_clock(out, [t.get_hour(), t.get_minute(), t.get_second()], t.get_microsecond(), t.get_fold(), t.get_tzinfo(), types)?;
     close(out, at)
 }
 
