@@ -14,24 +14,36 @@ pub fn pickling_error(_py: Python<'_>, msg: impl Into<String>) -> PyErr {
 /// The class of errors for objects that cannot be pickled at all. It is a
 /// `PicklingError`, and a `TypeError` like the one the stdlib raises there.
 pub fn make_unpicklable_error(py: Python<'_>) -> PyResult<Py<pyo3::types::PyType>> {
-    let bases = (py.get_type::<PicklingError>(), py.get_type::<pyo3::exceptions::PyTypeError>());
+    let bases = (
+        py.get_type::<PicklingError>(),
+        py.get_type::<pyo3::exceptions::PyTypeError>(),
+    );
     let namespace = pyo3::types::PyDict::new(py);
     namespace.set_item("__module__", "turbodill")?;
     namespace.set_item(
         "__doc__",
         "An object of a type that cannot be pickled (a PicklingError and a TypeError).",
     )?;
-    let cls = py.get_type::<pyo3::types::PyType>().call1(("UnpicklableError", bases, namespace))?;
+    let cls = py
+        .get_type::<pyo3::types::PyType>()
+        .call1(("UnpicklableError", bases, namespace))?;
     Ok(cls.cast_into()?.unbind())
 }
 
 /// Re-raise the stdlib's "cannot pickle 'X' object" TypeError as
 /// `UnpicklableError`, keeping its message and chaining the original.
 pub fn as_unpicklable(py: Python<'_>, err: PyErr, cls: &Bound<'_, pyo3::types::PyType>) -> PyErr {
-    if !err.get_type(py).is(py.get_type::<pyo3::exceptions::PyTypeError>()) {
+    if !err
+        .get_type(py)
+        .is(py.get_type::<pyo3::exceptions::PyTypeError>())
+    {
         return err;
     }
-    let message = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+    let message = err
+        .value(py)
+        .str()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     if !message.starts_with("cannot pickle") {
         return err;
     }

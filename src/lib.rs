@@ -12,7 +12,6 @@ mod pickler;
 mod savers;
 mod session;
 
-
 #[pyo3::pymodule(gil_used = true)]
 mod _native {
     use pyo3::prelude::*;
@@ -32,7 +31,9 @@ mod _native {
     use crate::savers::_forget_type_caches;
 
     #[pymodule_export]
-    use crate::session::{_session_header_size, _session_pack_header, _session_pickle_entries, _session_read_header};
+    use crate::session::{
+        _session_header_size, _session_pack_header, _session_pickle_entries, _session_read_header,
+    };
 
     #[pymodule_export]
     const _SESSION_PREFIX_SIZE: usize = crate::session::SESSION_PREFIX_SIZE;

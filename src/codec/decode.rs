@@ -87,7 +87,11 @@ struct Decoder<'a, 'py> {
     slots_budget: usize,
 }
 
-pub fn unpackb<'py>(codec: &MsgpackCodec, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+pub fn unpackb<'py>(
+    codec: &MsgpackCodec,
+    py: Python<'py>,
+    data: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
     let mut dec = Decoder {
         py,
         codec,
@@ -102,7 +106,10 @@ pub fn unpackb<'py>(codec: &MsgpackCodec, py: Python<'py>, data: &[u8]) -> PyRes
         if dec.r.at_end() {
             Ok(value)
         } else {
-            dec.r.malformed(format!("{} trailing bytes after the document", dec.r.remaining()))
+            dec.r.malformed(format!(
+                "{} trailing bytes after the document",
+                dec.r.remaining()
+            ))
         }
     });
     drop(stack);
@@ -173,7 +180,11 @@ impl<'a, 'py> Decoder<'a, 'py> {
         loop {
             let step = match stack.last_mut() {
                 Some(Frame::Map { key: None, .. }) => self.read_value(true)?,
-                Some(Frame::Object { field: field @ None, fields, .. }) => {
+                Some(Frame::Object {
+                    field: field @ None,
+                    fields,
+                    ..
+                }) => {
                     *field = Some(self.read_field(fields)?);
                     continue;
                 }
@@ -183,7 +194,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 Step::Value(value) => value,
                 Step::Push(frame) => {
                     if stack.len() >= MAX_DEPTH {
-                        return self.r.malformed(format!("containers nested deeper than {MAX_DEPTH} levels"));
+                        return self.r.malformed(format!(
+                            "containers nested deeper than {MAX_DEPTH} levels"
+                        ));
                     }
                     stack.push(frame);
                     continue;
@@ -200,7 +213,11 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         list_push(list, value)?;
                         remaining
                     }
-                    Frame::Map { dict, remaining, key } => match key.take() {
+                    Frame::Map {
+                        dict,
+                        remaining,
+                        key,
+                    } => match key.take() {
                         None => {
                             *key = Some(value);
                             break;
@@ -208,7 +225,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         Some(k) => {
                             // SAFETY: `dict` is an exact dict; the call takes
                             // its own references to key and value.
-                            if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), k.as_ptr(), value.as_ptr()) } != 0 {
+                            if unsafe {
+                                ffi::PyDict_SetItem(dict.as_ptr(), k.as_ptr(), value.as_ptr())
+                            } != 0
+                            {
                                 return Err(PyErr::fetch(self.py).into());
                             }
                             remaining
@@ -226,9 +246,17 @@ impl<'a, 'py> Decoder<'a, 'py> {
                         self.values.push(value);
                         remaining
                     }
-                    Frame::Object { obj, remaining, field, .. } => {
+                    Frame::Object {
+                        obj,
+                        remaining,
+                        field,
+                        ..
+                    } => {
                         let name = field.take().expect("a field name precedes its value");
-                        self.codec.object_setattr.bind(self.py).call1((&*obj, name, value))?;
+                        self.codec
+                            .object_setattr
+                            .bind(self.py)
+                            .call1((&*obj, name, value))?;
                         remaining
                     }
                 };
@@ -263,7 +291,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
             Marker::U64 => {
                 // SAFETY: makes a new int from a plain value (or returns
                 // null with an exception set, which `owned` turns into an error).
-                owned(py, unsafe { ffi::PyLong_FromUnsignedLongLong(u64::from_be_bytes(self.r.array()?)) })?
+                owned(py, unsafe {
+                    ffi::PyLong_FromUnsignedLongLong(u64::from_be_bytes(self.r.array()?))
+                })?
             }
             Marker::I8 => new_int(py, i8::from_be_bytes(self.r.array()?) as i64)?,
             Marker::I16 => new_int(py, i16::from_be_bytes(self.r.array()?) as i64)?,
@@ -343,7 +373,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
         if len == 0 {
             return Ok(Step::Value(list));
         }
-        Ok(Step::Push(Frame::List { list, remaining: len }))
+        Ok(Step::Push(Frame::List {
+            list,
+            remaining: len,
+        }))
     }
 
     fn start_map(&mut self, len: usize) -> Res<Step<'py>> {
@@ -352,12 +385,18 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let room = len.min(self.r.remaining() / 2).min(self.slots_budget);
         self.slots_budget -= room;
         // SAFETY: makes a new dict.
-        let dict = owned(self.py, unsafe { _PyDict_NewPresized(room as ffi::Py_ssize_t) })?;
+        let dict = owned(self.py, unsafe {
+            _PyDict_NewPresized(room as ffi::Py_ssize_t)
+        })?;
         self.refs.push(dict.clone());
         if len == 0 {
             return Ok(Step::Value(dict));
         }
-        Ok(Step::Push(Frame::Map { dict, remaining: len, key: None }))
+        Ok(Step::Push(Frame::Map {
+            dict,
+            remaining: len,
+            key: None,
+        }))
     }
 
     fn read_ext(&mut self, marker: Marker) -> Res<Step<'py>> {
@@ -372,14 +411,22 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     [a, b] => u16::from_be_bytes([a, b]) as u64,
                     [a, b, c, d] => u32::from_be_bytes([a, b, c, d]) as u64,
                     [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
-                    _ => return Err(Fault::malformed(at, format!("back-reference of {len} bytes"))),
+                    _ => {
+                        return Err(Fault::malformed(
+                            at,
+                            format!("back-reference of {len} bytes"),
+                        ))
+                    }
                 };
                 match usize::try_from(index).ok().and_then(|i| self.refs.get(i)) {
                     Some(obj) => Step::Value(obj.clone()),
                     None => {
                         return Err(Fault::malformed(
                             at,
-                            format!("back-reference {index} out of range ({} objects so far)", self.refs.len()),
+                            format!(
+                                "back-reference {index} out of range ({} objects so far)",
+                                self.refs.len()
+                            ),
                         ))
                     }
                 }
@@ -397,12 +444,21 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 // SAFETY: makes a new, empty set.
                 let set = owned(py, unsafe { ffi::PySet_New(std::ptr::null_mut()) })?;
                 self.refs.push(set.clone());
-                self.start_or_finish(Frame::Set { set, remaining: n, end }, n)?
+                self.start_or_finish(
+                    Frame::Set {
+                        set,
+                        remaining: n,
+                        end,
+                    },
+                    n,
+                )?
             }
             ext::BYTEARRAY => {
                 let data = self.r.take(len)?;
                 // SAFETY: copies `data` (valid for its length) into a new bytearray.
-                let obj = owned(py, unsafe { ffi::PyByteArray_FromStringAndSize(data.as_ptr().cast(), data.len() as _) })?;
+                let obj = owned(py, unsafe {
+                    ffi::PyByteArray_FromStringAndSize(data.as_ptr().cast(), data.len() as _)
+                })?;
                 self.refs.push(obj.clone());
                 Step::Value(obj)
             }
@@ -420,7 +476,16 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 // Made as pickle makes it: `__new__` without `__init__`.
                 let obj = cls.call_method1(intern!(py, "__new__"), (&cls,))?;
                 self.refs.push(obj.clone());
-                self.start_or_finish(Frame::Object { obj, fields, remaining: n, field: None, end }, n)?
+                self.start_or_finish(
+                    Frame::Object {
+                        obj,
+                        fields,
+                        remaining: n,
+                        field: None,
+                        end,
+                    },
+                    n,
+                )?
             }
             ext::NAMEDTUPLE => {
                 self.r.array_of(2, "NamedTuple")?;
@@ -432,11 +497,16 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 let payload = self.r.take(len)?;
                 match scalars::read(py, code, payload, &self.codec.types) {
                     Ok(Some(value)) => Step::Value(value),
-                    Ok(None) => return Err(Fault::malformed(at, format!("unknown ext type {code}"))),
+                    Ok(None) => {
+                        return Err(Fault::malformed(at, format!("unknown ext type {code}")))
+                    }
                     // Positions inside the payload are relative to it.
                     Err(Fault(fault)) => match *fault {
                         FaultKind::Malformed { pos, what } => {
-                            return Err(Fault::malformed(end - len + pos, format!("{what} (ext type {code})")))
+                            return Err(Fault::malformed(
+                                end - len + pos,
+                                format!("{what} (ext type {code})"),
+                            ))
                         }
                         python => return Err(Fault(Box::new(python))),
                     },
@@ -447,7 +517,12 @@ impl<'a, 'py> Decoder<'a, 'py> {
     }
 
     fn start_gather(&mut self, kind: Gathered<'py>, n: usize, end: usize) -> Res<Step<'py>> {
-        let frame = Frame::Gather { kind, start: self.values.len(), remaining: n, end };
+        let frame = Frame::Gather {
+            kind,
+            start: self.values.len(),
+            remaining: n,
+            end,
+        };
         self.start_or_finish(frame, n)
     }
 
@@ -461,7 +536,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
 
     fn check_end(&self, end: usize) -> Res<()> {
         if self.r.pos != end {
-            return self.r.malformed(format!("ext payload ends at byte {end}, its content at {}", self.r.pos));
+            return self.r.malformed(format!(
+                "ext payload ends at byte {end}, its content at {}",
+                self.r.pos
+            ));
         }
         Ok(())
     }
@@ -474,14 +552,26 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let entry = self.codec.by_name.bind(self.py).get_item(name)?;
         let shown: String = name.chars().take(100).collect();
         let Some(entry) = entry else {
-            return Err(Fault::malformed(at, format!("unknown registered name {shown:?}")));
+            return Err(Fault::malformed(
+                at,
+                format!("unknown registered name {shown:?}"),
+            ));
         };
         let entry = entry.cast_into::<PyTuple>().map_err(PyErr::from)?;
         let found = Kind::from_code(entry.get_item(1)?.extract()?);
         if found != Some(kind) {
-            return Err(Fault::malformed(at, format!("registered name {shown:?} is not of the kind the payload says ({kind:?})")));
+            return Err(Fault::malformed(
+                at,
+                format!("registered name {shown:?} is not of the kind the payload says ({kind:?})"),
+            ));
         }
-        Ok((entry.get_item(0)?, entry.get_item(2)?.cast_into::<PyTuple>().map_err(PyErr::from)?))
+        Ok((
+            entry.get_item(0)?,
+            entry
+                .get_item(2)?
+                .cast_into::<PyTuple>()
+                .map_err(PyErr::from)?,
+        ))
     }
 
     /// A field name of a registered instance: one of its registered fields.
@@ -494,7 +584,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
             }
         }
         let shown: String = name.chars().take(100).collect();
-        Err(Fault::malformed(at, format!("{shown:?} is not a registered field")))
+        Err(Fault::malformed(
+            at,
+            format!("{shown:?} is not a registered field"),
+        ))
     }
 
     /// A container's items are all read: build it (if immutable), check
@@ -506,7 +599,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
             Frame::Map { dict, .. } => (dict, None),
             Frame::Set { set, end, .. } => (set, Some(end)),
             Frame::Object { obj, end, .. } => (obj, Some(end)),
-            Frame::Gather { kind, start, end, .. } => {
+            Frame::Gather {
+                kind, start, end, ..
+            } => {
                 let items = self.values.drain(start..);
                 let value = match kind {
                     Gathered::FrozenSet => {
@@ -542,17 +637,24 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let py = self.py;
         let decode_error = self.codec.decode_error.bind(py);
         match *fault.0 {
-            FaultKind::Malformed { pos, what } => PyErr::from_type(decode_error.clone(), format!("{what} at byte {pos}")),
+            FaultKind::Malformed { pos, what } => {
+                PyErr::from_type(decode_error.clone(), format!("{what} at byte {pos}"))
+            }
             FaultKind::Python(err) => {
                 // Errors from building objects (an unhashable key, a bad
                 // Decimal, a class's `__new__`) are the payload's fault too;
                 // BaseExceptions such as KeyboardInterrupt pass through.
-                if err.is_instance(py, decode_error) || !err.is_instance_of::<pyo3::exceptions::PyException>(py) {
+                if err.is_instance(py, decode_error)
+                    || !err.is_instance_of::<pyo3::exceptions::PyException>(py)
+                {
                     return err;
                 }
                 let wrapped = PyErr::from_type(
                     decode_error.clone(),
-                    format!("cannot build an object from the payload (near byte {}): {err}", self.r.pos),
+                    format!(
+                        "cannot build an object from the payload (near byte {}): {err}",
+                        self.r.pos
+                    ),
                 );
                 wrapped.set_cause(py, Some(err));
                 wrapped
@@ -562,7 +664,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
 }
 
 /// A tuple of the gathered items.
-fn new_tuple<'py>(py: Python<'py>, items: std::vec::Drain<'_, Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+fn new_tuple<'py>(
+    py: Python<'py>,
+    items: std::vec::Drain<'_, Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: a new tuple of `len` null slots, each filled exactly once with
     // a reference we give up, before the tuple is handed to anyone.
     unsafe {

@@ -105,10 +105,17 @@ struct Encoder<'a, 'py> {
 
 pub fn packb<'py>(codec: &MsgpackCodec, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     let py = obj.py();
-    let mut enc =
-        Encoder { py, codec, out: take_output(), memo: take_memo(), open_immutables: AHashSet::new() };
+    let mut enc = Encoder {
+        py,
+        codec,
+        out: take_output(),
+        memo: take_memo(),
+        open_immutables: AHashSet::new(),
+    };
     let mut stack = Vec::new();
-    let result = enc.run(obj, &mut stack).map_err(|fault| enc.fail(fault, &stack));
+    let result = enc
+        .run(obj, &mut stack)
+        .map_err(|fault| enc.fail(fault, &stack));
     drop(stack);
     give_back_memo(std::mem::take(&mut enc.memo));
     let result = result.map(|()| PyBytes::new(py, enc.out.as_slice()));
@@ -143,7 +150,11 @@ fn give_back_output(out: ByteBuf) {
 }
 
 fn len_u32(len: usize, what: &str) -> Res<u32> {
-    u32::try_from(len).map_err(|_| EncodeFault::Refused(format!("a {what} of {len} items is over MessagePack's limit of 2**32-1")))
+    u32::try_from(len).map_err(|_| {
+        EncodeFault::Refused(format!(
+            "a {what} of {len} items is over MessagePack's limit of 2**32-1"
+        ))
+    })
 }
 
 impl<'a, 'py> Encoder<'a, 'py> {
@@ -160,7 +171,9 @@ impl<'a, 'py> Encoder<'a, 'py> {
             match child {
                 Some(child) if stack.len() >= MAX_DEPTH => {
                     drop(child);
-                    return Err(EncodeFault::Refused(format!("containers nested deeper than {MAX_DEPTH} levels")));
+                    return Err(EncodeFault::Refused(format!(
+                        "containers nested deeper than {MAX_DEPTH} levels"
+                    )));
                 }
                 Some(child) => stack.push(child),
                 None => {
@@ -199,8 +212,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
             } else if tp == &raw mut ffi::PyTuple_Type {
                 return self.start_immutable_seq(obj, ext::TUPLE, None);
             } else if tp == &raw mut ffi::PyBytes_Type {
-                let data = std::slice::from_raw_parts(ffi::PyBytes_AS_STRING(ptr) as *const u8, ffi::Py_SIZE(ptr) as usize);
-                infallible(write::write_bin_len(&mut self.out, len_u32(data.len(), "bytes")?));
+                let data = std::slice::from_raw_parts(
+                    ffi::PyBytes_AS_STRING(ptr) as *const u8,
+                    ffi::Py_SIZE(ptr) as usize,
+                );
+                infallible(write::write_bin_len(
+                    &mut self.out,
+                    len_u32(data.len(), "bytes")?,
+                ));
                 let Ok(()) = self.out.write_bytes(data);
             } else {
                 return self.write_other(obj.to_owned());
@@ -218,9 +237,15 @@ impl<'a, 'py> Encoder<'a, 'py> {
             if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) == 0 {
                 return self.write_non_ascii_str(obj);
             }
-            std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, ffi::PyUnicode_GET_LENGTH(ptr) as usize)
+            std::slice::from_raw_parts(
+                ffi::PyUnicode_DATA(ptr) as *const u8,
+                ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+            )
         };
-        infallible(write::write_str_len(&mut self.out, len_u32(data.len(), "str")?));
+        infallible(write::write_str_len(
+            &mut self.out,
+            len_u32(data.len(), "str")?,
+        ));
         let Ok(()) = self.out.write_bytes(data);
         Ok(())
     }
@@ -242,8 +267,12 @@ impl<'a, 'py> Encoder<'a, 'py> {
             let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
             let data = ffi::PyUnicode_DATA(ptr);
             match ffi::PyUnicode_KIND(ptr) {
-                ffi::PyUnicode_1BYTE_KIND => self.write_code_points(std::slice::from_raw_parts(data as *const u8, len)),
-                ffi::PyUnicode_2BYTE_KIND => self.write_code_points(std::slice::from_raw_parts(data as *const u16, len)),
+                ffi::PyUnicode_1BYTE_KIND => {
+                    self.write_code_points(std::slice::from_raw_parts(data as *const u8, len))
+                }
+                ffi::PyUnicode_2BYTE_KIND => {
+                    self.write_code_points(std::slice::from_raw_parts(data as *const u16, len))
+                }
                 _ => self.write_code_points(std::slice::from_raw_parts(data as *const u32, len)),
             }
         }
@@ -260,7 +289,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let surrogates = units.iter().any(|&c| (0xd800..=0xdfff).contains(&c.into()));
         let len32 = len_u32(len, "str")?;
         if surrogates {
-            infallible(write::write_ext_meta(&mut self.out, len32, ext::SURROGATE_STR));
+            infallible(write::write_ext_meta(
+                &mut self.out,
+                len32,
+                ext::SURROGATE_STR,
+            ));
         } else {
             infallible(write::write_str_len(&mut self.out, len32));
         }
@@ -271,7 +304,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
             match utf8_len(c) {
                 1 => out.push(c as u8),
                 2 => out.extend_from_slice(&[0xc0 | (c >> 6) as u8, 0x80 | (c & 0x3f) as u8]),
-                3 => out.extend_from_slice(&[0xe0 | (c >> 12) as u8, 0x80 | ((c >> 6) & 0x3f) as u8, 0x80 | (c & 0x3f) as u8]),
+                3 => out.extend_from_slice(&[
+                    0xe0 | (c >> 12) as u8,
+                    0x80 | ((c >> 6) & 0x3f) as u8,
+                    0x80 | (c & 0x3f) as u8,
+                ]),
                 _ => out.extend_from_slice(&[
                     0xf0 | (c >> 18) as u8,
                     0x80 | ((c >> 12) & 0x3f) as u8,
@@ -327,7 +364,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
             0x100..=0xffff => &bytes[2..],
             _ => &bytes[..],
         };
-        infallible(write::write_ext_meta(&mut self.out, payload.len() as u32, ext::BACKREF));
+        infallible(write::write_ext_meta(
+            &mut self.out,
+            payload.len() as u32,
+            ext::BACKREF,
+        ));
         let Ok(()) = self.out.write_bytes(payload);
     }
 
@@ -381,12 +422,24 @@ impl<'a, 'py> Encoder<'a, 'py> {
         if len == 0 {
             return Ok(None);
         }
-        Ok(Some(Frame::Dict(DictFrame { dict: obj.to_owned(), len, pos: 0, entry: 0, written: 0, pending_value: None })))
+        Ok(Some(Frame::Dict(DictFrame {
+            dict: obj.to_owned(),
+            len,
+            pos: 0,
+            entry: 0,
+            written: 0,
+            pending_value: None,
+        })))
     }
 
     /// A list (`is_list`), or the items of a tuple or NamedTuple whose ext
     /// is open (`close`).
-    fn start_seq(&mut self, obj: Borrowed<'_, 'py, PyAny>, is_list: bool, close: Option<Close<'py>>) -> Res<Option<Frame<'py>>> {
+    fn start_seq(
+        &mut self,
+        obj: Borrowed<'_, 'py, PyAny>,
+        is_list: bool,
+        close: Option<Close<'py>>,
+    ) -> Res<Option<Frame<'py>>> {
         if is_list && self.seen(&obj, false)?.is_none() {
             return Ok(None);
         }
@@ -398,8 +451,17 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 ffi::PyTuple_GET_SIZE(obj.as_ptr())
             }
         } as usize;
-        infallible(write::write_array_len(&mut self.out, len_u32(len, "sequence")?));
-        let frame = SeqFrame { seq: obj.to_owned(), is_list, len, next: 0, close };
+        infallible(write::write_array_len(
+            &mut self.out,
+            len_u32(len, "sequence")?,
+        ));
+        let frame = SeqFrame {
+            seq: obj.to_owned(),
+            is_list,
+            len,
+            next: 0,
+            close,
+        };
         if len == 0 {
             self.finish(Frame::Seq(frame))?;
             return Ok(None);
@@ -423,7 +485,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
             infallible(write::write_array_len(&mut self.out, 2));
             self.write_str(name.as_any())?;
         }
-        self.start_seq(obj, false, Some(Close { header_at, numbering }))
+        self.start_seq(
+            obj,
+            false,
+            Some(Close {
+                header_at,
+                numbering,
+            }),
+        )
     }
 
     fn step_seq(&mut self, f: &mut SeqFrame<'py>) -> Res<Option<Frame<'py>>> {
@@ -437,7 +506,10 @@ impl<'a, 'py> Encoder<'a, 'py> {
             let item = unsafe {
                 let item = if f.is_list {
                     if ffi::PyList_GET_SIZE(ptr) as usize != f.len {
-                        return Err(PyErr::new::<pyo3::exceptions::PyRuntimeError, _>("list changed size during encoding").into());
+                        return Err(PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(
+                            "list changed size during encoding",
+                        )
+                        .into());
                     }
                     ffi::PyList_GET_ITEM(ptr, f.next as ffi::Py_ssize_t)
                 } else {
@@ -459,7 +531,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 return Ok(Some(child));
             }
         }
-        let changed = || EncodeFault::Python(PyErr::new::<pyo3::exceptions::PyRuntimeError, _>("dictionary changed size during encoding"));
+        let changed = || {
+            EncodeFault::Python(PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(
+                "dictionary changed size during encoding",
+            ))
+        };
         loop {
             let mut key = std::ptr::null_mut();
             let mut value = std::ptr::null_mut();
@@ -467,7 +543,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
             // SAFETY: `dict` is a dict we hold; PyDict_Next is bounds-checked
             // even if Python code changed the dict since the last call.
             if unsafe { ffi::PyDict_Next(f.dict.as_ptr(), &mut f.pos, &mut key, &mut value) } == 0 {
-                return if f.written == f.len { Ok(None) } else { Err(changed()) };
+                return if f.written == f.len {
+                    Ok(None)
+                } else {
+                    Err(changed())
+                };
             }
             f.written += 1;
             if f.written > f.len {
@@ -476,7 +556,12 @@ impl<'a, 'py> Encoder<'a, 'py> {
             // SAFETY: borrowed from the dict, which holds them until Python
             // code runs; a str or small int key is written without running
             // any, and otherwise we take our own reference to the value first.
-            let (key, value) = unsafe { (Borrowed::from_ptr(self.py, key), Borrowed::from_ptr(self.py, value)) };
+            let (key, value) = unsafe {
+                (
+                    Borrowed::from_ptr(self.py, key),
+                    Borrowed::from_ptr(self.py, value),
+                )
+            };
             let key_type = key.get_type_ptr();
             let value = if key_type == &raw mut ffi::PyUnicode_Type {
                 self.write_str(&key)?;
@@ -556,7 +641,10 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 // SAFETY: `obj` is an exact bytearray; no Python code runs
                 // while its buffer is copied.
                 let data = unsafe {
-                    std::slice::from_raw_parts(ffi::PyByteArray_AsString(obj.as_ptr()) as *const u8, ffi::PyByteArray_Size(obj.as_ptr()) as usize)
+                    std::slice::from_raw_parts(
+                        ffi::PyByteArray_AsString(obj.as_ptr()) as *const u8,
+                        ffi::PyByteArray_Size(obj.as_ptr()) as usize,
+                    )
                 };
                 write_ext(&mut self.out, ext::BYTEARRAY, data)?;
             }
@@ -579,7 +667,10 @@ impl<'a, 'py> Encoder<'a, 'py> {
         } else if let Some(entry) = self.codec.by_type.bind(py).get_item(obj.get_type())? {
             return self.write_registered(obj, entry.cast_into::<PyTuple>().map_err(PyErr::from)?);
         } else {
-            return Err(EncodeFault::Refused(format!("cannot encode '{}' object", type_name(&obj))));
+            return Err(EncodeFault::Refused(format!(
+                "cannot encode '{}' object",
+                type_name(&obj)
+            )));
         }
         Ok(None)
     }
@@ -590,9 +681,20 @@ impl<'a, 'py> Encoder<'a, 'py> {
         };
         let header_at = open_ext(&mut self.out, code);
         let items = obj.try_iter()?.collect::<PyResult<Vec<_>>>()?;
-        infallible(write::write_array_len(&mut self.out, len_u32(items.len(), "set")?));
-        let close = Close { header_at, numbering };
-        self.start_items(ItemsFrame { items, names: Vec::new(), next: 0, close })
+        infallible(write::write_array_len(
+            &mut self.out,
+            len_u32(items.len(), "set")?,
+        ));
+        let close = Close {
+            header_at,
+            numbering,
+        };
+        self.start_items(ItemsFrame {
+            items,
+            names: Vec::new(),
+            next: 0,
+            close,
+        })
     }
 
     fn start_items(&mut self, frame: ItemsFrame<'py>) -> Res<Option<Frame<'py>>> {
@@ -605,9 +707,16 @@ impl<'a, 'py> Encoder<'a, 'py> {
 
     /// An instance of a registered class; `entry` is its registry entry,
     /// `(name, kind, field names)`.
-    fn write_registered(&mut self, obj: Bound<'py, PyAny>, entry: Bound<'py, PyTuple>) -> Res<Option<Frame<'py>>> {
+    fn write_registered(
+        &mut self,
+        obj: Bound<'py, PyAny>,
+        entry: Bound<'py, PyTuple>,
+    ) -> Res<Option<Frame<'py>>> {
         let py = self.py;
-        let name = entry.get_item(0)?.cast_into::<PyString>().map_err(PyErr::from)?;
+        let name = entry
+            .get_item(0)?
+            .cast_into::<PyString>()
+            .map_err(PyErr::from)?;
         let kind = Kind::from_code(entry.get_item(1)?.extract()?)
             .ok_or_else(|| EncodeFault::Refused("corrupt msgpack registry entry".into()))?;
         match kind {
@@ -620,7 +729,9 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 close_ext(&mut self.out, header_at).map_err(EncodeFault::Refused)?;
                 Ok(None)
             }
-            Kind::NamedTuple => self.start_immutable_seq(obj.as_borrowed(), ext::NAMEDTUPLE, Some(&name)),
+            Kind::NamedTuple => {
+                self.start_immutable_seq(obj.as_borrowed(), ext::NAMEDTUPLE, Some(&name))
+            }
             Kind::Object => {
                 if self.seen(&obj, false)?.is_none() {
                     return Ok(None);
@@ -639,12 +750,24 @@ impl<'a, 'py> Encoder<'a, 'py> {
                             items.push(value);
                         }
                         // An unset field (a slot never assigned) is left out.
-                        Err(err) if err.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => {}
+                        Err(err)
+                            if err.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) => {}
                         Err(err) => return Err(err.into()),
                     }
                 }
-                infallible(write::write_map_len(&mut self.out, len_u32(items.len(), "field map")?));
-                self.start_items(ItemsFrame { items, names, next: 0, close: Close { header_at, numbering: Numbering::AtStart } })
+                infallible(write::write_map_len(
+                    &mut self.out,
+                    len_u32(items.len(), "field map")?,
+                ));
+                self.start_items(ItemsFrame {
+                    items,
+                    names,
+                    next: 0,
+                    close: Close {
+                        header_at,
+                        numbering: Numbering::AtStart,
+                    },
+                })
             }
         }
     }
@@ -661,12 +784,18 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 } else {
                     ""
                 };
-                PyErr::from_type(self.codec.encode_error.bind(self.py).clone(), format!("{message} at {path}{hint}"))
+                PyErr::from_type(
+                    self.codec.encode_error.bind(self.py).clone(),
+                    format!("{message} at {path}{hint}"),
+                )
             }
             EncodeFault::Python(err) => {
                 if path != "obj" {
                     // A failure to attach the note must not mask the error.
-                    let _ = err.value(self.py).call_method1(intern!(self.py, "add_note"), (format!("when encoding {path}"),));
+                    let _ = err.value(self.py).call_method1(
+                        intern!(self.py, "add_note"),
+                        (format!("when encoding {path}"),),
+                    );
                 }
                 err
             }
@@ -683,10 +812,12 @@ fn path_of(stack: &[Frame<'_>]) -> String {
         match frame {
             Frame::Seq(f) if f.next > 0 => path.push_str(&format!("[{}]", f.next - 1)),
             Frame::Dict(f) if f.written > 0 => {
-                let (mut pos, mut key, mut value) = (f.entry, std::ptr::null_mut(), std::ptr::null_mut());
+                let (mut pos, mut key, mut value) =
+                    (f.entry, std::ptr::null_mut(), std::ptr::null_mut());
                 // SAFETY: `dict` is a dict we hold; PyDict_Next is
                 // bounds-checked.
-                if unsafe { ffi::PyDict_Next(f.dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0 {
+                if unsafe { ffi::PyDict_Next(f.dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0
+                {
                     // SAFETY: a live key just returned by PyDict_Next.
                     let key = unsafe { Bound::from_borrowed_ptr(f.dict.py(), key) };
                     path.push_str(&key_segment(&key, false));
@@ -700,7 +831,12 @@ fn path_of(stack: &[Frame<'_>]) -> String {
         }
     }
     if path.len() > MAX_PATH {
-        let cut = |i: usize| (0..=i).rev().find(|&i| path.is_char_boundary(i)).unwrap_or(0);
+        let cut = |i: usize| {
+            (0..=i)
+                .rev()
+                .find(|&i| path.is_char_boundary(i))
+                .unwrap_or(0)
+        };
         let (head, tail) = (cut(MAX_PATH / 2), cut(path.len() - MAX_PATH / 2));
         path = format!("{}…{}", &path[..head], &path[tail..]);
     }

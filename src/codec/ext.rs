@@ -94,7 +94,9 @@ pub fn close_ext(out: &mut rmp::encode::ByteBuf, at: usize) -> Result<(), String
     } else if let Ok(len) = u32::try_from(len) {
         [&[0xc9][..], &len.to_be_bytes(), &[code]].concat()
     } else {
-        return Err(format!("an ext payload of {len} bytes is over MessagePack's 4 GiB limit"));
+        return Err(format!(
+            "an ext payload of {len} bytes is over MessagePack's 4 GiB limit"
+        ));
     };
     out.splice(at..at + 3, header);
     Ok(())
@@ -106,7 +108,11 @@ mod tests {
 
     #[test]
     fn close_ext_widens_the_header() {
-        for (len, header) in [(3usize, vec![0xc7, 3, 2]), (300, vec![0xc8, 1, 44, 2]), (70_000, vec![0xc9, 0, 1, 0x11, 0x70, 2])] {
+        for (len, header) in [
+            (3usize, vec![0xc7, 3, 2]),
+            (300, vec![0xc8, 1, 44, 2]),
+            (70_000, vec![0xc9, 0, 1, 0x11, 0x70, 2]),
+        ] {
             let mut out = rmp::encode::ByteBuf::new();
             out.as_mut_vec().push(0xc0);
             let at = open_ext(&mut out, TUPLE);

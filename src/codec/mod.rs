@@ -51,7 +51,10 @@ impl MsgpackCodec {
             by_type,
             by_name,
             types: StdTypes::import(py)?,
-            object_setattr: py.get_type::<pyo3::types::PyAny>().getattr("__setattr__")?.unbind(),
+            object_setattr: py
+                .get_type::<pyo3::types::PyAny>()
+                .getattr("__setattr__")?
+                .unbind(),
         })
     }
 

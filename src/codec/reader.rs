@@ -20,7 +20,10 @@ pub struct Fault(pub Box<FaultKind>);
 impl Fault {
     #[cold]
     pub fn malformed(pos: usize, what: impl Into<String>) -> Fault {
-        Fault(Box::new(FaultKind::Malformed { pos, what: what.into() }))
+        Fault(Box::new(FaultKind::Malformed {
+            pos,
+            what: what.into(),
+        }))
     }
 }
 
@@ -72,7 +75,10 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     pub fn take(&mut self, n: usize) -> Res<&'a [u8]> {
         if n > self.remaining() {
-            return self.malformed(format!("truncated input: {n} bytes announced, {} left", self.remaining()));
+            return self.malformed(format!(
+                "truncated input: {n} bytes announced, {} left",
+                self.remaining()
+            ));
         }
         let out = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -116,7 +122,10 @@ impl<'a> Reader<'a> {
         };
         let code = self.byte()? as i8;
         if len > self.remaining() {
-            return self.malformed(format!("truncated input: ext payload of {len} bytes, {} left", self.remaining()));
+            return self.malformed(format!(
+                "truncated input: ext payload of {len} bytes, {} left",
+                self.remaining()
+            ));
         }
         Ok((code, len))
     }
@@ -130,7 +139,8 @@ impl<'a> Reader<'a> {
             Marker::U8 => self.byte()? as i64,
             Marker::U16 => u16::from_be_bytes(self.array()?) as i64,
             Marker::U32 => u32::from_be_bytes(self.array()?) as i64,
-            Marker::U64 => i64::try_from(u64::from_be_bytes(self.array()?)).or_else(|_| self.malformed("integer out of range"))?,
+            Marker::U64 => i64::try_from(u64::from_be_bytes(self.array()?))
+                .or_else(|_| self.malformed("integer out of range"))?,
             Marker::I8 => i8::from_be_bytes(self.array()?) as i64,
             Marker::I16 => i16::from_be_bytes(self.array()?) as i64,
             Marker::I32 => i32::from_be_bytes(self.array()?) as i64,
@@ -245,7 +255,9 @@ mod tests {
 
     #[test]
     fn ints_and_strs() {
-        let mut r = Reader::new(&[0x05, 0xff, 0xd1, 0xff, 0x00, 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0]);
+        let mut r = Reader::new(&[
+            0x05, 0xff, 0xd1, 0xff, 0x00, 0xcf, 0x80, 0, 0, 0, 0, 0, 0, 0,
+        ]);
         assert_eq!(r.int().ok(), Some(5));
         assert_eq!(r.int().ok(), Some(-1));
         assert_eq!(r.int().ok(), Some(-256));

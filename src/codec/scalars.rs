@@ -7,8 +7,8 @@ use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBytes, PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyString, PyTime, PyTimeAccess,
-    PyTuple, PyTzInfo, PyTzInfoAccess, PyType,
+    PyBytes, PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyString, PyTime,
+    PyTimeAccess, PyTuple, PyType, PyTzInfo, PyTzInfoAccess,
 };
 use rmp::encode::{self as write, ByteBuf, RmpWrite, ValueWriteError};
 use rmp::Marker;
@@ -53,14 +53,20 @@ impl StdTypes {
 pub fn infallible<T>(result: Result<T, ValueWriteError<std::convert::Infallible>>) -> T {
     match result {
         Ok(value) => value,
-        Err(ValueWriteError::InvalidMarkerWrite(never) | ValueWriteError::InvalidDataWrite(never)) => match never {},
+        Err(
+            ValueWriteError::InvalidMarkerWrite(never) | ValueWriteError::InvalidDataWrite(never),
+        ) => match never {},
     }
 }
 
 /// An ext whose payload is already in hand.
 pub fn write_ext(out: &mut ByteBuf, code: i8, payload: &[u8]) -> Result<(), EncodeFault> {
-    let len = u32::try_from(payload.len())
-        .map_err(|_| EncodeFault::Refused(format!("an ext payload of {} bytes is over MessagePack's 4 GiB limit", payload.len())))?;
+    let len = u32::try_from(payload.len()).map_err(|_| {
+        EncodeFault::Refused(format!(
+            "an ext payload of {} bytes is over MessagePack's 4 GiB limit",
+            payload.len()
+        ))
+    })?;
     infallible(write::write_ext_meta(out, len, code));
     let Ok(()) = out.write_bytes(payload);
     Ok(())
@@ -71,12 +77,21 @@ fn write_int(out: &mut ByteBuf, value: i64) {
 }
 
 pub fn write_bigint(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
-    write_ext(out, ext::BIGINT, &crate::savers::atoms::int_to_le_bytes(obj)?)
+    write_ext(
+        out,
+        ext::BIGINT,
+        &crate::savers::atoms::int_to_le_bytes(obj)?,
+    )
 }
 
 pub fn write_complex(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
     // SAFETY: `obj` is an exact complex (the caller checked its type).
-    let (real, imag) = unsafe { (ffi::PyComplex_RealAsDouble(obj.as_ptr()), ffi::PyComplex_ImagAsDouble(obj.as_ptr())) };
+    let (real, imag) = unsafe {
+        (
+            ffi::PyComplex_RealAsDouble(obj.as_ptr()),
+            ffi::PyComplex_ImagAsDouble(obj.as_ptr()),
+        )
+    };
     let mut payload = [0u8; 16];
     payload[..8].copy_from_slice(&real.to_be_bytes());
     payload[8..].copy_from_slice(&imag.to_be_bytes());
@@ -97,15 +112,30 @@ fn close(out: &mut ByteBuf, at: usize) -> Result<(), EncodeFault> {
     close_ext(out, at).map_err(EncodeFault::Refused)
 }
 
-pub fn write_datetime(out: &mut ByteBuf, obj: &Bound<'_, PyAny>, types: &StdTypes) -> Result<(), EncodeFault> {
+pub fn write_datetime(
+    out: &mut ByteBuf,
+    obj: &Bound<'_, PyAny>,
+    types: &StdTypes,
+) -> Result<(), EncodeFault> {
     let dt = obj.cast::<PyDateTime>().map_err(PyErr::from)?;
     let at = open_ext(out, ext::DATETIME);
     infallible(write::write_array_len(out, 9));
-    for part in [dt.get_year() as i64, dt.get_month() as i64, dt.get_day() as i64] {
+    for part in [
+        dt.get_year() as i64,
+        dt.get_month() as i64,
+        dt.get_day() as i64,
+    ] {
         write_int(out, part);
     }
     let clock = [dt.get_hour(), dt.get_minute(), dt.get_second()];
-    write_clock(out, clock, dt.get_microsecond(), dt.get_fold(), dt.get_tzinfo(), types)?;
+    write_clock(
+        out,
+        clock,
+        dt.get_microsecond(),
+        dt.get_fold(),
+        dt.get_tzinfo(),
+        types,
+    )?;
     close(out, at)
 }
 
@@ -119,7 +149,12 @@ fn write_clock(
     tz: Option<Bound<'_, PyTzInfo>>,
     types: &StdTypes,
 ) -> Result<(), EncodeFault> {
-    for part in [hour as i64, minute as i64, second as i64, microsecond as i64] {
+    for part in [
+        hour as i64,
+        minute as i64,
+        second as i64,
+        microsecond as i64,
+    ] {
         write_int(out, part);
     }
     let Ok(()) = write::write_bool(out, fold);
@@ -130,17 +165,32 @@ pub fn write_date(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), Encod
     let d = obj.cast::<PyDate>().map_err(PyErr::from)?;
     let at = open_ext(out, ext::DATE);
     infallible(write::write_array_len(out, 3));
-    for part in [d.get_year() as i64, d.get_month() as i64, d.get_day() as i64] {
+    for part in [
+        d.get_year() as i64,
+        d.get_month() as i64,
+        d.get_day() as i64,
+    ] {
         write_int(out, part);
     }
     close(out, at)
 }
 
-pub fn write_time(out: &mut ByteBuf, obj: &Bound<'_, PyAny>, types: &StdTypes) -> Result<(), EncodeFault> {
+pub fn write_time(
+    out: &mut ByteBuf,
+    obj: &Bound<'_, PyAny>,
+    types: &StdTypes,
+) -> Result<(), EncodeFault> {
     let t = obj.cast::<PyTime>().map_err(PyErr::from)?;
     let at = open_ext(out, ext::TIME);
     infallible(write::write_array_len(out, 6));
-    write_clock(out, [t.get_hour(), t.get_minute(), t.get_second()], t.get_microsecond(), t.get_fold(), t.get_tzinfo(), types)?;
+    write_clock(
+        out,
+        [t.get_hour(), t.get_minute(), t.get_second()],
+        t.get_microsecond(),
+        t.get_fold(),
+        t.get_tzinfo(),
+        types,
+    )?;
     close(out, at)
 }
 
@@ -148,14 +198,22 @@ pub fn write_timedelta(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), 
     let td = obj.cast::<PyDelta>().map_err(PyErr::from)?;
     let at = open_ext(out, ext::TIMEDELTA);
     infallible(write::write_array_len(out, 3));
-    for part in [td.get_days() as i64, td.get_seconds() as i64, td.get_microseconds() as i64] {
+    for part in [
+        td.get_days() as i64,
+        td.get_seconds() as i64,
+        td.get_microseconds() as i64,
+    ] {
         write_int(out, part);
     }
     close(out, at)
 }
 
 /// A tzinfo on its own (`timezone.utc` as a dict value, say).
-pub fn write_tzinfo(out: &mut ByteBuf, obj: &Bound<'_, PyAny>, types: &StdTypes) -> Result<(), EncodeFault> {
+pub fn write_tzinfo(
+    out: &mut ByteBuf,
+    obj: &Bound<'_, PyAny>,
+    types: &StdTypes,
+) -> Result<(), EncodeFault> {
     let tz = obj.cast::<PyTzInfo>().map_err(PyErr::from)?;
     let at = open_ext(out, ext::TZINFO);
     write_tz(out, Some(tz.clone()), types)?;
@@ -169,13 +227,18 @@ pub fn is_known_tz(obj: &Bound<'_, PyAny>, types: &StdTypes) -> bool {
 }
 
 fn delta_microseconds(delta: &Bound<'_, PyDelta>) -> i64 {
-    (delta.get_days() as i64 * 86_400 + delta.get_seconds() as i64) * 1_000_000 + delta.get_microseconds() as i64
+    (delta.get_days() as i64 * 86_400 + delta.get_seconds() as i64) * 1_000_000
+        + delta.get_microseconds() as i64
 }
 
 /// The tz value inside a datetime/time payload: nil (naive), an int (a
 /// fixed offset in microseconds), `[offset, name]` (a named fixed offset),
 /// or a str (a `zoneinfo.ZoneInfo` key).
-fn write_tz(out: &mut ByteBuf, tz: Option<Bound<'_, PyTzInfo>>, types: &StdTypes) -> Result<(), EncodeFault> {
+fn write_tz(
+    out: &mut ByteBuf,
+    tz: Option<Bound<'_, PyTzInfo>>,
+    types: &StdTypes,
+) -> Result<(), EncodeFault> {
     let Some(tz) = tz else {
         let Ok(()) = write::write_nil(out);
         return Ok(());
@@ -190,7 +253,10 @@ fn write_tz(out: &mut ByteBuf, tz: Option<Bound<'_, PyTzInfo>>, types: &StdTypes
         if args.len() == 2 {
             infallible(write::write_array_len(out, 2));
             write_int(out, offset);
-            write_text(out, args.get_item(1)?.cast::<PyString>().map_err(PyErr::from)?)?;
+            write_text(
+                out,
+                args.get_item(1)?.cast::<PyString>().map_err(PyErr::from)?,
+            )?;
         } else {
             write_int(out, offset);
         }
@@ -199,7 +265,9 @@ fn write_tz(out: &mut ByteBuf, tz: Option<Bound<'_, PyTzInfo>>, types: &StdTypes
     if tp.is(types.zoneinfo.bind(py)) {
         let key = tz.getattr(intern!(py, "key"))?;
         if key.is_none() {
-            return Err(EncodeFault::Refused("cannot encode a ZoneInfo without a key (made by from_file)".into()));
+            return Err(EncodeFault::Refused(
+                "cannot encode a ZoneInfo without a key (made by from_file)".into(),
+            ));
         }
         return write_text(out, key.cast::<PyString>().map_err(PyErr::from)?);
     }
@@ -217,7 +285,12 @@ fn write_text(out: &mut ByteBuf, text: &Bound<'_, PyString>) -> Result<(), Encod
 
 /// Build the value of a fixed-layout ext payload, or `None` when `code` is
 /// not one of them.
-pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) -> Res<Option<Bound<'py, PyAny>>> {
+pub fn read<'py>(
+    py: Python<'py>,
+    code: i8,
+    payload: &[u8],
+    types: &StdTypes,
+) -> Res<Option<Bound<'py, PyAny>>> {
     let mut r = Reader::new(payload);
     let value = match code {
         ext::BIGINT => {
@@ -242,7 +315,11 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
             let bytes = r.take(payload.len())?;
             // SAFETY: decodes `bytes` (valid for its length) into a new str.
             let obj = unsafe {
-                ffi::PyUnicode_DecodeUTF8(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t, c"surrogatepass".as_ptr())
+                ffi::PyUnicode_DecodeUTF8(
+                    bytes.as_ptr().cast(),
+                    bytes.len() as ffi::Py_ssize_t,
+                    c"surrogatepass".as_ptr(),
+                )
             };
             // SAFETY: a new reference or null with an exception set.
             unsafe { Bound::from_owned_ptr_or_err(py, obj)? }
@@ -262,10 +339,27 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
         ext::DATETIME => {
             r.array_of(9, "datetime")?;
             let (year, month, day) = (r.int_in("year")?, r.int_in("month")?, r.int_in("day")?);
-            let (hour, minute, second, micro) = (r.int_in("hour")?, r.int_in("minute")?, r.int_in("second")?, r.int_in("microsecond")?);
+            let (hour, minute, second, micro) = (
+                r.int_in("hour")?,
+                r.int_in("minute")?,
+                r.int_in("second")?,
+                r.int_in("microsecond")?,
+            );
             let fold = r.bool()?;
             let tz = read_tz(py, &mut r, types)?;
-            PyDateTime::new_with_fold(py, year, month, day, hour, minute, second, micro, tz.as_ref(), fold)?.into_any()
+            PyDateTime::new_with_fold(
+                py,
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                micro,
+                tz.as_ref(),
+                fold,
+            )?
+            .into_any()
         }
         ext::DATE => {
             r.array_of(3, "date")?;
@@ -273,7 +367,12 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
         }
         ext::TIME => {
             r.array_of(6, "time")?;
-            let (hour, minute, second, micro) = (r.int_in("hour")?, r.int_in("minute")?, r.int_in("second")?, r.int_in("microsecond")?);
+            let (hour, minute, second, micro) = (
+                r.int_in("hour")?,
+                r.int_in("minute")?,
+                r.int_in("second")?,
+                r.int_in("microsecond")?,
+            );
             let fold = r.bool()?;
             let tz = read_tz(py, &mut r, types)?;
             PyTime::new_with_fold(py, hour, minute, second, micro, tz.as_ref(), fold)?.into_any()
@@ -282,7 +381,14 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
             r.array_of(3, "timedelta")?;
             // Normalized: a hostile payload must not make a timedelta whose
             // seconds or microseconds are out of their ranges.
-            PyDelta::new(py, r.int_in("days")?, r.int_in("seconds")?, r.int_in("microseconds")?, true)?.into_any()
+            PyDelta::new(
+                py,
+                r.int_in("days")?,
+                r.int_in("seconds")?,
+                r.int_in("microseconds")?,
+                true,
+            )?
+            .into_any()
         }
         ext::TZINFO => match read_tz(py, &mut r, types)? {
             Some(tz) => tz.into_any(),
@@ -296,12 +402,22 @@ pub fn read<'py>(py: Python<'py>, code: i8, payload: &[u8], types: &StdTypes) ->
     Ok(Some(value))
 }
 
-fn read_tz<'py>(py: Python<'py>, r: &mut Reader<'_>, types: &StdTypes) -> Res<Option<Bound<'py, PyTzInfo>>> {
+fn read_tz<'py>(
+    py: Python<'py>,
+    r: &mut Reader<'_>,
+    types: &StdTypes,
+) -> Res<Option<Bound<'py, PyTzInfo>>> {
     let fixed = |offset: i64, name: Option<&str>| -> Res<Bound<'py, PyTzInfo>> {
         // |i64::MAX| microseconds is about 1.07e8 days: always an i32.
         let days = offset.div_euclid(86_400_000_000) as i32;
         let rest = offset.rem_euclid(86_400_000_000);
-        let delta = PyDelta::new(py, days, (rest / 1_000_000) as i32, (rest % 1_000_000) as i32, true)?;
+        let delta = PyDelta::new(
+            py,
+            days,
+            (rest / 1_000_000) as i32,
+            (rest % 1_000_000) as i32,
+            true,
+        )?;
         let tz = match name {
             Some(name) => types.timezone.bind(py).call1((delta, name))?,
             None => types.timezone.bind(py).call1((delta,))?,
@@ -315,7 +431,14 @@ fn read_tz<'py>(py: Python<'py>, r: &mut Reader<'_>, types: &StdTypes) -> Res<Op
         }
         Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
             let key = r.str()?;
-            Ok(Some(types.zoneinfo.bind(py).call1((key,))?.cast_into().map_err(PyErr::from)?))
+            Ok(Some(
+                types
+                    .zoneinfo
+                    .bind(py)
+                    .call1((key,))?
+                    .cast_into()
+                    .map_err(PyErr::from)?,
+            ))
         }
         Marker::FixArray(_) | Marker::Array16 | Marker::Array32 => {
             r.array_of(2, "named timezone")?;

@@ -22,12 +22,20 @@ pub fn new_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Option<Bound<'py,
     // SAFETY: decodes `bytes` (valid for its length) into a new str, or
     // returns null with a UnicodeDecodeError set, which we clear.
     unsafe {
-        let obj = ffi::PyUnicode_DecodeUTF8(bytes.as_ptr().cast(), bytes.len() as ffi::Py_ssize_t, std::ptr::null());
+        let obj = ffi::PyUnicode_DecodeUTF8(
+            bytes.as_ptr().cast(),
+            bytes.len() as ffi::Py_ssize_t,
+            std::ptr::null(),
+        );
         if obj.is_null() {
             return match PyErr::take(py) {
-                Some(err) if err.is_instance_of::<pyo3::exceptions::PyUnicodeDecodeError>(py) => Ok(None),
+                Some(err) if err.is_instance_of::<pyo3::exceptions::PyUnicodeDecodeError>(py) => {
+                    Ok(None)
+                }
                 Some(err) => Err(err),
-                None => Err(pyo3::exceptions::PySystemError::new_err("str decoding failed without an exception")),
+                None => Err(pyo3::exceptions::PySystemError::new_err(
+                    "str decoding failed without an exception",
+                )),
             };
         }
         Ok(Some(Bound::from_owned_ptr(py, obj)))
@@ -40,8 +48,15 @@ fn new_ascii_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAn
     // bytes of data (plus a terminating NUL it wrote) we own until we hand
     // the object out; we fill them with ASCII bytes, as its kind requires.
     unsafe {
-        let obj = Bound::from_owned_ptr_or_err(py, ffi::PyUnicode_New(bytes.len() as ffi::Py_ssize_t, 127))?;
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), ffi::PyUnicode_DATA(obj.as_ptr()) as *mut u8, bytes.len());
+        let obj = Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyUnicode_New(bytes.len() as ffi::Py_ssize_t, 127),
+        )?;
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            ffi::PyUnicode_DATA(obj.as_ptr()) as *mut u8,
+            bytes.len(),
+        );
         Ok(obj)
     }
 }
@@ -97,7 +112,10 @@ impl KeyCache {
             // bytes, stored inline, and it lives while the cache holds it.
             let cached = unsafe {
                 let ptr = key.as_ptr();
-                std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, ffi::PyUnicode_GET_LENGTH(ptr) as usize)
+                std::slice::from_raw_parts(
+                    ffi::PyUnicode_DATA(ptr) as *const u8,
+                    ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+                )
             };
             if *cached_hash == hash && cached == bytes {
                 return Ok(key.bind(py).clone());

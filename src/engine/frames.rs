@@ -24,9 +24,21 @@ pub struct SaveCtx {
 }
 
 impl SaveCtx {
-    pub const PID: SaveCtx = SaveCtx { is_pid: true, is_state: false, is_temporary: false };
-    pub const STATE: SaveCtx = SaveCtx { is_pid: false, is_state: true, is_temporary: false };
-    pub const TEMPORARY: SaveCtx = SaveCtx { is_pid: false, is_state: true, is_temporary: true };
+    pub const PID: SaveCtx = SaveCtx {
+        is_pid: true,
+        is_state: false,
+        is_temporary: false,
+    };
+    pub const STATE: SaveCtx = SaveCtx {
+        is_pid: false,
+        is_state: true,
+        is_temporary: false,
+    };
+    pub const TEMPORARY: SaveCtx = SaveCtx {
+        is_pid: false,
+        is_state: true,
+        is_temporary: true,
+    };
 }
 
 pub enum Frame<'py> {
@@ -54,7 +66,9 @@ pub enum Frame<'py> {
 pub type Deferred<'py> = Box<dyn FnOnce(&mut super::Engine<'py>) -> PyResult<()> + 'py>;
 
 /// A frame that runs `work` when its turn comes.
-pub fn deferred<'py>(work: impl FnOnce(&mut super::Engine<'py>) -> PyResult<()> + 'py) -> Frame<'py> {
+pub fn deferred<'py>(
+    work: impl FnOnce(&mut super::Engine<'py>) -> PyResult<()> + 'py,
+) -> Frame<'py> {
     Frame::Deferred(Box::new(work))
 }
 

@@ -39,7 +39,11 @@ impl<'py> Engine<'py> {
     /// The module that holds `obj` under `path`: its `__module__`, else the
     /// first module in `sys.modules` where the path leads to it, else
     /// `__main__`.
-    fn which_module(&self, obj: &Bound<'py, PyAny>, path: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
+    fn which_module(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        path: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         if let Some(name) = obj.getattr_opt(intern!(py, "__module__"))? {
             if !name.is_none() {
@@ -56,7 +60,11 @@ impl<'py> Engine<'py> {
                 .collect::<PyResult<_>>()?,
         };
         for (name, module) in snapshot {
-            if module.is_none() || name.cast::<PyString>().is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "__main__")) {
+            if module.is_none()
+                || name
+                    .cast::<PyString>()
+                    .is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "__main__"))
+            {
                 continue;
             }
             match deep_attribute(&module, path) {
@@ -73,7 +81,11 @@ impl<'py> Engine<'py> {
     /// `__reduce__` returned, if any; otherwise the object's `__qualname__`
     /// (or `__name__`). Fails, as the stdlib does, when the name does not
     /// lead back to the object.
-    pub fn locate_global(&self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<GlobalLocation<'py>> {
+    pub fn locate_global(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        name: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<GlobalLocation<'py>> {
         let py = self.py;
         let global_name = match name {
             Some(n) => n.clone(),
@@ -82,27 +94,47 @@ impl<'py> Engine<'py> {
                 None => obj.getattr(intern!(py, "__name__"))?,
             },
         };
-        let path = global_name.call_method1(intern!(py, "split"), (intern!(py, "."),))?.cast_into::<PyList>()?;
+        let path = global_name
+            .call_method1(intern!(py, "split"), (intern!(py, "."),))?
+            .cast_into::<PyList>()?;
         for part in path.iter() {
-            if part.cast::<PyString>().is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "<locals>")) {
-                return Err(PyAttributeError::new_err(format!("Can't pickle local object {}", global_name.repr()?)));
+            if part
+                .cast::<PyString>()
+                .is_ok_and(|s| s.to_cow().is_ok_and(|s| s == "<locals>"))
+            {
+                return Err(PyAttributeError::new_err(format!(
+                    "Can't pickle local object {}",
+                    global_name.repr()?
+                )));
             }
         }
         let module_name = self.which_module(obj, &path)?;
         let module_str = module_name.cast::<PyString>().map_err(|_| {
-            pickling_error(py, format!("Can't pickle {}: __module__ is not a string", repr_of(obj)))
+            pickling_error(
+                py,
+                format!("Can't pickle {}: __module__ is not a string", repr_of(obj)),
+            )
         })?;
         let module = py.import(module_str).map_err(|_| {
             pickling_error(
                 py,
-                format!("Can't pickle {}: import of module {} failed", repr_of(obj), repr_of(&module_name)),
+                format!(
+                    "Can't pickle {}: import of module {} failed",
+                    repr_of(obj),
+                    repr_of(&module_name)
+                ),
             )
         })?;
         let last_name = path.get_item(path.len() - 1)?;
         let (found, parent) = deep_attribute(module.as_any(), &path).map_err(|_| {
             pickling_error(
                 py,
-                format!("Can't pickle {}: attribute lookup {} on {} failed", repr_of(obj), str_of(&global_name), str_of(&module_name)),
+                format!(
+                    "Can't pickle {}: attribute lookup {} on {} failed",
+                    repr_of(obj),
+                    str_of(&global_name),
+                    str_of(&module_name)
+                ),
             )
         })?;
         if !found.is(obj) {
@@ -117,13 +149,22 @@ impl<'py> Engine<'py> {
             ));
         }
         let parent = (!parent.is(&module)).then_some(parent);
-        Ok(GlobalLocation { module_name, global_name, last_name, parent })
+        Ok(GlobalLocation {
+            module_name,
+            global_name,
+            last_name,
+            parent,
+        })
     }
 
     /// Save `obj` by reference (see `locate_global`). Objects the stdlib
     /// cannot locate but that have a known stable name (`types.CodeType`,
     /// whose `__qualname__` is `code`) are written under that name.
-    pub fn save_global(&mut self, obj: &Bound<'py, PyAny>, name: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+    pub fn save_global(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        name: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
         // Known names first: they are what the stdlib would write where it
         // can, and spare a failing lookup (an exception) where it cannot.
         if name.is_none() {
@@ -138,7 +179,10 @@ impl<'py> Engine<'py> {
     /// `obj`'s entry in `known_names`, found by identity: a dict lookup
     /// would hash `obj`, which runs its metaclass's `__hash__` (raising, for
     /// one that defines `__eq__` alone), where the stdlib hashes nothing.
-    pub fn known_name(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+    pub fn known_name(
+        &self,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
         for (known, name) in self.st.known_names.bind(self.py).iter() {
             if known.is(obj) {
                 return Ok(Some(name.extract()?));
@@ -148,9 +192,18 @@ impl<'py> Engine<'py> {
     }
 
     /// The second half of `save_global`, for a location already found.
-    pub fn save_located_global(&mut self, obj: &Bound<'py, PyAny>, location: GlobalLocation<'py>) -> PyResult<()> {
+    pub fn save_located_global(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        location: GlobalLocation<'py>,
+    ) -> PyResult<()> {
         let py = self.py;
-        let GlobalLocation { module_name, global_name, last_name, parent } = location;
+        let GlobalLocation {
+            module_name,
+            global_name,
+            last_name,
+            parent,
+        } = location;
 
         if self.proto >= 2 {
             let registry = self.st.extension_registry.bind(py);
@@ -166,7 +219,8 @@ impl<'py> Engine<'py> {
                 // A nested attribute: getattr(parent, name) via REDUCE. The
                 // reduce tail memoizes `obj` once the call is written.
                 let args = PyTuple::new(py, [parent, last_name])?;
-                let reduce_value = PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
+                let reduce_value =
+                    PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
                 self.save_reduce(&reduce_value, Some(obj))
             }
             Some(_) => self.write_global(obj, module_name, global_name),
@@ -176,7 +230,12 @@ impl<'py> Engine<'py> {
 
     /// Write `module.name` (STACK_GLOBAL, or GLOBAL below protocol 4) and
     /// memoize `obj` as its value.
-    pub fn write_global(&mut self, obj: &Bound<'py, PyAny>, module_name: Bound<'py, PyAny>, name: Bound<'py, PyAny>) -> PyResult<()> {
+    pub fn write_global(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        module_name: Bound<'py, PyAny>,
+        name: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
         if self.proto >= 4 {
             self.save(&module_name, SaveCtx::default())?;
             self.save(&name, SaveCtx::default())?;
@@ -188,13 +247,30 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
-    fn write_extension_code(&mut self, obj: &Bound<'py, PyAny>, code: &Bound<'py, PyAny>) -> PyResult<()> {
+    fn write_extension_code(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        code: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
         let py = self.py;
         let code: i64 = code.extract().map_err(|_| {
-            pickling_error(py, format!("Can't pickle {}: extension code {} isn't an integer", repr_of(obj), repr_of(code)))
+            pickling_error(
+                py,
+                format!(
+                    "Can't pickle {}: extension code {} isn't an integer",
+                    repr_of(obj),
+                    repr_of(code)
+                ),
+            )
         })?;
         if code <= 0 || code > 0x7fff_ffff {
-            return Err(pickling_error(py, format!("Can't pickle {}: extension code {code} is out of range", repr_of(obj))));
+            return Err(pickling_error(
+                py,
+                format!(
+                    "Can't pickle {}: extension code {code} is out of range",
+                    repr_of(obj)
+                ),
+            ));
         }
         if code <= 0xff {
             self.out.write(&[EXT1, code as u8]);
@@ -218,7 +294,12 @@ impl<'py> Engine<'py> {
                 let mapped = mapped.cast_into::<PyTuple>()?;
                 module_name = mapped.get_item(0)?;
                 global_name = mapped.get_item(1)?;
-            } else if let Some(mapped) = self.st.import_mapping_3to2.bind(py).get_item(&module_name)? {
+            } else if let Some(mapped) = self
+                .st
+                .import_mapping_3to2
+                .bind(py)
+                .get_item(&module_name)?
+            {
                 module_name = mapped;
             }
         }
@@ -228,7 +309,11 @@ impl<'py> Engine<'py> {
                 Ok(b) => Ok(b.extract()?),
                 Err(err) if err.is_instance_of::<PyUnicodeEncodeError>(py) => Err(pickling_error(
                     py,
-                    format!("can't pickle {what} identifier '{}' using pickle protocol {}", str_of(s), self.proto),
+                    format!(
+                        "can't pickle {what} identifier '{}' using pickle protocol {}",
+                        str_of(s),
+                        self.proto
+                    ),
                 )),
                 Err(err) => Err(err),
             }
@@ -245,9 +330,13 @@ impl<'py> Engine<'py> {
 }
 
 pub fn repr_of(obj: &Bound<'_, PyAny>) -> String {
-    obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<unrepresentable object>".into())
+    obj.repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unrepresentable object>".into())
 }
 
 pub fn str_of(obj: &Bound<'_, PyAny>) -> String {
-    obj.str().map(|r| r.to_string()).unwrap_or_else(|_| "<unprintable object>".into())
+    obj.str()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "<unprintable object>".into())
 }

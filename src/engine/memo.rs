@@ -55,7 +55,10 @@ impl Memo {
         }
         let mut perturb = hash;
         loop {
-            i = (i << 2).wrapping_add(i).wrapping_add(perturb).wrapping_add(1);
+            i = (i << 2)
+                .wrapping_add(i)
+                .wrapping_add(perturb)
+                .wrapping_add(1);
             let slot = i & mask;
             let key = self.slots[slot].0;
             if key == addr || key == EMPTY {
@@ -95,7 +98,11 @@ impl Memo {
     #[cold]
     fn grow(&mut self) {
         // Quadruple while small, then double (as PyMemoTable does).
-        let wanted = if self.used < 50_000 { self.used * 4 } else { self.used * 2 };
+        let wanted = if self.used < 50_000 {
+            self.used * 4
+        } else {
+            self.used * 2
+        };
         let capacity = wanted.max(MIN_CAPACITY).next_power_of_two();
         let old = std::mem::replace(&mut self.slots, vec![(EMPTY, 0); capacity]);
         self.used = 0;
@@ -136,7 +143,10 @@ impl Memo {
 
     /// A point to come back to with `rollback`.
     pub fn checkpoint(&self) -> MemoCheckpoint {
-        MemoCheckpoint { owned: self.owned.len(), next: self.next }
+        MemoCheckpoint {
+            owned: self.owned.len(),
+            next: self.next,
+        }
     }
 
     /// Forget every entry made since `checkpoint` (a failed dump whose
@@ -145,8 +155,12 @@ impl Memo {
     pub fn rollback(&mut self, checkpoint: MemoCheckpoint) {
         self.owned.truncate(checkpoint.owned);
         self.next = checkpoint.next;
-        let kept: Vec<(usize, u32)> =
-            self.slots.iter().copied().filter(|&(key, idx)| key != EMPTY && idx < checkpoint.next).collect();
+        let kept: Vec<(usize, u32)> = self
+            .slots
+            .iter()
+            .copied()
+            .filter(|&(key, idx)| key != EMPTY && idx < checkpoint.next)
+            .collect();
         self.slots.fill((EMPTY, 0));
         self.used = 0;
         for (key, idx) in kept {
@@ -160,7 +174,11 @@ impl Memo {
         if self.used * 8 < self.slots.len() {
             // Find every entry's slot first: emptying slots as we go would
             // cut the probe chains that lead to the entries not yet found.
-            let found: Vec<usize> = self.owned.iter().filter_map(|obj| self.slot_holding(obj.as_ptr() as usize)).collect();
+            let found: Vec<usize> = self
+                .owned
+                .iter()
+                .filter_map(|obj| self.slot_holding(obj.as_ptr() as usize))
+                .collect();
             for i in found {
                 self.slots[i] = (EMPTY, 0);
             }
@@ -208,7 +226,9 @@ mod tests {
     fn rollback_forgets_only_later_entries() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..200).map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any()).collect();
+            let objs: Vec<_> = (0..200)
+                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
+                .collect();
             let mut memo = Memo::default();
             for o in &objs[..100] {
                 memo.put(o);
@@ -220,7 +240,10 @@ mod tests {
             }
             memo.rollback(checkpoint);
             assert_eq!(memo.len(), 100);
-            assert!(objs[..100].iter().enumerate().all(|(i, o)| memo.get(o) == Some(i as u32)));
+            assert!(objs[..100]
+                .iter()
+                .enumerate()
+                .all(|(i, o)| memo.get(o) == Some(i as u32)));
             assert!(objs[100..].iter().all(|o| memo.get(o).is_none()));
             assert_eq!(memo.put(&objs[150]), 100);
         });
@@ -230,7 +253,9 @@ mod tests {
     fn reset_forgets_colliding_entries() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..3000).map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any()).collect();
+            let objs: Vec<_> = (0..3000)
+                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
+                .collect();
             let mut memo = Memo::default();
             for o in &objs[..500] {
                 memo.put(o);
@@ -242,7 +267,11 @@ mod tests {
             let mut by_slot = std::collections::HashMap::new();
             let (first, second) = objs
                 .iter()
-                .find_map(|o| by_slot.insert((o.as_ptr() as usize >> 3) & 1023, o).map(|prev| (prev, o)))
+                .find_map(|o| {
+                    by_slot
+                        .insert((o.as_ptr() as usize >> 3) & 1023, o)
+                        .map(|prev| (prev, o))
+                })
                 .expect("3000 addresses in 1024 slots collide");
             memo.put(first);
             memo.put(second);

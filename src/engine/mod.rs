@@ -46,7 +46,10 @@ pub struct ObjectKey<'py> {
 
 impl<'py> ObjectKey<'py> {
     pub fn new(obj: &Bound<'py, PyAny>) -> Self {
-        ObjectKey { addr: obj.as_ptr() as usize, _held: obj.clone() }
+        ObjectKey {
+            addr: obj.as_ptr() as usize,
+            _held: obj.clone(),
+        }
     }
 }
 
@@ -74,13 +77,15 @@ impl std::borrow::Borrow<usize> for ObjectKey<'_> {
 #[derive(Default)]
 pub struct Caches<'py> {
     /// Decisions of the instance fast path.
-    pub instance_layouts: AHashMap<ObjectKey<'py>, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
+    pub instance_layouts:
+        AHashMap<ObjectKey<'py>, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
     pub long_tail_reducers: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
     /// Module-level stateless instances of a class: object address ->
     /// `(module, name)`, by class. The addresses come from an index that
     /// may be stale (see `savers::instance::sentinel_name`).
-    pub sentinels: AHashMap<ObjectKey<'py>, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
+    pub sentinels:
+        AHashMap<ObjectKey<'py>, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     /// The global names each code object reads.
     pub code_global_names: AHashMap<ObjectKey<'py>, Vec<Bound<'py, pyo3::types::PyString>>>,
 }
@@ -229,9 +234,11 @@ impl<'py> Engine<'py> {
         const HEADROOM: usize = 64;
         if self.stack.capacity() - self.stack.len() < HEADROOM {
             let more = self.stack.len().max(HEADROOM);
-            self.stack
-                .try_reserve(more)
-                .map_err(|_| pyo3::exceptions::PyMemoryError::new_err("out of memory for the pickler's work stack"))?;
+            self.stack.try_reserve(more).map_err(|_| {
+                pyo3::exceptions::PyMemoryError::new_err(
+                    "out of memory for the pickler's work stack",
+                )
+            })?;
         }
         Ok(())
     }
@@ -288,7 +295,6 @@ impl Drop for Engine<'_> {
 }
 
 impl<'py> Engine<'py> {
-
     // ---- memo ------------------------------------------------------------
 
     #[inline]
@@ -314,7 +320,8 @@ impl<'py> Engine<'py> {
         if self.memoize_opcode {
             self.out.write_byte(MEMOIZE);
         } else if !self.bin {
-            self.out.write(format!("{}{}\n", PUT as char, idx).as_bytes());
+            self.out
+                .write(format!("{}{}\n", PUT as char, idx).as_bytes());
         } else if idx < 256 {
             self.out.write(&[BINPUT, idx as u8]);
         } else {
@@ -325,7 +332,8 @@ impl<'py> Engine<'py> {
     #[inline]
     pub fn memo_get(&mut self, idx: u32) {
         if !self.bin {
-            self.out.write(format!("{}{}\n", GET as char, idx).as_bytes());
+            self.out
+                .write(format!("{}{}\n", GET as char, idx).as_bytes());
         } else if idx < 256 {
             self.out.write(&[BINGET, idx as u8]);
         } else {
@@ -342,7 +350,10 @@ impl<'py> Engine<'py> {
             }
             None => Err(crate::errors::pickling_error(
                 self.py,
-                format!("internal error: {} was expected in the memo", globals::repr_of(obj)),
+                format!(
+                    "internal error: {} was expected in the memo",
+                    globals::repr_of(obj)
+                ),
             )),
         }
     }
@@ -400,7 +411,11 @@ impl<'py> Engine<'py> {
         self.fast_nesting += 1;
         if self.fast_nesting >= FAST_NESTING_LIMIT {
             let addr = obj.as_ptr() as usize;
-            if !self.fast_memo.get_or_insert_with(Default::default).insert(addr) {
+            if !self
+                .fast_memo
+                .get_or_insert_with(Default::default)
+                .insert(addr)
+            {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "fast mode: can't pickle cyclic objects including object type {} at {:#x}",
                     path::type_name(obj),

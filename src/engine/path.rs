@@ -10,7 +10,10 @@ use super::Engine;
 const MAX_KEY_REPR: usize = 60;
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 pub fn key_segment(key: &Bound<'_, PyAny>, as_attribute: bool) -> String {
@@ -23,9 +26,15 @@ pub fn key_segment(key: &Bound<'_, PyAny>, as_attribute: bool) -> String {
             }
         }
     }
-    let mut r = key.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
+    let mut r = key
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "?".into());
     if r.len() > MAX_KEY_REPR {
-        let cut = (0..=MAX_KEY_REPR).rev().find(|&i| r.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=MAX_KEY_REPR)
+            .rev()
+            .find(|&i| r.is_char_boundary(i))
+            .unwrap_or(0);
         r.truncate(cut);
         r.push('…');
     }
@@ -45,7 +54,13 @@ fn segment(frame: &Frame<'_>) -> Option<String> {
         },
         Frame::Set(f) => (f.in_batch > 0).then(|| "{…}".into()),
         Frame::FrozenSet(_) => Some("{…}".into()),
-        Frame::Save(..) | Frame::Write(_) | Frame::MemoAnonymous | Frame::ReduceTail(_) | Frame::LeaveReduction | Frame::FastLeave(_) | Frame::Deferred(_) => None,
+        Frame::Save(..)
+        | Frame::Write(_)
+        | Frame::MemoAnonymous
+        | Frame::ReduceTail(_)
+        | Frame::LeaveReduction
+        | Frame::FastLeave(_)
+        | Frame::Deferred(_) => None,
     }
 }
 

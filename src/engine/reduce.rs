@@ -43,11 +43,18 @@ impl<'py> Engine<'py> {
 
     /// `obj` is the object being reduced (memoized after its constructor
     /// call), or `None` for a call the pickler makes up itself.
-    pub fn save_reduce(&mut self, reduce_value: &Bound<'py, PyTuple>, obj: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+    pub fn save_reduce(
+        &mut self,
+        reduce_value: &Bound<'py, PyTuple>,
+        obj: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
         let py = self.py;
         let size = reduce_value.len();
         if !(2..=6).contains(&size) {
-            return Err(pickling_error(py, "tuple returned by __reduce__ must contain 2 through 6 elements"));
+            return Err(pickling_error(
+                py,
+                "tuple returned by __reduce__ must contain 2 through 6 elements",
+            ));
         }
         let item = |i: usize| -> PyResult<Option<Bound<'py, PyAny>>> {
             if i < size {
@@ -65,10 +72,16 @@ impl<'py> Engine<'py> {
         let state_setter = item(5)?;
 
         if !callable.is_callable() {
-            return Err(pickling_error(py, "first item of the tuple returned by __reduce__ must be callable"));
+            return Err(pickling_error(
+                py,
+                "first item of the tuple returned by __reduce__ must be callable",
+            ));
         }
         let Ok(argtup) = argtup.cast_into::<PyTuple>() else {
-            return Err(pickling_error(py, "second item of the tuple returned by __reduce__ must be a tuple"));
+            return Err(pickling_error(
+                py,
+                "second item of the tuple returned by __reduce__ must be a tuple",
+            ));
         };
         for (items, nth) in [(&listitems, "fourth"), (&dictitems, "fifth")] {
             if let Some(it) = items {
@@ -121,7 +134,10 @@ impl<'py> Engine<'py> {
             if argtup.len() != 3 {
                 return Err(pickling_error(
                     py,
-                    format!("length of the NEWOBJ_EX argument tuple must be exactly 3, not {}", argtup.len()),
+                    format!(
+                        "length of the NEWOBJ_EX argument tuple must be exactly 3, not {}",
+                        argtup.len()
+                    ),
                 ));
             }
             let cls = argtup.get_item(0)?;
@@ -130,7 +146,10 @@ impl<'py> Engine<'py> {
             if !cls.is_instance_of::<PyType>() {
                 return Err(pickling_error(
                     py,
-                    format!("first item from NEWOBJ_EX argument tuple must be a class, not {}", type_name(&cls)),
+                    format!(
+                        "first item from NEWOBJ_EX argument tuple must be a class, not {}",
+                        type_name(&cls)
+                    ),
                 ));
             }
             let Ok(args) = args.cast_into::<PyTuple>() else {
@@ -154,16 +173,25 @@ impl<'py> Engine<'py> {
             self.stack.push(tail);
             if self.proto >= 4 {
                 self.stack.push(Frame::Write(NEWOBJ_EX));
-                self.stack.push(Frame::Save(kwargs.into_any(), SaveCtx::default()));
-                self.stack.push(Frame::Save(args.into_any(), SaveCtx::default()));
+                self.stack
+                    .push(Frame::Save(kwargs.into_any(), SaveCtx::default()));
+                self.stack
+                    .push(Frame::Save(args.into_any(), SaveCtx::default()));
                 self.stack.push(Frame::Save(cls, SaveCtx::default()));
             } else {
                 // functools.partial(cls.__new__, cls, *args, **kwargs)()
                 let mut partial_args = vec![cls.getattr(pyo3::intern!(py, "__new__"))?, cls];
                 partial_args.extend(args.iter());
-                let callable = self.st.partial.bind(py).call(PyTuple::new(py, partial_args)?, Some(&kwargs))?;
+                let callable = self
+                    .st
+                    .partial
+                    .bind(py)
+                    .call(PyTuple::new(py, partial_args)?, Some(&kwargs))?;
                 self.stack.push(Frame::Write(REDUCE));
-                self.stack.push(Frame::Save(PyTuple::empty(py).into_any(), SaveCtx::default()));
+                self.stack.push(Frame::Save(
+                    PyTuple::empty(py).into_any(),
+                    SaveCtx::default(),
+                ));
                 self.stack.push(Frame::Save(callable, SaveCtx::default()));
             }
         } else if use_newobj {
@@ -172,23 +200,31 @@ impl<'py> Engine<'py> {
             }
             let cls = argtup.get_item(0)?;
             if !cls.is_instance_of::<PyType>() {
-                return Err(pickling_error(py, "args[0] from __newobj__ args is not a type"));
+                return Err(pickling_error(
+                    py,
+                    "args[0] from __newobj__ args is not a type",
+                ));
             }
             if let Some(obj) = obj {
                 let obj_class = obj.getattr(pyo3::intern!(py, "__class__"))?;
                 if !obj_class.is(&cls) {
-                    return Err(pickling_error(py, "args[0] from __newobj__ args has the wrong class"));
+                    return Err(pickling_error(
+                        py,
+                        "args[0] from __newobj__ args has the wrong class",
+                    ));
                 }
             }
             let newargs = argtup.get_slice(1, argtup.len());
             self.stack.push(tail);
             self.stack.push(Frame::Write(NEWOBJ));
-            self.stack.push(Frame::Save(newargs.into_any(), SaveCtx::default()));
+            self.stack
+                .push(Frame::Save(newargs.into_any(), SaveCtx::default()));
             self.stack.push(Frame::Save(cls, SaveCtx::default()));
         } else {
             self.stack.push(tail);
             self.stack.push(Frame::Write(REDUCE));
-            self.stack.push(Frame::Save(argtup.into_any(), SaveCtx::default()));
+            self.stack
+                .push(Frame::Save(argtup.into_any(), SaveCtx::default()));
             self.stack.push(Frame::Save(callable, SaveCtx::default()));
         }
         Ok(())

@@ -57,15 +57,28 @@ impl PyState {
         let object_attr = |name: &str| object_dict.get_item(name).map(Bound::unbind);
         Ok(PyState {
             copyreg_dispatch_table: copyreg.getattr("dispatch_table")?.cast_into()?.unbind(),
-            extension_registry: copyreg.getattr("_extension_registry")?.cast_into()?.unbind(),
-            name_mapping_3to2: compat.getattr("REVERSE_NAME_MAPPING")?.cast_into()?.unbind(),
-            import_mapping_3to2: compat.getattr("REVERSE_IMPORT_MAPPING")?.cast_into()?.unbind(),
+            extension_registry: copyreg
+                .getattr("_extension_registry")?
+                .cast_into()?
+                .unbind(),
+            name_mapping_3to2: compat
+                .getattr("REVERSE_NAME_MAPPING")?
+                .cast_into()?
+                .unbind(),
+            import_mapping_3to2: compat
+                .getattr("REVERSE_IMPORT_MAPPING")?
+                .cast_into()?
+                .unbind(),
             codecs_encode: py.import("codecs")?.getattr("encode")?.unbind(),
             partial: py.import("functools")?.getattr("partial")?.unbind(),
             getattr: py.import("builtins")?.getattr("getattr")?.unbind(),
             copyreg_slotnames: copyreg.getattr("_slotnames")?.unbind(),
             sys_modules: py.import("sys")?.getattr("modules")?.unbind(),
-            picklebuffer_type: py.import("pickle")?.getattr("PickleBuffer")?.cast_into()?.unbind(),
+            picklebuffer_type: py
+                .import("pickle")?
+                .getattr("PickleBuffer")?
+                .cast_into()?
+                .unbind(),
             object_reduce: object_attr("__reduce__")?,
             object_reduce_ex: object_attr("__reduce_ex__")?,
             object_getstate: object_attr("__getstate__")?,
@@ -129,7 +142,10 @@ fn types_type(py: Python<'_>, name: &str) -> PyResult<Py<PyType>> {
 
 fn default_settings(py: Python<'_>) -> PyResult<Py<PyDict>> {
     let settings = PyDict::new(py);
-    settings.set_item("protocol", py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?)?;
+    settings.set_item(
+        "protocol",
+        py.import("pickle")?.getattr("DEFAULT_PROTOCOL")?,
+    )?;
     settings.set_item("byref", false)?;
     settings.set_item("fmode", 0)?;
     settings.set_item("recurse", false)?;

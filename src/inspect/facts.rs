@@ -46,7 +46,11 @@ pub struct Tally<K> {
 
 impl<K> Default for Tally<K> {
     fn default() -> Self {
-        Tally { entries: Vec::new(), index: AHashMap::new(), last: None }
+        Tally {
+            entries: Vec::new(),
+            index: AHashMap::new(),
+            last: None,
+        }
     }
 }
 
@@ -63,7 +67,9 @@ impl<K: Clone + Eq + Hash> Tally<K> {
             return Ok(at);
         }
         super::grow(&mut self.entries)?;
-        self.index.try_reserve(1).map_err(|_| WalkError::OutOfMemory)?;
+        self.index
+            .try_reserve(1)
+            .map_err(|_| WalkError::OutOfMemory)?;
         let at = self.entries.len();
         self.entries.push((key.clone(), 1));
         self.index.insert(key, at);

@@ -65,7 +65,10 @@ fn to_pyerr(py: Python<'_>, error: WalkError, offset: usize) -> PyErr {
     };
     let err = InspectError::new_err(format!("{message} (opcode at offset {offset})"));
     let value = err.value(py);
-    match value.setattr("offset", offset).and_then(|_| value.setattr("truncated", truncated)) {
+    match value
+        .setattr("offset", offset)
+        .and_then(|_| value.setattr("truncated", truncated))
+    {
         Ok(()) => err,
         Err(e) => e,
     }
@@ -77,7 +80,9 @@ fn to_dict(py: Python<'_>, facts: Facts, len: usize) -> PyResult<Bound<'_, PyDic
         match global {
             GlobalRef::Named { module, name } => globals.append(("global", module, name, count))?,
             GlobalRef::Extension(code) => globals.append(("extension", code, py.None(), count))?,
-            GlobalRef::Attribute { base, name } => globals.append(("attribute", base, name, count))?,
+            GlobalRef::Attribute { base, name } => {
+                globals.append(("attribute", base, name, count))?
+            }
         }
     }
     let calls = PyList::empty(py);

@@ -53,14 +53,20 @@ impl<'a> Reader<'a> {
     /// A little-endian unsigned integer of `width` bytes (1, 2, 4 or 8).
     pub fn uint(&mut self, width: usize) -> Result<u64, WalkError> {
         let bytes = self.take(width as u64)?;
-        Ok(bytes.iter().rev().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+        Ok(bytes
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
     }
 
     /// A text argument: the bytes up to the next newline, without it (the
     /// newline is consumed). `_pickle.c` fails when there is none.
     pub fn line(&mut self) -> Result<&'a [u8], WalkError> {
         let rest = &self.data[self.pos..];
-        let end = rest.iter().position(|&b| b == b'\n').ok_or(WalkError::Truncated)?;
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or(WalkError::Truncated)?;
         self.pos += end + 1;
         Ok(&rest[..end])
     }

@@ -106,7 +106,10 @@ pub fn walk(data: &[u8]) -> Result<Facts, (WalkError, usize)> {
     };
     loop {
         let at = w.r.pos();
-        let step = w.r.u8().and_then(|op| w.step(op, at)).and_then(|done| w.check_frame_end().map(|()| done));
+        let step =
+            w.r.u8()
+                .and_then(|op| w.step(op, at))
+                .and_then(|done| w.check_frame_end().map(|()| done));
         match step {
             Ok(true) => break,
             Ok(false) => {}
@@ -121,7 +124,9 @@ impl Walker<'_> {
     /// After each opcode: leave the frame at its end, refuse to cross it.
     fn check_frame_end(&mut self) -> Result<(), WalkError> {
         match self.frame_end {
-            Some(end) if self.r.pos() > end => Err(malformed("an opcode crosses the end of its frame")),
+            Some(end) if self.r.pos() > end => {
+                Err(malformed("an opcode crosses the end of its frame"))
+            }
             Some(end) if self.r.pos() == end => {
                 self.frame_end = None;
                 Ok(())
@@ -142,13 +147,14 @@ fn underflow() -> WalkError {
 /// The protocol that introduced `op` (as `pickletools` lists them).
 fn introduced_in(op: u8) -> u8 {
     match op {
-        BININT | BININT1 | BININT2 | BINSTRING | SHORT_BINSTRING | BINUNICODE | BINFLOAT | EMPTY_LIST | APPENDS
-        | EMPTY_TUPLE | EMPTY_DICT | SETITEMS | POP_MARK | BINGET | LONG_BINGET | BINPUT | LONG_BINPUT | OBJ
-        | BINPERSID => 1,
-        LONG1 | LONG4 | NEWTRUE | NEWFALSE | TUPLE1 | TUPLE2 | TUPLE3 | EXT1 | EXT2 | EXT4 | NEWOBJ | PROTO => 2,
+        BININT | BININT1 | BININT2 | BINSTRING | SHORT_BINSTRING | BINUNICODE | BINFLOAT
+        | EMPTY_LIST | APPENDS | EMPTY_TUPLE | EMPTY_DICT | SETITEMS | POP_MARK | BINGET
+        | LONG_BINGET | BINPUT | LONG_BINPUT | OBJ | BINPERSID => 1,
+        LONG1 | LONG4 | NEWTRUE | NEWFALSE | TUPLE1 | TUPLE2 | TUPLE3 | EXT1 | EXT2 | EXT4
+        | NEWOBJ | PROTO => 2,
         BINBYTES | SHORT_BINBYTES => 3,
-        SHORT_BINUNICODE | BINUNICODE8 | BINBYTES8 | EMPTY_SET | ADDITEMS | FROZENSET | NEWOBJ_EX | STACK_GLOBAL
-        | MEMOIZE | FRAME => 4,
+        SHORT_BINUNICODE | BINUNICODE8 | BINBYTES8 | EMPTY_SET | ADDITEMS | FROZENSET
+        | NEWOBJ_EX | STACK_GLOBAL | MEMOIZE | FRAME => 4,
         BYTEARRAY8 | NEXT_BUFFER | READONLY_BUFFER => 5,
         _ => 0,
     }
@@ -159,19 +165,30 @@ fn introduced_in(op: u8) -> u8 {
 fn parse_index(line: &[u8]) -> Result<i64, WalkError> {
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c');
     let start = line.iter().position(|b| !is_space(b)).unwrap_or(line.len());
-    let end = line.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    let end = line
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
     let mut digits = &line[start..end];
     let negative = digits.first() == Some(&b'-');
     if matches!(digits.first(), Some(b'-' | b'+')) {
         digits = &digits[1..];
     }
-    let invalid = || malformed(format!("invalid memo index {:?}", String::from_utf8_lossy(line)));
+    let invalid = || {
+        malformed(format!(
+            "invalid memo index {:?}",
+            String::from_utf8_lossy(line)
+        ))
+    };
     let mut value: i64 = 0;
     let mut previous_digit = false;
     for &b in digits {
         match b {
             b'0'..=b'9' => {
-                value = value.checked_mul(10).and_then(|v| v.checked_add(i64::from(b - b'0'))).ok_or_else(invalid)?;
+                value = value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(i64::from(b - b'0')))
+                    .ok_or_else(invalid)?;
                 previous_digit = true;
             }
             b'_' if previous_digit => previous_digit = false,
@@ -211,7 +228,9 @@ impl Walker<'_> {
 
     /// Close the innermost MARK: the stack height it recorded.
     fn pop_mark(&mut self) -> Result<usize, WalkError> {
-        self.marks.pop().ok_or_else(|| malformed("could not find MARK"))
+        self.marks
+            .pop()
+            .ok_or_else(|| malformed("could not find MARK"))
     }
 
     /// Items from `start` to the top are consumed by a container opcode.
@@ -226,14 +245,23 @@ impl Walker<'_> {
     fn text(&mut self, start: usize, len: usize, encoding: Encoding) -> Result<Value, WalkError> {
         grow(&mut self.texts)?;
         let id = u32::try_from(self.texts.len()).map_err(|_| WalkError::OutOfMemory)?;
-        self.texts.push(Text { start, len, encoding });
+        self.texts.push(Text {
+            start,
+            len,
+            encoding,
+        });
         Ok(Value::Text(id))
     }
 
     /// A counted string argument of `len` bytes, pushed as a str the walk
     /// can read (`ascii_only`: a Python 2 string, a str only when its bytes
     /// are ASCII, whatever the unpickler's `encoding`).
-    fn push_str(&mut self, len: u64, encoding: Encoding, ascii_only: bool) -> Result<(), WalkError> {
+    fn push_str(
+        &mut self,
+        len: u64,
+        encoding: Encoding,
+        ascii_only: bool,
+    ) -> Result<(), WalkError> {
         let start = self.r.skip(len)?;
         let bytes = &self.r.data()[start..self.r.pos()];
         let value = if ascii_only && !bytes.is_ascii() {
@@ -262,7 +290,9 @@ impl Walker<'_> {
         if line.is_empty() {
             return Err(malformed(format!("empty {what} name")));
         }
-        std::str::from_utf8(line).map(str::to_owned).map_err(|_| malformed(format!("{what} name is not UTF-8")))
+        std::str::from_utf8(line)
+            .map(str::to_owned)
+            .map_err(|_| malformed(format!("{what} name is not UTF-8")))
     }
 
     fn global(&mut self, global: GlobalRef) -> Result<GlobalId, WalkError> {
@@ -318,7 +348,12 @@ impl Walker<'_> {
             return Err(underflow());
         }
         let items = &self.stack[start..];
-        let inner = items.iter().filter_map(|&v| self.tuple_info(v)).map(|t| t.depth).max().unwrap_or(0);
+        let inner = items
+            .iter()
+            .filter_map(|&v| self.tuple_info(v))
+            .map(|t| t.depth)
+            .max()
+            .unwrap_or(0);
         let info = TupleInfo {
             depth: inner.saturating_add(1),
             len: items.len(),
@@ -335,7 +370,12 @@ impl Walker<'_> {
 
     /// APPEND(S), SETITEM(S), ADDITEMS: items from `start` to the top go
     /// into the object just below them (`do_append` / `do_setitems`).
-    fn add_items(&mut self, start: usize, method: &'static str, pairs: bool) -> Result<(), WalkError> {
+    fn add_items(
+        &mut self,
+        start: usize,
+        method: &'static str,
+        pairs: bool,
+    ) -> Result<(), WalkError> {
         let len = self.stack.len();
         if start > len || start <= self.fence() {
             return Err(underflow());
@@ -359,11 +399,17 @@ impl Walker<'_> {
             return Ok(Value::Made(None));
         };
         let operands = self.tuple_info(args).map(|t| (t.len, t.first, t.second));
-        let special = self.specials.get(id as usize).copied().unwrap_or(Special::None);
+        let special = self
+            .specials
+            .get(id as usize)
+            .copied()
+            .unwrap_or(Special::None);
         match (special, operands) {
             (Special::Getattr, Some((2, Value::Global(base), name))) => {
                 if let Some(name) = self.string(name) {
-                    return Ok(Value::Global(self.global(GlobalRef::Attribute { base, name })?));
+                    return Ok(Value::Global(
+                        self.global(GlobalRef::Attribute { base, name })?,
+                    ));
                 }
             }
             (Special::Reconstructor, Some((3, Value::Global(cls), base))) => {
@@ -383,7 +429,9 @@ impl Walker<'_> {
         let value = u64::try_from(key)
             .ok()
             .and_then(|k| {
-                let dense = usize::try_from(k).ok().and_then(|i| self.memo.get(i).copied().flatten());
+                let dense = usize::try_from(k)
+                    .ok()
+                    .and_then(|i| self.memo.get(i).copied().flatten());
                 dense.or_else(|| self.sparse_memo.get(&k).copied())
             })
             .ok_or_else(|| malformed(format!("memo key {key} was never stored")))?;
@@ -393,18 +441,24 @@ impl Walker<'_> {
     fn memo_put(&mut self, key: i64) -> Result<(), WalkError> {
         let value = self.top()?;
         let key = u64::try_from(key).map_err(|_| malformed("negative PUT argument"))?;
-        let dense = usize::try_from(key).ok().filter(|&i| key <= self.facts.opcodes || i < self.memo.len());
+        let dense = usize::try_from(key)
+            .ok()
+            .filter(|&i| key <= self.facts.opcodes || i < self.memo.len());
         let fresh = match dense {
             Some(i) => {
                 if i >= self.memo.len() {
-                    self.memo.try_reserve(i + 1 - self.memo.len()).map_err(|_| WalkError::OutOfMemory)?;
+                    self.memo
+                        .try_reserve(i + 1 - self.memo.len())
+                        .map_err(|_| WalkError::OutOfMemory)?;
                     self.memo.resize(i + 1, None);
                 }
                 // A key stored while beyond the dense part moves into it.
                 self.memo[i].replace(value).is_none() && self.sparse_memo.remove(&key).is_none()
             }
             None => {
-                self.sparse_memo.try_reserve(1).map_err(|_| WalkError::OutOfMemory)?;
+                self.sparse_memo
+                    .try_reserve(1)
+                    .map_err(|_| WalkError::OutOfMemory)?;
                 self.sparse_memo.insert(key, value).is_none()
             }
         };
@@ -463,7 +517,8 @@ impl Walker<'_> {
                     self.r.uint(1)?
                 } else {
                     let len = self.r.uint(4)? as u32 as i32;
-                    u64::try_from(len).map_err(|_| malformed("LONG pickle has negative byte count"))?
+                    u64::try_from(len)
+                        .map_err(|_| malformed("LONG pickle has negative byte count"))?
                 };
                 self.r.take(len)?;
                 self.push(Value::Plain)?;
@@ -495,7 +550,8 @@ impl Walker<'_> {
             }
             BINSTRING => {
                 let len = self.r.uint(4)? as u32 as i32;
-                let len = u64::try_from(len).map_err(|_| malformed("BINSTRING pickle has negative byte count"))?;
+                let len = u64::try_from(len)
+                    .map_err(|_| malformed("BINSTRING pickle has negative byte count"))?;
                 self.push_str(len, Encoding::Latin1, true)?;
             }
             STRING => {
@@ -503,7 +559,9 @@ impl Walker<'_> {
                 // escapes and in ASCII.
                 let line_start = self.r.pos();
                 let line = self.r.line()?;
-                let quoted = line.len() >= 2 && line[0] == line[line.len() - 1] && matches!(line[0], b'\'' | b'"');
+                let quoted = line.len() >= 2
+                    && line[0] == line[line.len() - 1]
+                    && matches!(line[0], b'\'' | b'"');
                 if !quoted {
                     return Err(malformed("the STRING opcode argument must be quoted"));
                 }
@@ -593,7 +651,9 @@ impl Walker<'_> {
                 let name = self.pop()?;
                 let module = self.pop()?;
                 let value = match (self.string(module), self.string(name)) {
-                    (Some(module), Some(name)) => Value::Global(self.global(GlobalRef::Named { module, name })?),
+                    (Some(module), Some(name)) => {
+                        Value::Global(self.global(GlobalRef::Named { module, name })?)
+                    }
                     _ => {
                         self.facts.dynamic_globals += 1;
                         Value::Unknown
@@ -710,7 +770,9 @@ impl Walker<'_> {
             }
             FRAME => {
                 if self.frame_end.is_some() {
-                    return Err(malformed("a new frame begins before the end of the current frame"));
+                    return Err(malformed(
+                        "a new frame begins before the end of the current frame",
+                    ));
                 }
                 let len = self.r.uint(8)?;
                 if len > self.r.remaining() as u64 {
@@ -759,7 +821,10 @@ mod tests {
         assert_eq!(names(&facts), ["os.system x1"]);
         assert_eq!(facts.calls.entries.len(), 1);
         assert!(facts.calls.entries[0].0 == Callee::Call(Some(0)));
-        assert_eq!((facts.proto, facts.size, facts.opcodes, facts.memo_size), (Some(4), data.len(), 12, 2));
+        assert_eq!(
+            (facts.proto, facts.size, facts.opcodes, facts.memo_size),
+            (Some(4), data.len(), 12, 2)
+        );
     }
 
     #[test]
@@ -768,14 +833,21 @@ mod tests {
         let data = b"\x80\x04\x8c\x01m\x8c\x01f\x93)R\x8c\x01n\x93)R.";
         let facts = walk(data).unwrap();
         assert_eq!(facts.dynamic_globals, 1);
-        assert!(facts.calls.entries.iter().any(|(c, _)| *c == Callee::Call(None)));
+        assert!(facts
+            .calls
+            .entries
+            .iter()
+            .any(|(c, _)| *c == Callee::Call(None)));
     }
 
     #[test]
     fn getattr_with_known_operands_is_an_attribute_global() {
         let data = b"cbuiltins\ngetattr\ncpathlib\nPath\nVwrite_text\n\x86R.";
         let facts = walk(data).unwrap();
-        assert_eq!(names(&facts), ["builtins.getattr x1", "pathlib.Path x1", "1/write_text x1"]);
+        assert_eq!(
+            names(&facts),
+            ["builtins.getattr x1", "pathlib.Path x1", "1/write_text x1"]
+        );
         assert!(facts.calls.entries.is_empty());
     }
 
@@ -784,7 +856,14 @@ mod tests {
         let data = b"ccopy_reg\n_reconstructor\n(cuuid\nUUID\nc__builtin__\nobject\nNtR}b.";
         let facts = walk(data).unwrap();
         let calls: Vec<Callee> = facts.calls.entries.iter().map(|(c, _)| *c).collect();
-        assert!(calls == [Callee::Call(Some(0)), Callee::Call(Some(2)), Callee::Instance(Some(1), "__setstate__")]);
+        assert!(
+            calls
+                == [
+                    Callee::Call(Some(0)),
+                    Callee::Call(Some(2)),
+                    Callee::Instance(Some(1), "__setstate__")
+                ]
+        );
     }
 
     #[test]
@@ -799,7 +878,10 @@ mod tests {
         let data = b"\x80\x02\x82\x05\x83\x00\x01\x82\x05\x86Pfile-1\n\x8c\x01xQ\x86.";
         let facts = walk(data).unwrap();
         assert_eq!(names(&facts), ["ext 5 x2", "ext 256 x1"]);
-        assert_eq!(facts.persistent_ids, [Some("file-1".to_owned()), Some("x".to_owned())]);
+        assert_eq!(
+            facts.persistent_ids,
+            [Some("file-1".to_owned()), Some("x".to_owned())]
+        );
         assert_eq!(malformed_message(b"\x82\x00."), "EXT specifies code <= 0");
     }
 
@@ -808,7 +890,10 @@ mod tests {
         let data = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00]\x94(K\x01\x8c\x01a\x94e.";
         assert!(walk(data).is_ok());
         for end in 0..data.len() {
-            assert!(matches!(walk(&data[..end]), Err((WalkError::Truncated, _))), "prefix of {end} bytes");
+            assert!(
+                matches!(walk(&data[..end]), Err((WalkError::Truncated, _))),
+                "prefix of {end} bytes"
+            );
         }
     }
 
@@ -819,7 +904,10 @@ mod tests {
             data.extend_from_slice(&(1u64 << 60).to_le_bytes());
             assert!(matches!(walk(&data), Err((WalkError::Truncated, 2))));
         }
-        assert_eq!(malformed_message(b"\x8b\xff\xff\xff\xff."), "LONG pickle has negative byte count");
+        assert_eq!(
+            malformed_message(b"\x8b\xff\xff\xff\xff."),
+            "LONG pickle has negative byte count"
+        );
     }
 
     #[test]
@@ -829,7 +917,10 @@ mod tests {
         assert_eq!(malformed_message(b"(N0."), "unpickling stack underflow");
         assert_eq!(malformed_message(b"N(0."), "ok"); // POP at a mark drops the mark
         assert_eq!(malformed_message(b"t."), "could not find MARK");
-        assert_eq!(malformed_message(b"}(K\x01u."), "odd number of items for SETITEMS");
+        assert_eq!(
+            malformed_message(b"}(K\x01u."),
+            "odd number of items for SETITEMS"
+        );
     }
 
     #[test]
@@ -838,9 +929,18 @@ mod tests {
         assert_eq!(malformed_message(b"Np-1\n."), "negative PUT argument");
         assert_eq!(malformed_message(b"Np1_0\n0g 10 \n."), "ok");
         // Stored beyond the dense part, then the dense part grows past it.
-        assert_eq!(malformed_message(b"Nr\x09\x00\x00\x000NNNNNNNNNNr\x0a\x00\x00\x00h\x09\x94h\x02."), "ok");
-        assert_eq!(malformed_message(b"N\x80\x04."), "PROTO is not the first opcode");
-        assert_eq!(malformed_message(b"\x80\x06N."), "unsupported pickle protocol: 6");
+        assert_eq!(
+            malformed_message(b"Nr\x09\x00\x00\x000NNNNNNNNNNr\x0a\x00\x00\x00h\x09\x94h\x02."),
+            "ok"
+        );
+        assert_eq!(
+            malformed_message(b"N\x80\x04."),
+            "PROTO is not the first opcode"
+        );
+        assert_eq!(
+            malformed_message(b"\x80\x06N."),
+            "unsupported pickle protocol: 6"
+        );
         assert_eq!(malformed_message(b"\xff"), "invalid opcode 0xff");
         let facts = walk(b"\x80\x02Nr\xff\xff\xff\x7f.").unwrap();
         assert_eq!(facts.memo_size, 1 << 31);

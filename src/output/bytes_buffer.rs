@@ -12,7 +12,10 @@ extern "C" {
     // bound by pyo3-ffi. Resizes a bytes object whose only reference the
     // caller holds; on failure it frees the object, sets *obj to NULL and
     // raises MemoryError.
-    fn _PyBytes_Resize(obj: *mut *mut ffi::PyObject, newsize: ffi::Py_ssize_t) -> std::os::raw::c_int;
+    fn _PyBytes_Resize(
+        obj: *mut *mut ffi::PyObject,
+        newsize: ffi::Py_ssize_t,
+    ) -> std::os::raw::c_int;
 }
 
 /// Small enough for CPython's small-object allocator, whose blocks are
@@ -31,7 +34,13 @@ pub struct BytesBuffer<'py> {
 
 impl<'py> BytesBuffer<'py> {
     pub fn new(py: Python<'py>) -> Self {
-        BytesBuffer { py, obj: std::ptr::null_mut(), data: std::ptr::null_mut(), len: 0, cap: 0 }
+        BytesBuffer {
+            py,
+            obj: std::ptr::null_mut(),
+            data: std::ptr::null_mut(),
+            len: 0,
+            cap: 0,
+        }
     }
 
     #[inline]
@@ -42,13 +51,18 @@ impl<'py> BytesBuffer<'py> {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, needed: usize) {
-        let growth = if self.cap < (1 << 20) { self.cap } else { self.cap / 2 };
+        let growth = if self.cap < (1 << 20) {
+            self.cap
+        } else {
+            self.cap / 2
+        };
         let new_cap = needed.max(self.cap + growth).max(INITIAL_CAPACITY);
         // SAFETY: `obj` is null or a bytes object we alone reference, so it
         // may be resized in place; a new one is made when there is none.
         unsafe {
             if self.obj.is_null() {
-                self.obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), new_cap as ffi::Py_ssize_t);
+                self.obj =
+                    ffi::PyBytes_FromStringAndSize(std::ptr::null(), new_cap as ffi::Py_ssize_t);
             } else if _PyBytes_Resize(&mut self.obj, new_cap as ffi::Py_ssize_t) != 0 {
                 self.obj = std::ptr::null_mut();
             }
@@ -72,7 +86,9 @@ impl<'py> BytesBuffer<'py> {
     pub fn extend(&mut self, bytes: &[u8]) {
         self.reserve(bytes.len());
         // SAFETY: `reserve` made room for `bytes.len()` more bytes after `len`.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.add(self.len), bytes.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.add(self.len), bytes.len())
+        };
         self.len += bytes.len();
     }
 

@@ -24,7 +24,11 @@ pub struct Writer<'py> {
 
 impl<'py> Writer<'py> {
     pub fn new(py: Python<'py>) -> Self {
-        Writer { buf: BytesBuffer::new(py), framing: false, frame_start: None }
+        Writer {
+            buf: BytesBuffer::new(py),
+            framing: false,
+            frame_start: None,
+        }
     }
 
     pub fn set_framing(&mut self, on: bool) {
@@ -63,7 +67,9 @@ impl<'py> Writer<'py> {
     /// Close the open frame: fill in its header, or drop the header when the
     /// frame is too small to be worth one.
     pub fn commit_frame(&mut self) {
-        let Some(start) = self.frame_start.take() else { return };
+        let Some(start) = self.frame_start.take() else {
+            return;
+        };
         let frame_len = self.buf.len() - start - FRAME_HEADER_SIZE;
         if frame_len >= FRAME_SIZE_MIN {
             let header = &mut self.buf.as_mut_slice()[start..start + FRAME_HEADER_SIZE];

@@ -119,7 +119,8 @@ pub fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
         unsafe {
             let var = obj.as_ptr() as *const ffi::PyVarObject;
             let size = (*var).ob_size;
-            let digits = (var as *const u8).add(std::mem::size_of::<ffi::PyVarObject>()) as *const u32;
+            let digits =
+                (var as *const u8).add(std::mem::size_of::<ffi::PyVarObject>()) as *const u32;
             match size {
                 0 => return Some(0),
                 1 => return Some(*digits as i64),
@@ -147,7 +148,11 @@ pub fn int_to_le_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let nbytes = (nbits >> 3) + 1;
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item(intern!(py, "signed"), true)?;
-    let bytes = obj.call_method(intern!(py, "to_bytes"), (nbytes, intern!(py, "little")), Some(&kwargs))?;
+    let bytes = obj.call_method(
+        intern!(py, "to_bytes"),
+        (nbytes, intern!(py, "little")),
+        Some(&kwargs),
+    )?;
     let mut data = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
     let n = data.len();
     if n > 1 && data[n - 1] == 0xff && data[n - 2] & 0x80 != 0 {
@@ -176,13 +181,17 @@ impl<'py> Engine<'py> {
             // A persistent id is saved inside the object it stands for, and
             // `persistent_id` may make a new one for each of its parts.
             self.enter_reduction()?;
-            self.stack.extend([Frame::LeaveReduction, Frame::Write(BINPERSID)]);
+            self.stack
+                .extend([Frame::LeaveReduction, Frame::Write(BINPERSID)]);
             self.save(pid, SaveCtx::PID)?;
         } else {
             let text = pid.str()?;
             let text = text.to_str()?;
             if !text.is_ascii() {
-                return Err(pickling_error(self.py, "persistent IDs in protocol 0 must be ASCII strings"));
+                return Err(pickling_error(
+                    self.py,
+                    "persistent IDs in protocol 0 must be ASCII strings",
+                ));
             }
             self.out.write_byte(PERSID);
             self.out.write(text.as_bytes());
@@ -245,7 +254,8 @@ impl<'py> Engine<'py> {
         let x = unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) };
         if self.bin {
             let b = x.to_be_bytes();
-            self.out.write(&[BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            self.out
+                .write(&[BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         } else {
             let repr = obj.repr()?;
             self.out.write_byte(FLOAT);
@@ -263,7 +273,8 @@ impl<'py> Engine<'py> {
                 let ptr = obj.as_ptr();
                 if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
                     let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
-                    let data = std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, len);
+                    let data =
+                        std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, len);
                     self.write_str_payload(data, None)?;
                     self.memo_put(obj);
                     return Ok(());
@@ -277,7 +288,8 @@ impl<'py> Engine<'py> {
                 // Lone surrogates: encode with "surrogatepass", as CPython does.
                 // SAFETY: clearing the UnicodeEncodeError just raised.
                 unsafe { ffi::PyErr_Clear() };
-                let encoded = obj.call_method1(intern!(self.py, "encode"), ("utf-8", "surrogatepass"))?;
+                let encoded =
+                    obj.call_method1(intern!(self.py, "encode"), ("utf-8", "surrogatepass"))?;
                 let bytes = encoded.cast::<PyBytes>()?.as_bytes();
                 self.write_str_payload(bytes, Some(&encoded))?;
             } else {
@@ -298,13 +310,21 @@ impl<'py> Engine<'py> {
                 let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
                 let data = ffi::PyUnicode_DATA(ptr);
                 match ffi::PyUnicode_KIND(ptr) {
-                    ffi::PyUnicode_1BYTE_KIND => {
-                        raw_unicode_escape(std::slice::from_raw_parts(data as *const u8, len).iter().map(|&c| c as u32))
-                    }
-                    ffi::PyUnicode_2BYTE_KIND => {
-                        raw_unicode_escape(std::slice::from_raw_parts(data as *const u16, len).iter().map(|&c| c as u32))
-                    }
-                    _ => raw_unicode_escape(std::slice::from_raw_parts(data as *const u32, len).iter().copied()),
+                    ffi::PyUnicode_1BYTE_KIND => raw_unicode_escape(
+                        std::slice::from_raw_parts(data as *const u8, len)
+                            .iter()
+                            .map(|&c| c as u32),
+                    ),
+                    ffi::PyUnicode_2BYTE_KIND => raw_unicode_escape(
+                        std::slice::from_raw_parts(data as *const u16, len)
+                            .iter()
+                            .map(|&c| c as u32),
+                    ),
+                    _ => raw_unicode_escape(
+                        std::slice::from_raw_parts(data as *const u32, len)
+                            .iter()
+                            .copied(),
+                    ),
                 }
             };
             self.out.write_byte(UNICODE);
@@ -315,7 +335,11 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
-    fn write_str_payload(&mut self, data: &[u8], payload: Option<&Bound<'py, PyAny>>) -> PyResult<()> {
+    fn write_str_payload(
+        &mut self,
+        data: &[u8],
+        payload: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
         let size = data.len();
         let mut header = [0u8; 9];
         let hlen = if size <= 0xff && self.proto >= 4 {
@@ -345,11 +369,17 @@ impl<'py> Engine<'py> {
             // which also loads as a str under Python 2.
             let bytes = obj.cast::<PyBytes>()?;
             let reduce_value = if bytes.as_bytes().is_empty() {
-                PyTuple::new(py, [obj.get_type().into_any(), PyTuple::empty(py).into_any()])?
+                PyTuple::new(
+                    py,
+                    [obj.get_type().into_any(), PyTuple::empty(py).into_any()],
+                )?
             } else {
                 let text = obj.call_method1(intern!(py, "decode"), (intern!(py, "latin1"),))?;
                 let args = PyTuple::new(py, [text, intern!(py, "latin1").clone().into_any()])?;
-                PyTuple::new(py, [self.st.codecs_encode.bind(py).clone(), args.into_any()])?
+                PyTuple::new(
+                    py,
+                    [self.st.codecs_encode.bind(py).clone(), args.into_any()],
+                )?
             };
             return self.save_reduce(&reduce_value, Some(obj));
         }
@@ -417,7 +447,10 @@ impl<'py> Engine<'py> {
 
     pub fn save_picklebuffer(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         if self.proto < 5 {
-            return Err(pickling_error(self.py, "PickleBuffer can only pickled with protocol >= 5"));
+            return Err(pickling_error(
+                self.py,
+                "PickleBuffer can only pickled with protocol >= 5",
+            ));
         }
         let readonly = {
             let view = PickleBufferView::get(obj)?;
@@ -458,7 +491,11 @@ fn raw_unicode_escape(code_points: impl Iterator<Item = u32>) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let escape = |out: &mut Vec<u8>, tag: u8, c: u32, digits: u32| {
         out.extend_from_slice(&[b'\\', tag]);
-        out.extend((0..digits).rev().map(|d| HEX[(c >> (4 * d)) as usize & 0xf]));
+        out.extend(
+            (0..digits)
+                .rev()
+                .map(|d| HEX[(c >> (4 * d)) as usize & 0xf]),
+        );
     };
     let mut out = Vec::new();
     for c in code_points {

@@ -15,7 +15,13 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 use crate::engine::Engine;
 
 /// Attributes that the class machinery makes itself.
-const MADE_BY_TYPE: &[&str] = &["__dict__", "__weakref__", "_abc_impl", "__orig_bases__", "__parameters__"];
+const MADE_BY_TYPE: &[&str] = &[
+    "__dict__",
+    "__weakref__",
+    "_abc_impl",
+    "__orig_bases__",
+    "__parameters__",
+];
 
 /// 64-bit FNV-1a: small, stable across processes and platforms.
 struct Digest(u64);
@@ -46,7 +52,13 @@ fn describe(digest: &mut Digest, value: &Bound<'_, PyAny>, depth: u32) -> PyResu
         return Ok(());
     }
     if value.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
-        for field in ["co_code", "co_names", "co_varnames", "co_filename", "co_firstlineno"] {
+        for field in [
+            "co_code",
+            "co_names",
+            "co_varnames",
+            "co_filename",
+            "co_firstlineno",
+        ] {
             digest.feed_str(&value.getattr(field)?);
         }
         for constant in value.getattr("co_consts")?.cast::<PyTuple>()?.iter() {
@@ -102,15 +114,28 @@ impl<'py> Engine<'py> {
     /// name, bases and attributes (functions by their code), taken the first
     /// time the class is pickled (or as it was loaded) and kept for the life
     /// of the class, so the same class keeps its key when it changes.
-    fn class_key(&self, cls: &Bound<'py, PyAny>, reconstruct: &Bound<'py, PyModule>) -> PyResult<Bound<'py, PyAny>> {
+    fn class_key(
+        &self,
+        cls: &Bound<'py, PyAny>,
+        reconstruct: &Bound<'py, PyModule>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let keys = reconstruct.getattr("_class_keys")?;
-        if let Some(key) = keys.call_method1("get", (cls,)).ok().filter(|k| !k.is_none()) {
+        if let Some(key) = keys
+            .call_method1("get", (cls,))
+            .ok()
+            .filter(|k| !k.is_none())
+        {
             return Ok(key);
         }
-        let key = self.definition_digest(cls)?.into_pyobject(self.py)?.into_any();
+        let key = self
+            .definition_digest(cls)?
+            .into_pyobject(self.py)?
+            .into_any();
         keys.set_item(cls, &key)?;
         // A payload loaded in this same process gets this very class back.
-        reconstruct.getattr("_classes")?.call_method1("setdefault", (&key, cls))?;
+        reconstruct
+            .getattr("_classes")?
+            .call_method1("setdefault", (&key, cls))?;
         Ok(key)
     }
 
@@ -121,7 +146,11 @@ impl<'py> Engine<'py> {
             digest.feed_str(&cls.getattr(attr)?);
         }
         digest.feed_str(&cls.get_type().getattr(intern!(py, "__qualname__"))?);
-        for base in cls.getattr(intern!(py, "__bases__"))?.cast::<PyTuple>()?.iter() {
+        for base in cls
+            .getattr(intern!(py, "__bases__"))?
+            .cast::<PyTuple>()?
+            .iter()
+        {
             digest.feed_str(&base.getattr(intern!(py, "__qualname__"))?);
         }
         for (name, value) in sorted_class_dict(cls)? {
@@ -148,23 +177,32 @@ impl<'py> Engine<'py> {
         // machinery makes itself.
         let slot_names: Vec<String> = match dict.get_item(intern!(py, "__slots__")) {
             Ok(slots) if slots.is_instance_of::<PyString>() => vec![slots.extract()?],
-            Ok(slots) => slots.try_iter()?.map(|s| s.and_then(|s| s.extract())).collect::<PyResult<_>>()?,
+            Ok(slots) => slots
+                .try_iter()?
+                .map(|s| s.and_then(|s| s.extract()))
+                .collect::<PyResult<_>>()?,
             Err(_) => Vec::new(),
         };
         let items = sorted_class_dict(cls)?;
         let is_enum = cls.is_instance(&py.import("enum")?.getattr("EnumMeta")?)?;
         let members = PyDict::new(py);
         if is_enum {
-            for (member_name, member) in cls.getattr(intern!(py, "__members__"))?.call_method0("items")?.try_iter()?.map(|kv| {
-                kv.and_then(|kv| kv.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>())
-            }).collect::<PyResult<Vec<_>>>()? {
+            for (member_name, member) in cls
+                .getattr(intern!(py, "__members__"))?
+                .call_method0("items")?
+                .try_iter()?
+                .map(|kv| kv.and_then(|kv| kv.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()))
+                .collect::<PyResult<Vec<_>>>()?
+            {
                 members.set_item(member_name, member.getattr(intern!(py, "_value_"))?)?;
             }
         }
         let namespace = PyDict::new(py);
         let state = PyDict::new(py);
         for (attr, value) in items {
-            let private_slot = slot_names.iter().any(|s| mangled(s, &name.to_string()) == attr);
+            let private_slot = slot_names
+                .iter()
+                .any(|s| mangled(s, &name.to_string()) == attr);
             if MADE_BY_TYPE.contains(&attr.as_str()) || private_slot {
                 continue;
             }
@@ -195,14 +233,34 @@ impl<'py> Engine<'py> {
         }
 
         let args = if is_enum {
-            PyTuple::new(py, [metaclass, name, bases, key, members.into_any(), namespace.into_any()])?
+            PyTuple::new(
+                py,
+                [
+                    metaclass,
+                    name,
+                    bases,
+                    key,
+                    members.into_any(),
+                    namespace.into_any(),
+                ],
+            )?
         } else {
             PyTuple::new(py, [metaclass, name, bases, key, namespace.into_any()])?
         };
         let make = reconstruct.getattr(if is_enum { "make_enum" } else { "make_class" })?;
         let setstate = reconstruct.getattr("class_setstate")?;
         let none = py.None().into_bound(py);
-        let reduce_value = PyTuple::new(py, [make, args.into_any(), state.into_any(), none.clone(), none, setstate])?;
+        let reduce_value = PyTuple::new(
+            py,
+            [
+                make,
+                args.into_any(),
+                state.into_any(),
+                none.clone(),
+                none,
+                setstate,
+            ],
+        )?;
         self.save_reduce(&reduce_value, Some(cls))
     }
 }
@@ -220,7 +278,13 @@ impl<'py> Engine<'py> {
         if !self.module_by_value(&module)? {
             return Ok(false);
         }
-        let fields = ["__name__", "__bound__", "__constraints__", "__covariant__", "__contravariant__"];
+        let fields = [
+            "__name__",
+            "__bound__",
+            "__constraints__",
+            "__covariant__",
+            "__contravariant__",
+        ];
         let mut args = Vec::with_capacity(fields.len() + 1);
         let mut digest = Digest::new();
         digest.feed(module.as_bytes());
@@ -230,8 +294,14 @@ impl<'py> Engine<'py> {
             args.push(value);
         }
         let name: String = args[0].extract()?;
-        args.push(format!("{name}-{:016x}", digest.0).into_pyobject(py)?.into_any());
-        let make = py.import("turbodill._reconstruct")?.getattr("make_typevar")?;
+        args.push(
+            format!("{name}-{:016x}", digest.0)
+                .into_pyobject(py)?
+                .into_any(),
+        );
+        let make = py
+            .import("turbodill._reconstruct")?
+            .getattr("make_typevar")?;
         let reduce_value = PyTuple::new(py, [make, PyTuple::new(py, args)?.into_any()])?;
         self.save_reduce(&reduce_value, Some(obj))?;
         Ok(true)

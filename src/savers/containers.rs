@@ -12,7 +12,10 @@ use crate::output::opcodes::*;
 
 /// The next `(key, value)` of a dict walk, as owned references.
 #[inline]
-fn dict_next<'py>(dict: &Bound<'py, PyDict>, pos: &mut ffi::Py_ssize_t) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+fn dict_next<'py>(
+    dict: &Bound<'py, PyDict>,
+    pos: &mut ffi::Py_ssize_t,
+) -> Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     let mut key = std::ptr::null_mut();
     let mut value = std::ptr::null_mut();
     // SAFETY: PyDict_Next bounds-checks `pos` against the dict's current
@@ -23,13 +26,18 @@ fn dict_next<'py>(dict: &Bound<'py, PyDict>, pos: &mut ffi::Py_ssize_t) -> Optio
             return None;
         }
         let py = dict.py();
-        Some((Bound::from_borrowed_ptr(py, key), Bound::from_borrowed_ptr(py, value)))
+        Some((
+            Bound::from_borrowed_ptr(py, key),
+            Bound::from_borrowed_ptr(py, value),
+        ))
     }
 }
 
 fn check_dict_size(dict: &Bound<'_, PyDict>, size: isize) -> PyResult<()> {
     if dict.len() as isize != size {
-        return Err(PyRuntimeError::new_err("dictionary changed size during iteration"));
+        return Err(PyRuntimeError::new_err(
+            "dictionary changed size during iteration",
+        ));
     }
     Ok(())
 }
@@ -71,12 +79,17 @@ impl<'py> Engine<'py> {
     /// Ok(true) means they pushed work of their own: the frame must wait
     /// beneath it (see `park`). A value whose key pushed work is queued.
     #[inline]
-    fn save_children(&mut self, first: &Bound<'py, PyAny>, value: Option<Bound<'py, PyAny>>) -> PyResult<bool> {
+    fn save_children(
+        &mut self,
+        first: &Bound<'py, PyAny>,
+        value: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<bool> {
         let depth = self.stack.len();
         self.save(first, SaveCtx::default())?;
         if let Some(value) = value {
             if self.stack.len() > depth {
-                self.stack.insert(depth, Frame::Save(value, SaveCtx::default()));
+                self.stack
+                    .insert(depth, Frame::Save(value, SaveCtx::default()));
                 return Ok(true);
             }
             self.save(&value, SaveCtx::default())?;
@@ -111,7 +124,12 @@ impl<'py> Engine<'py> {
         if !single {
             self.out.write_byte(MARK);
         }
-        self.start(Frame::List(ListFrame { list: list.clone(), next: 0, in_batch: 0, single }))
+        self.start(Frame::List(ListFrame {
+            list: list.clone(),
+            next: 0,
+            in_batch: 0,
+            single,
+        }))
     }
 
     pub fn step_list(&mut self, mut f: ListFrame<'py>) -> PyResult<()> {
@@ -131,11 +149,18 @@ impl<'py> Engine<'py> {
             }
             if f.next >= size {
                 // Only a one-item list emptied before its item was read.
-                return Err(PyRuntimeError::new_err("list changed size during iteration"));
+                return Err(PyRuntimeError::new_err(
+                    "list changed size during iteration",
+                ));
             }
             // SAFETY: `next < size` was checked just above with no Python code
             // run since; the borrowed item is increfed at once.
-            let item = unsafe { Bound::from_borrowed_ptr(self.py, ffi::PyList_GET_ITEM(f.list.as_ptr(), f.next as isize)) };
+            let item = unsafe {
+                Bound::from_borrowed_ptr(
+                    self.py,
+                    ffi::PyList_GET_ITEM(f.list.as_ptr(), f.next as isize),
+                )
+            };
             f.next += 1;
             f.in_batch += 1;
             save_children_or_park!(self, self.save_children(&item, None), Frame::List(f));
@@ -169,7 +194,10 @@ impl<'py> Engine<'py> {
             return Ok(());
         }
         if !self.bin {
-            let iter = dict.call_method0(pyo3::intern!(self.py, "items"))?.try_iter()?.into_any();
+            let iter = dict
+                .call_method0(pyo3::intern!(self.py, "items"))?
+                .try_iter()?
+                .into_any();
             self.push_items(iter, ItemsKind::Dict);
             return Ok(());
         }
@@ -231,14 +259,21 @@ impl<'py> Engine<'py> {
 
     /// The children of one item of an items frame: a value, or the key and
     /// value of a `(key, value)` pair.
-    fn item_children(f: &mut ItemsFrame<'py>, item: Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
+    fn item_children(
+        f: &mut ItemsFrame<'py>,
+        item: Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
         f.index += 1;
         match f.kind {
             ItemsKind::List => Ok((item, None)),
             ItemsKind::Dict => {
                 let pair = match item.cast::<PyTuple>() {
                     Ok(t) if t.len() == 2 => t,
-                    _ => return Err(PyTypeError::new_err("dict items iterator must return 2-tuples")),
+                    _ => {
+                        return Err(PyTypeError::new_err(
+                            "dict items iterator must return 2-tuples",
+                        ))
+                    }
                 };
                 let key = pair.get_item(0)?;
                 f.key = Some(key.clone());
@@ -259,12 +294,16 @@ impl<'py> Engine<'py> {
                     if f.phase == ItemsPhase::Single {
                         self.out.write_byte(one);
                     }
-                    let Some(item) = next_item(&f.iter)? else { return Ok(()) };
+                    let Some(item) = next_item(&f.iter)? else {
+                        return Ok(());
+                    };
                     f.phase = ItemsPhase::Single;
                     item
                 }
                 ItemsPhase::Start => {
-                    let Some(first) = next_item(&f.iter)? else { return Ok(()) };
+                    let Some(first) = next_item(&f.iter)? else {
+                        return Ok(());
+                    };
                     match next_item(&f.iter)? {
                         None => f.phase = ItemsPhase::Single,
                         Some(second) => {
@@ -302,7 +341,12 @@ impl<'py> Engine<'py> {
                     }
                 }
             };
-            save_children_or_park!(self, Self::item_children(&mut f, item).and_then(|(first, value)| self.save_children(&first, value)), Frame::Items(f));
+            save_children_or_park!(
+                self,
+                Self::item_children(&mut f, item)
+                    .and_then(|(first, value)| self.save_children(&first, value)),
+                Frame::Items(f)
+            );
         }
     }
 
@@ -323,7 +367,10 @@ impl<'py> Engine<'py> {
         if !(len <= 3 && self.proto >= 2) {
             self.out.write_byte(MARK);
         }
-        self.start(Frame::Tuple(TupleFrame { tuple: tuple.clone(), next: 0 }))
+        self.start(Frame::Tuple(TupleFrame {
+            tuple: tuple.clone(),
+            next: 0,
+        }))
     }
 
     pub fn step_tuple(&mut self, mut f: TupleFrame<'py>) -> PyResult<()> {
@@ -347,7 +394,11 @@ impl<'py> Engine<'py> {
             self.memo_get(idx);
             return Ok(());
         }
-        self.out.write_byte(if short_form { LEN_TO_TUPLE_OP[len] } else { TUPLE });
+        self.out.write_byte(if short_form {
+            LEN_TO_TUPLE_OP[len]
+        } else {
+            TUPLE
+        });
         self.memo_put(f.tuple.as_any());
         Ok(())
     }
@@ -356,7 +407,12 @@ impl<'py> Engine<'py> {
 
     /// Below protocol 4 sets have no opcodes: `set([items])` via REDUCE.
     fn save_set_by_reduce(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let items = PyList::new(self.py, self.set_iter(obj)?.try_iter()?.collect::<PyResult<Vec<_>>>()?)?;
+        let items = PyList::new(
+            self.py,
+            self.set_iter(obj)?
+                .try_iter()?
+                .collect::<PyResult<Vec<_>>>()?,
+        )?;
         let args = PyTuple::new(self.py, [items])?;
         let reduce_value = PyTuple::new(self.py, [obj.get_type().into_any(), args.into_any()])?;
         self.save_reduce(&reduce_value, Some(obj))
@@ -368,7 +424,8 @@ impl<'py> Engine<'py> {
         if !self.deterministic {
             return Ok(set.try_iter()?.into_any());
         }
-        let items = super::canonical_order(set.try_iter()?.collect::<PyResult<Vec<_>>>()?.into_iter())?;
+        let items =
+            super::canonical_order(set.try_iter()?.collect::<PyResult<Vec<_>>>()?.into_iter())?;
         Ok(PyList::new(self.py, items)?.try_iter()?.into_any())
     }
 
@@ -387,7 +444,12 @@ impl<'py> Engine<'py> {
         }
         self.out.write_byte(MARK);
         let iter = self.set_iter(obj)?;
-        self.start(Frame::Set(SetFrame { set: obj.clone(), iter, size: size as isize, in_batch: 0 }))
+        self.start(Frame::Set(SetFrame {
+            set: obj.clone(),
+            iter,
+            size: size as isize,
+            in_batch: 0,
+        }))
     }
 
     pub fn step_set(&mut self, mut f: SetFrame<'py>) -> PyResult<()> {
@@ -430,7 +492,10 @@ impl<'py> Engine<'py> {
         }
         self.out.write_byte(MARK);
         let iter = self.set_iter(obj)?;
-        self.start(Frame::FrozenSet(FrozenSetFrame { obj: obj.clone(), iter }))
+        self.start(Frame::FrozenSet(FrozenSetFrame {
+            obj: obj.clone(),
+            iter,
+        }))
     }
 
     pub fn step_frozenset(&mut self, f: FrozenSetFrame<'py>) -> PyResult<()> {

@@ -10,8 +10,6 @@ use crate::engine::frames::{deferred, Frame, SaveCtx};
 use crate::engine::Engine;
 use crate::output::opcodes::{MARK, REDUCE, TUPLE};
 
-
-
 impl<'py> Engine<'py> {
     /// Save `obj` if it is one of these descriptors; report whether it was.
     pub fn save_descriptor(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
@@ -21,11 +19,20 @@ impl<'py> Engine<'py> {
         let args = if tp.is(st.staticmethod_type.bind(py)) || tp.is(st.classmethod_type.bind(py)) {
             PyTuple::new(py, [obj.getattr(intern!(py, "__func__"))?])?
         } else if tp.is(st.property_type.bind(py)) {
-            let parts = [intern!(py, "fget"), intern!(py, "fset"), intern!(py, "fdel"), intern!(py, "__doc__")]
-                .map(|name| obj.getattr(name));
+            let parts = [
+                intern!(py, "fget"),
+                intern!(py, "fset"),
+                intern!(py, "fdel"),
+                intern!(py, "__doc__"),
+            ]
+            .map(|name| obj.getattr(name));
             let [fget, fset, fdel, doc] = parts;
             PyTuple::new(py, [fget?, fset?, fdel?, doc?])?
-        } else if st.class_dict_descriptor_types.iter().any(|t| tp.is(t.bind(py))) {
+        } else if st
+            .class_dict_descriptor_types
+            .iter()
+            .any(|t| tp.is(t.bind(py)))
+        {
             self.save_class_dict_entry(obj)?;
             return Ok(true);
         } else {

@@ -35,7 +35,10 @@ pub struct SortedFrozenset {
 impl SortedFrozenset {
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let args = PyTuple::new(py, [self.items.bind(py)])?;
-        PyTuple::new(py, [py.get_type::<PyFrozenSet>().into_any(), args.into_any()])
+        PyTuple::new(
+            py,
+            [py.get_type::<PyFrozenSet>().into_any(), args.into_any()],
+        )
     }
 }
 
@@ -44,11 +47,23 @@ fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
     let py = consts.py();
     if let Ok(fs) = consts.cast::<PyFrozenSet>() {
         let items = PyList::new(py, super::canonical_order(fs.iter())?)?;
-        return Ok(Bound::new(py, SortedFrozenset { items: items.unbind() })?.into_any());
+        return Ok(Bound::new(
+            py,
+            SortedFrozenset {
+                items: items.unbind(),
+            },
+        )?
+        .into_any());
     }
     if let Ok(tuple) = consts.cast::<PyTuple>() {
-        if tuple.iter().any(|c| c.is_instance_of::<PyFrozenSet>() || c.is_instance_of::<PyTuple>()) {
-            let items = tuple.iter().map(|c| canonical_consts(&c)).collect::<PyResult<Vec<_>>>()?;
+        if tuple
+            .iter()
+            .any(|c| c.is_instance_of::<PyFrozenSet>() || c.is_instance_of::<PyTuple>())
+        {
+            let items = tuple
+                .iter()
+                .map(|c| canonical_consts(&c))
+                .collect::<PyResult<Vec<_>>>()?;
             return Ok(PyTuple::new(py, items)?.into_any());
         }
     }
@@ -58,12 +73,23 @@ fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
 /// Names a code object (and the code nested in its constants) may read
 /// from its globals, sorted and without repeats.
 fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
-    fn collect<'py>(code: &Bound<'py, PyAny>, names: &mut Vec<Bound<'py, PyString>>) -> PyResult<()> {
+    fn collect<'py>(
+        code: &Bound<'py, PyAny>,
+        names: &mut Vec<Bound<'py, PyString>>,
+    ) -> PyResult<()> {
         let py = code.py();
-        for name in code.getattr(intern!(py, "co_names"))?.cast::<PyTuple>()?.iter() {
+        for name in code
+            .getattr(intern!(py, "co_names"))?
+            .cast::<PyTuple>()?
+            .iter()
+        {
             names.push(name.cast_into::<PyString>()?);
         }
-        for constant in code.getattr(intern!(py, "co_consts"))?.cast::<PyTuple>()?.iter() {
+        for constant in code
+            .getattr(intern!(py, "co_consts"))?
+            .cast::<PyTuple>()?
+            .iter()
+        {
             if constant.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
                 collect(&constant, names)?;
             }
@@ -72,7 +98,10 @@ fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyStri
     }
     let mut names = Vec::new();
     collect(code, &mut names)?;
-    let mut keyed = names.into_iter().map(|n| Ok((n.to_str()?.to_owned(), n))).collect::<PyResult<Vec<_>>>()?;
+    let mut keyed = names
+        .into_iter()
+        .map(|n| Ok((n.to_str()?.to_owned(), n)))
+        .collect::<PyResult<Vec<_>>>()?;
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     keyed.dedup_by(|a, b| a.0 == b.0);
     Ok(keyed.into_iter().map(|(_, n)| n).collect())
@@ -124,7 +153,10 @@ impl<'py> Engine<'py> {
     /// reference: its name leads back to it from a module other than
     /// `__main__` that is not registered to be pickled by value. `None` when
     /// it goes by value.
-    pub fn reference_location(&self, obj: &Bound<'py, PyAny>) -> PyResult<Option<GlobalLocation<'py>>> {
+    pub fn reference_location(
+        &self,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<GlobalLocation<'py>>> {
         let py = self.py;
         // Cheap refusals first: most objects that go by value are lambdas,
         // locals or from __main__, and a failed lookup costs an exception.
@@ -142,15 +174,24 @@ impl<'py> Engine<'py> {
                 }
             }
         }
-        let Ok(location) = self.locate_global(obj, None) else { return Ok(None) };
-        let module = location.module_name.cast::<PyString>()?.to_cow()?.into_owned();
+        let Ok(location) = self.locate_global(obj, None) else {
+            return Ok(None);
+        };
+        let module = location
+            .module_name
+            .cast::<PyString>()?
+            .to_cow()?
+            .into_owned();
         Ok((!self.module_by_value(&module)?).then_some(location))
     }
 
     /// Modules whose objects travel by value: `__main__`, and modules (or
     /// packages) given to `register_pickle_by_value`.
     pub fn module_by_value(&self, module: &str) -> PyResult<bool> {
-        if module == "__main__" || module == "__mp_main__" || self.session.as_ref().is_some_and(|s| s.name == module) {
+        if module == "__main__"
+            || module == "__mp_main__"
+            || self.session.as_ref().is_some_and(|s| s.name == module)
+        {
             return Ok(true);
         }
         let registered = self.st.by_value_modules.bind(self.py);
@@ -181,7 +222,9 @@ impl<'py> Engine<'py> {
     fn save_function_by_value(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
         let code = func.getattr(intern!(py, "__code__"))?;
-        let globals = func.getattr(intern!(py, "__globals__"))?.cast_into::<PyDict>()?;
+        let globals = func
+            .getattr(intern!(py, "__globals__"))?
+            .cast_into::<PyDict>()?;
         let name = func.getattr(intern!(py, "__name__"))?;
         let closure = func.getattr(intern!(py, "__closure__"))?;
         let function_type = py.get_type::<pyo3::types::PyFunction>().into_any();
@@ -223,7 +266,10 @@ impl<'py> Engine<'py> {
         let py = self.py;
         if let Some(name) = globals.get_item(intern!(py, "__name__"))? {
             self.queue([
-                Frame::Save(intern!(py, "__name__").clone().into_any(), SaveCtx::default()),
+                Frame::Save(
+                    intern!(py, "__name__").clone().into_any(),
+                    SaveCtx::default(),
+                ),
                 Frame::Save(name, SaveCtx::default()),
                 Frame::Write(SETITEM),
             ]);
@@ -233,7 +279,11 @@ impl<'py> Engine<'py> {
 
     /// The closure as a tuple of cells; new cells are made empty and
     /// recorded in `fill` to receive their contents later.
-    fn save_closure_skeleton(&mut self, closure: Bound<'py, PyAny>, fill: Cells<'py>) -> PyResult<()> {
+    fn save_closure_skeleton(
+        &mut self,
+        closure: Bound<'py, PyAny>,
+        fill: Cells<'py>,
+    ) -> PyResult<()> {
         if closure.is_none() {
             self.out.write_byte(NONE);
             return Ok(());
@@ -290,7 +340,11 @@ impl<'py> Engine<'py> {
 
         let used = PyDict::new(py);
         // A session's namespace is restored entry by entry, not from here.
-        let names = if self.is_session_namespace(globals.as_any()) { Vec::new() } else { self.global_names_of(&code)? };
+        let names = if self.is_session_namespace(globals.as_any()) {
+            Vec::new()
+        } else {
+            self.global_names_of(&code)?
+        };
         for name in names {
             if let Some(value) = globals.get_item(&name)? {
                 used.set_item(name, value)?;
@@ -298,14 +352,24 @@ impl<'py> Engine<'py> {
         }
         let mut frames = Vec::new();
         if has_dict || !attributes.is_empty() {
-            let dict = if has_dict { dict } else { py.None().into_bound(py) };
+            let dict = if has_dict {
+                dict
+            } else {
+                py.None().into_bound(py)
+            };
             let state = PyTuple::new(py, [dict, attributes.into_any()])?;
-            frames.extend([Frame::Save(state.into_any(), SaveCtx::default()), Frame::Write(BUILD)]);
+            frames.extend([
+                Frame::Save(state.into_any(), SaveCtx::default()),
+                Frame::Write(BUILD),
+            ]);
         }
         if !used.is_empty() {
             frames.push(deferred(move |e| {
                 e.memo_get_existing(globals.as_any())?;
-                let items = used.call_method0(intern!(e.py, "items"))?.try_iter()?.into_any();
+                let items = used
+                    .call_method0(intern!(e.py, "items"))?
+                    .try_iter()?
+                    .into_any();
                 e.queue([Frame::Write(POP)]);
                 e.push_items(items, ItemsKind::Dict);
                 Ok(())
@@ -321,7 +385,11 @@ impl<'py> Engine<'py> {
                 let slots = PyDict::new(e.py);
                 slots.set_item(intern!(e.py, "cell_contents"), contents)?;
                 let state = PyTuple::new(e.py, [e.py.None().into_bound(e.py), slots.into_any()])?;
-                e.queue([Frame::Save(state.into_any(), SaveCtx::default()), Frame::Write(BUILD), Frame::Write(POP)]);
+                e.queue([
+                    Frame::Save(state.into_any(), SaveCtx::default()),
+                    Frame::Write(BUILD),
+                    Frame::Write(POP),
+                ]);
                 Ok(())
             }));
         }
@@ -341,9 +409,15 @@ impl<'py> Engine<'py> {
         let py = self.py;
         let changed = PyDict::new(py);
         let consts = code.getattr(intern!(py, "co_consts"))?;
-        let first_const = consts.cast::<PyTuple>()?.iter().next().filter(|c| c.is_instance_of::<PyString>());
+        let first_const = consts
+            .cast::<PyTuple>()?
+            .iter()
+            .next()
+            .filter(|c| c.is_instance_of::<PyString>());
         let made_doc = first_const.unwrap_or_else(|| py.None().into_bound(py));
-        let made_module = globals.get_item(intern!(py, "__name__"))?.unwrap_or_else(|| py.None().into_bound(py));
+        let made_module = globals
+            .get_item(intern!(py, "__name__"))?
+            .unwrap_or_else(|| py.None().into_bound(py));
         let [annotations, defaults, doc, kwdefaults, module, qualname] = function_attributes(py);
         for (name, made) in [
             (annotations, None),
@@ -353,7 +427,9 @@ impl<'py> Engine<'py> {
             (module, Some(made_module)),
             (qualname, Some(code.getattr(intern!(py, "co_qualname"))?)),
         ] {
-            let Some(value) = func.getattr_opt(name)? else { continue };
+            let Some(value) = func.getattr_opt(name)? else {
+                continue;
+            };
             let unchanged = match &made {
                 Some(made) => value.is(made) || value.eq(made)?,
                 None => value.is_none() || value.is_instance_of::<PyDict>() && value.len()? == 0,
@@ -373,7 +449,9 @@ impl<'py> Engine<'py> {
             return Ok(names.clone());
         }
         let names = global_names(code)?;
-        self.caches().code_global_names.insert(ObjectKey::new(code), names.clone());
+        self.caches()
+            .code_global_names
+            .insert(ObjectKey::new(code), names.clone());
         Ok(names)
     }
 
@@ -386,7 +464,11 @@ impl<'py> Engine<'py> {
         let mut args = Vec::with_capacity(18);
         for (i, field) in code_fields(py).into_iter().enumerate() {
             let value = code.getattr(field)?;
-            args.push(if i == CO_CONSTS { canonical_consts(&value)? } else { value });
+            args.push(if i == CO_CONSTS {
+                canonical_consts(&value)?
+            } else {
+                value
+            });
         }
         let args = PyTuple::new(py, args)?.into_any();
         let code = code.clone();
@@ -415,7 +497,14 @@ impl<'py> Engine<'py> {
             Err(_) => None,
         };
         let args = PyTuple::empty(py);
-        let reduce_value = PyTuple::new(py, [cell.get_type().into_any(), args.into_any(), state.unwrap_or_else(|| py.None().into_bound(py))])?;
+        let reduce_value = PyTuple::new(
+            py,
+            [
+                cell.get_type().into_any(),
+                args.into_any(),
+                state.unwrap_or_else(|| py.None().into_bound(py)),
+            ],
+        )?;
         self.save_reduce(&reduce_value, Some(cell))
     }
 
@@ -427,7 +516,9 @@ impl<'py> Engine<'py> {
         let name = module.getattr(intern!(py, "__name__"))?;
         let name_str = name.cast::<PyString>()?.to_cow()?.into_owned();
         if self.session.as_ref().is_some_and(|s| s.module.is(module)) {
-            return self.write_persistent_id(PyString::new(py, crate::engine::SESSION_MODULE_PID).as_any());
+            return self.write_persistent_id(
+                PyString::new(py, crate::engine::SESSION_MODULE_PID).as_any(),
+            );
         }
         let imported = self.st.sys_modules.bind(py).get_item(&name).ok();
         if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
@@ -438,12 +529,22 @@ impl<'py> Engine<'py> {
         }
         // A copy, not a walk: hashing a key for a new dict may run Python
         // code that changes the module's namespace under the walk.
-        let namespace = module.getattr(intern!(py, "__dict__"))?.cast::<PyDict>()?.copy()?;
+        let namespace = module
+            .getattr(intern!(py, "__dict__"))?
+            .cast::<PyDict>()?
+            .copy()?;
         if namespace.contains(intern!(py, "__builtins__"))? {
             namespace.del_item(intern!(py, "__builtins__"))?;
         }
         let args = PyTuple::new(py, [name])?;
-        let reduce_value = PyTuple::new(py, [module.get_type().into_any(), args.into_any(), namespace.into_any()])?;
+        let reduce_value = PyTuple::new(
+            py,
+            [
+                module.get_type().into_any(),
+                args.into_any(),
+                namespace.into_any(),
+            ],
+        )?;
         self.save_reduce(&reduce_value, Some(module))
     }
 }

@@ -22,13 +22,17 @@ use crate::engine::{Engine, ObjectKey};
 extern "C" {
     // Exported by libpython (Include/cpython/object.h), not bound by pyo3-ffi:
     // `name` looked up along the MRO of `tp`, as attribute access does.
-    fn _PyType_Lookup(tp: *mut pyo3::ffi::PyTypeObject, name: *mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject;
+    fn _PyType_Lookup(
+        tp: *mut pyo3::ffi::PyTypeObject,
+        name: *mut pyo3::ffi::PyObject,
+    ) -> *mut pyo3::ffi::PyObject;
 }
 
 /// Static (C) types whose instances never take the fast path, by address:
 /// such types live as long as the interpreter and cannot change, so the
 /// answer holds across dumps (numpy arrays, dtypes, ...).
-static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> = std::sync::Mutex::new(None);
+static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> =
+    std::sync::Mutex::new(None);
 
 pub struct Layout<'py> {
     pub cls: Bound<'py, PyAny>,
@@ -46,7 +50,8 @@ impl Layout<'_> {
         // SAFETY: reading two fields of a live type object.
         unsafe {
             let t = tp.as_type_ptr();
-            (*t).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0 && (*t).tp_version_tag == self.version_tag
+            (*t).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0
+                && (*t).tp_version_tag == self.version_tag
         }
     }
 }
@@ -55,7 +60,10 @@ impl<'py> Engine<'py> {
     /// The fast-path layout of instances of `tp`, or `None` when they must
     /// go through `__reduce_ex__`. Decided once per type per dump, and again
     /// if the class changes.
-    pub fn instance_layout(&mut self, tp: &Bound<'py, PyType>) -> PyResult<Option<Rc<Layout<'py>>>> {
+    pub fn instance_layout(
+        &mut self,
+        tp: &Bound<'py, PyType>,
+    ) -> PyResult<Option<Rc<Layout<'py>>>> {
         let key = tp.as_ptr() as usize;
         if let Some(known) = self.caches().instance_layouts.get(&key) {
             if known.as_ref().is_none_or(|layout| layout.is_current(tp)) {
@@ -63,9 +71,16 @@ impl<'py> Engine<'py> {
             }
         }
         // SAFETY: reading the flags of a live type object.
-        let is_static = unsafe { (*tp.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 };
-        if is_static && STATIC_WITHOUT_LAYOUT.lock().is_ok_and(|known| known.as_ref().is_some_and(|k| k.contains(&key))) {
-            self.caches().instance_layouts.insert(ObjectKey::new(tp.as_any()), None);
+        let is_static =
+            unsafe { (*tp.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 };
+        if is_static
+            && STATIC_WITHOUT_LAYOUT
+                .lock()
+                .is_ok_and(|known| known.as_ref().is_some_and(|k| k.contains(&key)))
+        {
+            self.caches()
+                .instance_layouts
+                .insert(ObjectKey::new(tp.as_any()), None);
             return Ok(None);
         }
         let layout = self.classify(tp)?.map(Rc::new);
@@ -74,7 +89,9 @@ impl<'py> Engine<'py> {
                 known.get_or_insert_with(Default::default).insert(key);
             }
         }
-        self.caches().instance_layouts.insert(ObjectKey::new(tp.as_any()), layout.clone());
+        self.caches()
+            .instance_layouts
+            .insert(ObjectKey::new(tp.as_any()), layout.clone());
         Ok(layout)
     }
 
@@ -98,7 +115,8 @@ impl<'py> Engine<'py> {
         // SAFETY: `t` is a live type object; we only read its slots.
         let (basicsize, dictoffset, weaklistoffset, flags) = unsafe {
             // PyObject_GenericGetAttr is exported by libpython: one address.
-            if (*t).tp_getattro.map(|f| f as usize) != Some(ffi::PyObject_GenericGetAttr as *const () as usize)
+            if (*t).tp_getattro.map(|f| f as usize)
+                != Some(ffi::PyObject_GenericGetAttr as *const () as usize)
                 || (*t).tp_new.is_none()
                 || (*t).tp_itemsize != 0
                 || ffi::PyType_IsSubtype(t, &raw mut ffi::PyType_Type) != 0
@@ -107,7 +125,12 @@ impl<'py> Engine<'py> {
             {
                 return Ok(None);
             }
-            ((*t).tp_basicsize, (*t).tp_dictoffset, (*t).tp_weaklistoffset, (*t).tp_flags)
+            (
+                (*t).tp_basicsize,
+                (*t).tp_dictoffset,
+                (*t).tp_weaklistoffset,
+                (*t).tp_flags,
+            )
         };
         let st = self.st;
         for (name, default) in [
@@ -120,12 +143,18 @@ impl<'py> Engine<'py> {
                 _ => return Ok(None),
             }
         }
-        for name in [intern!(py, "__getnewargs_ex__"), intern!(py, "__getnewargs__")] {
+        for name in [
+            intern!(py, "__getnewargs_ex__"),
+            intern!(py, "__getnewargs__"),
+        ] {
             if tp.getattr_opt(name)?.is_some() {
                 return Ok(None);
             }
         }
-        let cached = tp.getattr(intern!(py, "__dict__"))?.get_item(intern!(py, "__slotnames__")).ok();
+        let cached = tp
+            .getattr(intern!(py, "__dict__"))?
+            .get_item(intern!(py, "__slotnames__"))
+            .ok();
         let slotnames = match cached {
             Some(names) => names,
             None => st.copyreg_slotnames.bind(py).call1((tp,))?,
@@ -144,7 +173,9 @@ impl<'py> Engine<'py> {
         // a new object at every level of an endless graph: leave such
         // classes to `__reduce_ex__`, whose reductions nest boundedly.
         for name in slotnames.iter().flatten() {
-            let Ok(name) = name.cast::<pyo3::types::PyString>() else { return Ok(None) };
+            let Ok(name) = name.cast::<pyo3::types::PyString>() else {
+                return Ok(None);
+            };
             // SAFETY: `t` and `name` are live; `_PyType_Lookup` returns a
             // borrowed reference or NULL, whose type is read at once.
             let is_member = unsafe {
@@ -200,14 +231,21 @@ impl<'py> Engine<'py> {
     ) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
         let key = cls.as_ptr() as usize;
         if !self.caches().sentinels.contains_key(&key) {
-            let found = self.py.import("turbodill._reducers")?.getattr("sentinels_of")?.call1((cls,))?;
+            let found = self
+                .py
+                .import("turbodill._reducers")?
+                .getattr("sentinels_of")?
+                .call1((cls,))?;
             let mut names = ahash::AHashMap::new();
             for (id, location) in found.cast::<pyo3::types::PyDict>()?.iter() {
                 names.insert(id.extract::<usize>()?, location.extract()?);
             }
             self.caches().sentinels.insert(ObjectKey::new(cls), names);
         }
-        let Some((module, name)) = self.caches().sentinels[&key].get(&(obj.as_ptr() as usize)).cloned() else {
+        let Some((module, name)) = self.caches().sentinels[&key]
+            .get(&(obj.as_ptr() as usize))
+            .cloned()
+        else {
             return Ok(None);
         };
         // The index goes by `id()` and outlives the objects it names: the
@@ -218,25 +256,40 @@ impl<'py> Engine<'py> {
             Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(self.py) => None,
             Err(err) => return Err(err),
         };
-        Ok(current.is_some_and(|current| current.is(obj)).then_some((module, name)))
+        Ok(current
+            .is_some_and(|current| current.is(obj))
+            .then_some((module, name)))
     }
 
     /// Write `obj` as `cls () NEWOBJ` + state. Returns false, having written
     /// nothing, when this instance overrides the defaults in its own dict.
-    pub fn save_instance(&mut self, obj: &Bound<'py, PyAny>, layout: &Layout<'py>) -> PyResult<bool> {
+    pub fn save_instance(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        layout: &Layout<'py>,
+    ) -> PyResult<bool> {
         use pyo3::intern;
         let py = self.py;
         let dict = if layout.has_dict {
             // SAFETY: `obj` is live and its type has a dict slot;
             // PyObject_GenericGetDict returns a new reference or NULL.
             let dict = unsafe {
-                Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()))?
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+                )?
             };
-            let Ok(dict) = dict.cast_into::<PyDict>() else { return Ok(false) };
+            let Ok(dict) = dict.cast_into::<PyDict>() else {
+                return Ok(false);
+            };
             if dict.is_empty() {
                 None
             } else {
-                for name in [intern!(py, "__reduce_ex__"), intern!(py, "__reduce__"), intern!(py, "__getstate__")] {
+                for name in [
+                    intern!(py, "__reduce_ex__"),
+                    intern!(py, "__reduce__"),
+                    intern!(py, "__getstate__"),
+                ] {
                     if dict.contains(name)? {
                         return Ok(false);
                     }
@@ -274,22 +327,41 @@ impl<'py> Engine<'py> {
             // general way (the state tuple is then a real, memoized object).
             let state = match (&dict, &slots) {
                 (d, Some(s)) => Some(
-                    pyo3::types::PyTuple::new(py, [d.clone().unwrap_or_else(|| py.None().into_bound(py)), s.clone().into_any()])?
-                        .into_any(),
+                    pyo3::types::PyTuple::new(
+                        py,
+                        [
+                            d.clone().unwrap_or_else(|| py.None().into_bound(py)),
+                            s.clone().into_any(),
+                        ],
+                    )?
+                    .into_any(),
                 ),
                 (d, None) => d.clone(),
             };
             self.enter_reduction()?;
-            let tail = ReduceTail { obj: Some(obj.clone()), listitems: None, dictitems: None, state, state_setter: None };
+            let tail = ReduceTail {
+                obj: Some(obj.clone()),
+                listitems: None,
+                dictitems: None,
+                state,
+                state_setter: None,
+            };
             let empty = pyo3::types::PyTuple::empty(py).into_any();
             self.stack.splice(
                 depth..depth,
-                [Frame::ReduceTail(tail), Frame::Write(crate::output::opcodes::NEWOBJ), Frame::Save(empty, SaveCtx::default())],
+                [
+                    Frame::ReduceTail(tail),
+                    Frame::Write(crate::output::opcodes::NEWOBJ),
+                    Frame::Save(empty, SaveCtx::default()),
+                ],
             );
             return Ok(true);
         }
         self.opcode_boundary()?;
-        self.out.write(&[crate::output::opcodes::EMPTY_TUPLE, crate::output::opcodes::NEWOBJ]);
+        self.out.write(&[
+            crate::output::opcodes::EMPTY_TUPLE,
+            crate::output::opcodes::NEWOBJ,
+        ]);
         self.memo_put(obj);
         match slots {
             None => {
@@ -303,7 +375,8 @@ impl<'py> Engine<'py> {
                 self.stack.push(Frame::Write(BUILD));
                 self.stack.push(Frame::MemoAnonymous);
                 self.stack.push(Frame::Write(TUPLE2));
-                self.stack.push(Frame::Save(slots.into_any(), SaveCtx::TEMPORARY));
+                self.stack
+                    .push(Frame::Save(slots.into_any(), SaveCtx::TEMPORARY));
                 let dict = dict.unwrap_or_else(|| py.None().into_bound(py));
                 self.save(&dict, SaveCtx::STATE)?;
             }

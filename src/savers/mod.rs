@@ -17,9 +17,19 @@ use pyo3::types::PyDict;
 use crate::engine::frames::{Frame, SaveCtx};
 
 /// `items` in a canonical order: by type name, then repr.
-pub fn canonical_order<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+pub fn canonical_order<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
     let mut keyed = items
-        .map(|item| Ok(((crate::engine::path::type_name(&item), item.repr()?.to_string()), item)))
+        .map(|item| {
+            Ok((
+                (
+                    crate::engine::path::type_name(&item),
+                    item.repr()?.to_string(),
+                ),
+                item,
+            ))
+        })
         .collect::<PyResult<Vec<_>>>()?;
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(keyed.into_iter().map(|(_, item)| item).collect())
@@ -198,7 +208,11 @@ impl<'py> Engine<'py> {
             } else {
                 return Err(crate::errors::pickling_error(
                     py,
-                    format!("can't pickle '{}' object: {}", tp.name()?, crate::engine::globals::repr_of(obj)),
+                    format!(
+                        "can't pickle '{}' object: {}",
+                        tp.name()?,
+                        crate::engine::globals::repr_of(obj)
+                    ),
                 ));
             }
         };
@@ -206,7 +220,11 @@ impl<'py> Engine<'py> {
     }
 
     /// A `__reduce__` result: a global name, or a reduce tuple.
-    fn save_reduce_value(&mut self, obj: &Bound<'py, PyAny>, reduce_value: &Bound<'py, PyAny>) -> PyResult<()> {
+    fn save_reduce_value(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        reduce_value: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
         if reduce_value.is_instance_of::<pyo3::types::PyString>() {
             if self.save_typevar_by_value(obj)? {
                 return Ok(());
@@ -215,7 +233,10 @@ impl<'py> Engine<'py> {
         }
         match reduce_value.cast::<pyo3::types::PyTuple>() {
             Ok(t) => self.save_reduce(t, Some(obj)),
-            Err(_) => Err(crate::errors::pickling_error(self.py, "__reduce__ must return a string or tuple")),
+            Err(_) => Err(crate::errors::pickling_error(
+                self.py,
+                "__reduce__ must return a string or tuple",
+            )),
         }
     }
 
@@ -223,10 +244,20 @@ impl<'py> Engine<'py> {
     /// Ellipsis and NotImplemented, which have no importable name.
     fn save_type(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py;
-        for singleton in [py.None().into_bound(py), py.Ellipsis().into_bound(py), py.NotImplemented().into_bound(py)] {
+        for singleton in [
+            py.None().into_bound(py),
+            py.Ellipsis().into_bound(py),
+            py.NotImplemented().into_bound(py),
+        ] {
             if obj.is(singleton.get_type()) {
                 let args = pyo3::types::PyTuple::new(py, [singleton])?;
-                let reduce_value = pyo3::types::PyTuple::new(py, [py.get_type::<pyo3::types::PyType>().into_any(), args.into_any()])?;
+                let reduce_value = pyo3::types::PyTuple::new(
+                    py,
+                    [
+                        py.get_type::<pyo3::types::PyType>().into_any(),
+                        args.into_any(),
+                    ],
+                )?;
                 return self.save_reduce(&reduce_value, Some(obj));
             }
         }
@@ -234,18 +265,27 @@ impl<'py> Engine<'py> {
     }
 
     /// `turbodill._reducers.reducer_for(tp)`, decided once per type per dump.
-    fn long_tail_reducer(&mut self, tp: &Bound<'py, pyo3::types::PyType>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn long_tail_reducer(
+        &mut self,
+        tp: &Bound<'py, pyo3::types::PyType>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let key = tp.as_ptr() as usize;
         if let Some(known) = self.caches().long_tail_reducers.get(&key) {
             return Ok(known.clone());
         }
         let py = self.py;
-        let cache = REDUCER_CACHE.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
+        let cache = REDUCER_CACHE
+            .get_or_init(py, || PyDict::new(py).unbind())
+            .bind(py);
         let reducer = match cache.get_item(tp)? {
             Some(known) => known,
             None => {
                 let reducer_for = REDUCER_FOR
-                    .get_or_try_init(py, || py.import("turbodill._reducers")?.getattr("reducer_for").map(Bound::unbind))?
+                    .get_or_try_init(py, || {
+                        py.import("turbodill._reducers")?
+                            .getattr("reducer_for")
+                            .map(Bound::unbind)
+                    })?
                     .bind(py);
                 let reducer = reducer_for.call1((tp,))?;
                 if cache.len() >= MAX_CACHED_TYPES {
@@ -256,7 +296,9 @@ impl<'py> Engine<'py> {
             }
         };
         let reducer = (!reducer.is_none()).then_some(reducer);
-        self.caches().long_tail_reducers.insert(ObjectKey::new(tp.as_any()), reducer.clone());
+        self.caches()
+            .long_tail_reducers
+            .insert(ObjectKey::new(tp.as_any()), reducer.clone());
         Ok(reducer)
     }
 }

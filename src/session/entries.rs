@@ -17,11 +17,23 @@ pub fn _session_pickle_entries<'py>(
     protocol: u8,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = module.py();
-    let name = module.getattr(pyo3::intern!(py, "__name__"))?.extract::<String>()?;
-    let namespace = module.getattr(pyo3::intern!(py, "__dict__"))?.cast_into::<PyDict>()?;
-    let opts = Options { protocol, fix_imports: true, ..Default::default() };
+    let name = module
+        .getattr(pyo3::intern!(py, "__name__"))?
+        .extract::<String>()?;
+    let namespace = module
+        .getattr(pyo3::intern!(py, "__dict__"))?
+        .cast_into::<PyDict>()?;
+    let opts = Options {
+        protocol,
+        fix_imports: true,
+        ..Default::default()
+    };
     let mut engine = Engine::new(py, opts, Hooks::default(), Some(Memo::default()), None)?;
-    engine.session = Some(SessionScope { module: module.clone(), namespace, name });
+    engine.session = Some(SessionScope {
+        module: module.clone(),
+        namespace,
+        name,
+    });
     engine.memoize_opcode = false;
     let results = PyList::empty(py);
     for entry in entries.iter() {

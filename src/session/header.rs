@@ -58,9 +58,15 @@ pub struct SessionHeader {
 /// The start of a session file for `header` (a dict with the fields of
 /// `SessionHeader`).
 #[pyfunction]
-pub fn _session_pack_header<'py>(py: Python<'py>, header: SessionHeader) -> PyResult<Bound<'py, PyBytes>> {
-    let body = rmp_serde::to_vec_named(&header).map_err(|e| PyValueError::new_err(format!("session header: {e}")))?;
-    let len = u32::try_from(body.len()).ok().filter(|&n| n <= MAX_HEADER_SIZE);
+pub fn _session_pack_header<'py>(
+    py: Python<'py>,
+    header: SessionHeader,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let body = rmp_serde::to_vec_named(&header)
+        .map_err(|e| PyValueError::new_err(format!("session header: {e}")))?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&n| n <= MAX_HEADER_SIZE);
     let len = len.ok_or_else(|| PyValueError::new_err("session header too large"))?;
     let mut out = Vec::with_capacity(MAGIC.len() + 4 + body.len());
     out.extend_from_slice(MAGIC);
@@ -76,8 +82,13 @@ pub const SESSION_PREFIX_SIZE: usize = MAGIC.len() + 4;
 /// whole prefix and header, to read before `_session_read_header`.
 #[pyfunction]
 pub fn _session_header_size(prefix: &[u8]) -> PyResult<usize> {
-    let rest = prefix.strip_prefix(MAGIC).ok_or_else(|| invalid("bad signature"))?;
-    let len = rest.first_chunk::<4>().map(|len| u32::from_le_bytes(*len)).ok_or_else(|| invalid("truncated header"))?;
+    let rest = prefix
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| invalid("bad signature"))?;
+    let len = rest
+        .first_chunk::<4>()
+        .map(|len| u32::from_le_bytes(*len))
+        .ok_or_else(|| invalid("truncated header"))?;
     if len > MAX_HEADER_SIZE {
         return Err(invalid("header size out of range"));
     }
@@ -93,7 +104,8 @@ pub fn _session_read_header(data: &[u8]) -> PyResult<SessionHeader> {
     if data.len() != size {
         return Err(invalid("truncated header"));
     }
-    rmp_serde::from_slice(&data[SESSION_PREFIX_SIZE..]).map_err(|e| invalid(&format!("corrupt header ({e})")))
+    rmp_serde::from_slice(&data[SESSION_PREFIX_SIZE..])
+        .map_err(|e| invalid(&format!("corrupt header ({e})")))
 }
 
 fn invalid(why: &str) -> PyErr {

@@ -14,4 +14,6 @@ mod entries;
 mod header;
 
 pub use entries::_session_pickle_entries;
-pub use header::{_session_header_size, _session_pack_header, _session_read_header, SESSION_PREFIX_SIZE};
+pub use header::{
+    _session_header_size, _session_pack_header, _session_read_header, SESSION_PREFIX_SIZE,
+};
