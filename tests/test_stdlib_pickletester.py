@@ -130,9 +130,7 @@ class TurbodillIdPersPicklerTests(stdlib_wiring.PyIdPersPicklerTests):
     unpickler = _pickle.Unpickler
 
 
-class TurbodillPicklerUnpicklerObjectTests(
-    pickletester.AbstractPicklerUnpicklerObjectTests, unittest.TestCase
-):
+class TurbodillPicklerUnpicklerObjectTests(pickletester.AbstractPicklerUnpicklerObjectTests, unittest.TestCase):
     pickler_class = turbodill.Pickler
     unpickler_class = _pickle.Unpickler
 
@@ -144,9 +142,7 @@ class TurbodillDispatchTableTests(pickletester.AbstractDispatchTableTests, unitt
         return pickle.dispatch_table.copy()
 
 
-class TurbodillChainDispatchTableTests(
-    pickletester.AbstractDispatchTableTests, unittest.TestCase
-):
+class TurbodillChainDispatchTableTests(pickletester.AbstractDispatchTableTests, unittest.TestCase):
     pickler_class = turbodill.Pickler
 
     def get_dispatch_table(self):
