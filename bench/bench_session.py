@@ -24,7 +24,6 @@ import json
 import random
 import statistics
 import sys
-import time
 import types
 
 import dill

@@ -104,7 +104,10 @@ def test_register_pickle_by_value_checks_its_argument():
 
 
 def test_deterministic_sets_across_hash_seeds():
-    code = "import sys, turbodill; sys.stdout.buffer.write(turbodill.dumps([{'alpha', 'beta', 'gamma', 'delta'}, frozenset({'x', 'y', 'z'})], deterministic=True))"
+    code = (
+        "import sys, turbodill; sys.stdout.buffer.write(turbodill.dumps("
+        "[{'alpha', 'beta', 'gamma', 'delta'}, frozenset({'x', 'y', 'z'})], deterministic=True))"
+    )
     outs = {
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}

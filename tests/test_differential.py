@@ -18,8 +18,8 @@ import fractions
 import functools
 import io
 import math
-import pickle
 import os
+import pickle
 import pickletools
 import reprlib
 import struct
@@ -28,11 +28,10 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, note, settings, strategies as st
 
-import turbodill
 import _diff_types as T
+import turbodill
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
 assert PROTOCOLS == (0, 1, 2, 3, 4, 5)

@@ -22,8 +22,7 @@ import attrs
 import msgpack
 import ormsgpack
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import turbodill.msgpack as tm
 from turbodill.msgpack import DecodeError, EncodeError, MsgpackError

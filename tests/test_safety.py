@@ -26,8 +26,7 @@ import zoneinfo
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import turbodill
 from turbodill import ForbiddenGlobalError, InspectError, SignatureError, UnsafePickleError

@@ -6,12 +6,11 @@ wires its abstract test classes to the C pickler. We wire the same classes
 turbodill's pickler, loading with the C unpickler as turbodill does.
 """
 
+import _pickle
 import collections
-import io
 import pickle
 import unittest
 
-import _pickle
 import test.test_pickle as stdlib_wiring
 from test import pickletester
 

@@ -22,14 +22,14 @@ from pickle import (
 
 from . import _restricted, _signing, detect, msgpack
 from ._allowlist import ForbiddenGlobalError, UnsafePickleError
-from ._inspect import InspectReport, inspect
+from ._inspect import InspectReport, inspect as inspect
 from ._native import (
     HIGHEST_PROTOCOL,
     InspectError,
     Pickler,
     PicklerMemoProxy,
     UnpicklableError,
-    __version__,
+    __version__ as __version__,
     _by_value_modules,
     dump,
     dumps,

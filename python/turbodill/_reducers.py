@@ -12,10 +12,10 @@ whose callables are stdlib functions or the stable names in
 """
 
 import _thread
+import collections
 import contextvars
 import functools
 import io
-import os
 import re
 import struct
 import sys
@@ -191,9 +191,7 @@ _REDUCERS = {
     BaseException: _reduce_exception,
 }
 
-import collections as _collections
-
-_od = _collections.OrderedDict()
+_od = collections.OrderedDict()
 _REDUCERS.update(
     {type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view}
 )
