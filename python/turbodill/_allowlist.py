@@ -26,6 +26,7 @@ explicitly allows calling it on anything.
 """
 
 from pickle import UnpicklingError
+from typing import Any
 
 GETATTR = "builtins.getattr"
 
@@ -143,7 +144,7 @@ class Allowlist:
 
     __slots__ = ("_callables", "_values", "_modules", "explicit_getattr")
 
-    _cache = {}
+    _cache: dict[Any, "Allowlist"] = {}
 
     def __init__(self, allow):
         entries = (allow,) if isinstance(allow, str) else tuple(allow)

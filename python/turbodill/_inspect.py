@@ -14,6 +14,7 @@ from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 
 from . import _native, _signing
 from ._allowlist import Allowlist
+from ._typing import Buffer
 
 DATA = Allowlist("data")
 
@@ -145,7 +146,7 @@ def report(findings, signed=False):
     )
 
 
-def inspect(data, *, fix_imports=True):
+def inspect(data: Buffer, *, fix_imports: bool = True) -> InspectReport:
     """Report what loading ``data`` (a pickle, or a signed envelope holding
     one) would import and call, without importing or running anything.
     Malformed input raises ``InspectError`` (an ``UnpicklingError``)."""
