@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import re
 import signal
 import stat
 import subprocess
@@ -453,3 +454,138 @@ def test_ipython_shell_state_is_not_saved():
     turbodill.dump_module(buffer, module=plain)
     buffer.seek(0)
     assert [e.name for e in turbodill.session_info(buffer).entries] == ["__doc__", "In", "_1"]
+
+
+# ---- signed sessions ----------------------------------------------------------
+
+SIGNED_SCRIPT = """
+import turbodill
+base = 5
+def add_base(v):
+    return v + base
+class Point:
+    def __init__(self, x):
+        self.x = x
+origin = Point(0)
+turbodill.dump_session("signed.pkl", key=b"k1")
+"""
+
+SIGNED_CHECK = """
+import turbodill
+turbodill.load_session("signed.pkl", key=[b"k0", b"k1"])  # rotation: any accepted key
+assert add_base(1) == 6 and isinstance(origin, Point) and origin.x == 0
+print("restored")
+"""
+
+
+def test_signed_session_round_trip_in_fresh_interpreter(tmp_path):
+    run(SIGNED_SCRIPT, cwd=tmp_path)
+    assert run(SIGNED_CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
+    path = tmp_path / "signed.pkl"
+    info = turbodill.session_info(path, key=b"k1")
+    assert info.signed and info.size == os.path.getsize(path)
+    assert [e.name for e in info.entries if not e.name.startswith("__")] == [
+        "turbodill",
+        "base",
+        "add_base",
+        "Point",
+        "origin",
+    ]
+    assert not turbodill.session_info(_unsigned_session(tmp_path)).signed
+    namespace = turbodill.load_module_asdict(path, key="k1")  # str keys are their UTF-8 bytes
+    assert namespace["add_base"](2) == 7
+
+
+def _unsigned_session(tmp_path):
+    module = types.ModuleType("plain_state")
+    module.value = 1
+    return turbodill.dump_module(tmp_path / "unsigned.pkl", module=module)
+
+
+def _signature_error(call):
+    with pytest.raises(turbodill.SignatureError) as raised:
+        call()
+    return str(raised.value)
+
+
+def test_signed_and_unsigned_sessions_are_refused_the_other_way_with_the_payload_errors(tmp_path):
+    run(SIGNED_SCRIPT, cwd=tmp_path)
+    signed, unsigned = tmp_path / "signed.pkl", _unsigned_session(tmp_path)
+    without_key = _signature_error(lambda: turbodill.loads(turbodill.dumps(1, key=b"k1")))
+    with_key = _signature_error(lambda: turbodill.loads(turbodill.dumps(1), key=b"k1"))
+    loaders = (turbodill.load_session, turbodill.load_module, turbodill.load_module_asdict, turbodill.session_info)
+    for load in loaders:
+        assert _signature_error(lambda: load(signed)) == without_key
+        assert _signature_error(lambda: load(unsigned, key=b"k1")) == with_key
+        assert "not among the accepted keys" in _signature_error(lambda: load(signed, key=b"other"))
+    assert "left" not in sys.modules["__main__"].__dict__  # nothing was loaded into the caller's module
+
+
+def test_every_byte_of_a_signed_session_is_checked_before_any_entry_runs(tmp_path):
+    marker = tmp_path / "executed"
+    module = types.ModuleType("evil_state")
+    module.evil = Touch(str(marker))
+    buffer = io.BytesIO()
+    turbodill.dump_module(buffer, module=module, key=b"k")
+    data = buffer.getvalue()
+    envelope = 52  # magic, version, algorithm, key id, length, tag
+    header_end = envelope + _native._session_header_size(data[envelope : envelope + _native._SESSION_PREFIX_SIZE])
+    # each field of the envelope, the session's header (module name, entry sizes...) and the entry
+    for offset in sorted({*range(0, envelope, 3), *range(envelope, header_end, 7), *range(header_end, len(data))}):
+        changed = bytearray(data)
+        changed[offset] ^= 0x20
+        for load in (turbodill.load_module_asdict, turbodill.session_info):
+            with pytest.raises(turbodill.SignatureError):
+                load(io.BytesIO(changed), key=b"k")
+    for cut in (1, envelope, header_end, len(data) - 1):
+        with pytest.raises(turbodill.SignatureError):
+            turbodill.load_module_asdict(io.BytesIO(data[:cut]), key=b"k")
+    with pytest.raises(turbodill.SignatureError, match="truncated or extended"):
+        turbodill.load_module_asdict(io.BytesIO(data + b"."), key=b"k")
+    assert not marker.exists()
+    turbodill.load_module_asdict(io.BytesIO(data), key=b"k")  # the intact file does run it
+    assert marker.exists()
+
+
+def test_cli_session_info_of_a_signed_session(tmp_path):
+    run(SIGNED_SCRIPT, cwd=tmp_path)
+    cli = [sys.executable, "-m", "turbodill", "session-info", "signed.pkl"]
+    refused = subprocess.run(cli, cwd=tmp_path, capture_output=True)
+    assert refused.returncode == 2 and b"give its key with --key-env VAR" in refused.stderr
+    env = dict(os.environ, SESSION_KEY="k1")
+    shown = subprocess.run([*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, capture_output=True, env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(b"signed session of module '__main__'") and b"add_base" in shown.stdout
+    wrong = subprocess.run(
+        [*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, capture_output=True, env={**env, "SESSION_KEY": "k2"}
+    )
+    assert wrong.returncode == 2 and b"not among the accepted keys" in wrong.stderr
+
+
+# ---- temporary files of killed dumps ---------------------------------------
+
+
+def test_temp_file_of_a_killed_dump_is_removed_by_the_next_dump(tmp_path):
+    run("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    script = """
+    import os, signal, turbodill
+    version = 2
+    print(os.getpid(), flush=True)
+    os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # killed with the data written, before the rename
+    turbodill.dump_session("s.pkl")
+    """
+    killed = run(script, cwd=tmp_path, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    [left] = [name for name in os.listdir(tmp_path) if name != "s.pkl"]
+    assert left.startswith(".s.pkl.") and left.endswith(".tmp")
+    pid, host = re.fullmatch(r"\.s\.pkl\.(\d+)@(.+)\.[^.]+\.tmp", left).groups()
+    assert int(pid) == int(killed.stdout) and host
+    # other temporary files of this target: a live writer's (this test's), another host's, another target's
+    live = f".s.pkl.{os.getpid()}@{host}.abcdefgh.tmp"
+    elsewhere = f".s.pkl.{pid}@not-{host}.abcdefgh.tmp"
+    other_target = f".t.pkl.{pid}@{host}.abcdefgh.tmp"
+    for name in (live, elsewhere, other_target):
+        (tmp_path / name).write_bytes(b"partial")
+    run("import turbodill\nversion = 3\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(["s.pkl", live, elsewhere, other_target])
+    assert turbodill.load_module_asdict(tmp_path / "s.pkl")["version"] == 3

@@ -154,7 +154,7 @@ def load(
         return _pickle.load(file, **kwds)
     except UnpicklingError as e:
         if e.args == _SIGNED_FIRST_BYTE:
-            raise SignatureError("the payload is signed: pass key= to check and load it") from None
+            raise SignatureError(_signing.SIGNED_WITHOUT_KEY) from None
         raise
 
 
