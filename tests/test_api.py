@@ -5,13 +5,12 @@ import math
 import os
 import pickle
 import socket
-import subprocess
 import sys
-import textwrap
 import types
 
 import pytest
 
+import _subproc
 import turbodill
 
 
@@ -87,10 +86,10 @@ def test_register_pickle_by_value_ships_a_module_workers_lack(tmp_path):
     assert turbodill.list_registry_pickle_by_value() == {{'mylib'}}
     sys.stdout.buffer.write(turbodill.dumps(mylib.triple))
     """
-    data = subprocess.run([sys.executable, "-c", textwrap.dedent(dump)], capture_output=True, check=True).stdout
+    data = _subproc.code(dump).stdout
     # The loader has no mylib on its path.
     load = "import pickle, sys; f = pickle.loads(sys.stdin.buffer.read()); assert f(2) == 6; print('ok')"
-    out = subprocess.run([sys.executable, "-c", load], input=data, capture_output=True, check=True).stdout
+    out = _subproc.code(load, stdin=data).stdout
     assert out.strip() == b"ok"
 
 
@@ -108,12 +107,7 @@ def test_deterministic_sets_across_hash_seeds():
         "import sys, turbodill; sys.stdout.buffer.write(turbodill.dumps("
         "[{'alpha', 'beta', 'gamma', 'delta'}, frozenset({'x', 'y', 'z'})], deterministic=True))"
     )
-    outs = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}
-        ).stdout
-        for seed in ("0", "1", "2", "3")
-    }
+    outs = {_subproc.code(code, env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("0", "1", "2", "3")}
     assert len(outs) == 1
     assert pickle.loads(outs.pop()) == [{"alpha", "beta", "gamma", "delta"}, frozenset({"x", "y", "z"})]
 
@@ -126,7 +120,7 @@ def test_byref_pickles_main_classes_by_reference():
     assert b'make_class' in by_value and b'make_class' not in by_ref and b'__main__' in by_ref
     print('ok')
     """
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, check=True).stdout
+    out = _subproc.code(code).stdout
     assert out.strip() == b"ok"
 
 

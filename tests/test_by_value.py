@@ -3,11 +3,11 @@
 in another, fresh interpreter that never saw them."""
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+import _subproc
 
 DUMP = """
 import sys, {lib}
@@ -24,19 +24,12 @@ print("checked")
 """
 
 
-def run(code, stdin=b"", *, env=None, isolated=False):
-    args = [sys.executable] + (["-I", "-S"] if isolated else []) + ["-c", textwrap.dedent(code)]
-    proc = subprocess.run(args, input=stdin, capture_output=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
-
-
 def dump_in_main(definitions, expr, lib="turbodill", env=None):
-    return run(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env)
+    return _subproc.code(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env).stdout
 
 
 def load_fresh(data, check, *, isolated=False, loader="pickle"):
-    out = run(LOAD.format(check=textwrap.dedent(check), loader=loader), data, isolated=isolated)
+    out = _subproc.code(LOAD.format(check=textwrap.dedent(check), loader=loader), stdin=data, isolated=isolated).stdout
     assert out.strip().endswith(b"checked")
 
 
@@ -415,7 +408,7 @@ def test_unpicklable_objects_name_their_type_and_path():
     except turbodill.PicklingError as e:
         print(type(e).__name__, e, e.__notes__)
     """
-    out = run(code).decode()
+    out = _subproc.code(code).stdout.decode()
     assert "UnpicklableError cannot pickle 'socket' object" in out
     assert "obj['clients'][0].conn" in out
 

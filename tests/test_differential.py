@@ -23,14 +23,13 @@ import pickle
 import pickletools
 import reprlib
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings, strategies as st
 
 import _diff_types as T
+import _subproc
 import turbodill
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
@@ -1199,17 +1198,10 @@ def test_infinitely_recursive_reduce_raises(case, protocol):
     turbodill must raise too rather than grow its heap work stack forever.
     Run in a child process capped at 512 MiB of address space and 15 s."""
     env = dict(os.environ, RUST_BACKTRACE="0")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _SELF_REFERENCE_CHILD, os.path.dirname(__file__), case, str(protocol)],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            env=env,
-        )
-        out, err, rc = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as e:
-        out, err, rc = (e.stdout or b"").decode(), (e.stderr or b"").decode(), "timeout"
+    proc = _subproc.code(
+        _SELF_REFERENCE_CHILD, os.path.dirname(__file__), case, protocol, text=True, timeout=15, env=env, check=False
+    )
+    out, err, rc = proc.stdout, proc.stderr, proc.returncode
     lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
     assert lines.get("pickle") == "RecursionError", out + err[-2000:]
     assert "turbodill" in lines, (

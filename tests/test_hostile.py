@@ -22,7 +22,6 @@ import json
 import os
 import pickle
 import resource
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -30,6 +29,7 @@ import types
 
 import pytest
 
+import _subproc
 import turbodill
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
@@ -719,18 +719,8 @@ def run_child(group, timeout=300, address_space=None):
 
     code = "import sys; sys.path.insert(0, sys.argv[1]); import test_hostile; test_hostile._child_main(sys.argv[2])"
     env = dict(os.environ, RUST_BACKTRACE="0", PYTHONFAULTHANDLER="1")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", code, HERE, group],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            preexec_fn=limit,
-        )
-        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as e:
-        stdout, stderr, rc = (e.stdout or b"").decode(), (e.stderr or b"").decode(), "timeout"
+    proc = _subproc.code(code, HERE, group, text=True, timeout=timeout, env=env, preexec_fn=limit, check=False)
+    stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
     results, started = {}, None
     for line in stdout.splitlines():
         msg = json.loads(line)

@@ -9,7 +9,6 @@ import enum
 import io
 import math
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ import ormsgpack
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import _subproc
 import turbodill.msgpack as tm
 from turbodill.msgpack import DecodeError, EncodeError, MsgpackError
 
@@ -733,7 +733,7 @@ def test_loading_in_a_fresh_interpreter_imports_nothing_new():
         "print(sorted(set(sys.modules) - before))"
     )
     payload = real_payload_for_subprocess()
-    out = subprocess.run([sys.executable, "-c", code, payload.hex()], capture_output=True, text=True, check=True)
+    out = _subproc.code(code, payload.hex(), text=True)
     assert out.stdout.strip() == "[]"
 
 

@@ -17,8 +17,6 @@ import pathlib
 import pickle
 import pickletools
 import random
-import subprocess
-import sys
 import textwrap
 import time
 import uuid
@@ -28,6 +26,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import _subproc
 import turbodill
 from turbodill import ForbiddenGlobalError, InspectError, SignatureError, UnsafePickleError
 
@@ -263,7 +262,7 @@ def test_forbidden_modules_are_not_imported():
         print("ok")
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    out = _subproc.code(script, text=True)
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -557,7 +556,7 @@ def test_walk_agrees_with_pickletools_and_the_unpickler(obj, protocol, use_turbo
 
 def test_cli_inspect(tmp_path):
     def cli(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "turbodill", "inspect", *args], input=stdin, capture_output=True)
+        return _subproc.python(["-m", "turbodill", "inspect", *args], stdin=stdin, check=False)
 
     data_file, code_file, bad_file = tmp_path / "data.pkl", tmp_path / "code.pkl", tmp_path / "bad.pkl"
     data_file.write_bytes(pickle.dumps(realistic_data(), 3))

@@ -10,29 +10,16 @@ import pickle
 import re
 import signal
 import stat
-import subprocess
 import sys
 import textwrap
 import types
 
 import pytest
 
+import _subproc
 import turbodill
 from turbodill import _native
 from turbodill.session import SessionError, SessionVersionError, SessionWarning
-
-
-def run(code, *, cwd, env=None, check=True):
-    """Run `code` as a script (its `__main__`) in a fresh interpreter."""
-    script = os.path.join(cwd, "main_script.py")
-    with open(script, "w") as f:
-        f.write(textwrap.dedent(code))
-    proc = subprocess.run([sys.executable, script], cwd=cwd, capture_output=True, env=env, timeout=120)
-    os.unlink(script)
-    if check:
-        assert proc.returncode == 0, proc.stderr.decode()
-    return proc
-
 
 SCRIPT = """
 import collections, math, socket, threading, warnings
@@ -105,14 +92,14 @@ print("restored")
 
 
 def test_session_round_trip_in_fresh_interpreter(tmp_path):
-    dumped = run(SCRIPT, cwd=tmp_path).stdout.decode()
+    dumped = _subproc.script(SCRIPT, cwd=tmp_path).stdout.decode()
     assert "left 1 entry out of the session of '__main__'" in dumped
     assert "conn (socket.socket): UnpicklableError: cannot pickle 'socket' object" in dumped
-    assert run(CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
+    assert _subproc.script(CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
 
 
 def test_session_info_lists_entries_without_loading(tmp_path):
-    run(SCRIPT, cwd=tmp_path)
+    _subproc.script(SCRIPT, cwd=tmp_path)
     info = turbodill.session_info(tmp_path / "session.pkl")
     assert info.module == "__main__"
     assert info.python == tuple(sys.version_info[:3])
@@ -124,20 +111,10 @@ def test_session_info_lists_entries_without_loading(tmp_path):
     assert info.skipped == [("conn", "socket.socket", "UnpicklableError: cannot pickle 'socket' object")]
     assert info.size == os.path.getsize(tmp_path / "session.pkl")
     # the CLI, as a user runs it
-    out = subprocess.run(
-        [sys.executable, "-m", "turbodill", "session-info", "session.pkl", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        check=True,
-    ).stdout
+    out = _subproc.python(["-m", "turbodill", "session-info", "session.pkl", "--json"], cwd=tmp_path).stdout
     listed = json.loads(out)
     assert [e["name"] for e in listed["entries"]] == [e.name for e in info.entries]
-    table = subprocess.run(
-        [sys.executable, "-m", "turbodill", "session-info", "session.pkl"],
-        cwd=tmp_path,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
+    table = _subproc.python(["-m", "turbodill", "session-info", "session.pkl"], cwd=tmp_path).stdout.decode()
     assert "alice" in table and "__main__.Account" in table and "left out when saved" in table
 
 
@@ -173,7 +150,7 @@ def test_session_info_and_cli_never_execute_payloads(tmp_path):
     path.write_bytes(_session_file([("evil", evil), ("missing", missing)]))
     info = turbodill.session_info(path)
     assert [e.name for e in info.entries] == ["evil", "missing"]
-    proc = subprocess.run([sys.executable, "-m", "turbodill", "session-info", str(path)], capture_output=True)
+    proc = _subproc.python(["-m", "turbodill", "session-info", path], check=False)
     assert proc.returncode == 0 and b"evil" in proc.stdout
     assert not marker.exists()
     assert "no_such_module_x" not in sys.modules
@@ -206,13 +183,13 @@ def test_failed_entry_leaves_no_reference_behind(tmp_path):
     warnings.simplefilter("ignore")
     turbodill.dump_session("s.pkl")
     """
-    run(script, cwd=tmp_path)
+    _subproc.script(script, cwd=tmp_path)
     check = """
     import turbodill
     turbodill.load_session("s.pkl")
     assert good == [1, 2] and more["again"] is good and "bad" not in globals()
     """
-    run(check, cwd=tmp_path)
+    _subproc.script(check, cwd=tmp_path)
 
 
 def test_strict_raises_and_keeps_the_old_file(tmp_path):
@@ -227,14 +204,14 @@ def test_strict_raises_and_keeps_the_old_file(tmp_path):
         assert "in session entry 'conn'" in exc.__notes__[-1], exc.__notes__
         print("raised")
     """
-    assert run(script, cwd=tmp_path).stdout.strip() == b"raised"
+    assert _subproc.script(script, cwd=tmp_path).stdout.strip() == b"raised"
     assert (tmp_path / "s.pkl").read_bytes() == b"old contents"
     assert os.listdir(tmp_path) == ["s.pkl"]
 
 
 @pytest.mark.parametrize("moment", ["while pickling", "after writing, before the rename"])
 def test_killed_dump_leaves_the_previous_session_intact(tmp_path, moment):
-    run("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    _subproc.script("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
     before = (tmp_path / "s.pkl").read_bytes()
     killer = (
         """
@@ -253,7 +230,7 @@ big = bytes(50_000_000)
 {textwrap.dedent(killer)}
 turbodill.dump_session("s.pkl")
 """
-    proc = run(script, cwd=tmp_path, check=False)
+    proc = _subproc.script(script, cwd=tmp_path, check=False)
     assert proc.returncode == -signal.SIGKILL
     assert (tmp_path / "s.pkl").read_bytes() == before
     assert turbodill.load_module_asdict(tmp_path / "s.pkl")["version"] == 1
@@ -353,7 +330,7 @@ def test_refimported_reimports_names_from_their_modules(tmp_path):
     turbodill.dump_module("s.pkl", refimported=True)
     turbodill.dump_module("copied.pkl")
     """
-    run(script, cwd=tmp_path)
+    _subproc.script(script, cwd=tmp_path)
     kinds = {e.name: e.kind for e in turbodill.session_info(tmp_path / "s.pkl").entries}
     assert kinds["environ"] == kinds["root"] == "import"
     check = """
@@ -364,7 +341,7 @@ def test_refimported_reimports_names_from_their_modules(tmp_path):
     ns = turbodill.load_module_asdict("copied.pkl")
     assert ns["environ"] is not os.environ  # a copy without refimported
     """
-    run(check, cwd=tmp_path)
+    _subproc.script(check, cwd=tmp_path)
 
 
 def test_default_path_is_per_user_and_private(tmp_path):
@@ -374,11 +351,11 @@ def test_default_path_is_per_user_and_private(tmp_path):
     answer = 42
     print(turbodill.dump_session())
     """
-    printed = run(script, cwd=tmp_path, env=env).stdout.decode().strip()
+    printed = _subproc.script(script, cwd=tmp_path, env=env).stdout.decode().strip()
     assert printed == str(tmp_path / "state" / "turbodill" / "session.pkl")
     assert stat.S_IMODE(os.stat(tmp_path / "state" / "turbodill").st_mode) == 0o700
     check = "import turbodill\nturbodill.load_session()\nassert answer == 42"
-    run(check, cwd=tmp_path, env=env)
+    _subproc.script(check, cwd=tmp_path, env=env)
 
 
 def test_load_module_asdict_leaves_live_modules_alone(tmp_path):
@@ -419,7 +396,7 @@ def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
     after = [shared, shared["k"]]
     turbodill.dump_session("s.pkl")
     """
-    run(script, cwd=tmp_path)
+    _subproc.script(script, cwd=tmp_path)
     os.unlink(tmp_path / "vanishing.py")
     check = """
     import warnings, turbodill
@@ -432,7 +409,7 @@ def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
     assert after[0] is shared and after[1] is shared["k"] and shared == {"k": [1, 2]}
     assert "broken" not in globals()
     """
-    run(check, cwd=tmp_path)
+    _subproc.script(check, cwd=tmp_path)
 
 
 def test_ipython_shell_state_is_not_saved():
@@ -479,8 +456,8 @@ print("restored")
 
 
 def test_signed_session_round_trip_in_fresh_interpreter(tmp_path):
-    run(SIGNED_SCRIPT, cwd=tmp_path)
-    assert run(SIGNED_CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
+    _subproc.script(SIGNED_SCRIPT, cwd=tmp_path)
+    assert _subproc.script(SIGNED_CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
     path = tmp_path / "signed.pkl"
     info = turbodill.session_info(path, key=b"k1")
     assert info.signed and info.size == os.path.getsize(path)
@@ -509,7 +486,7 @@ def _signature_error(call):
 
 
 def test_signed_and_unsigned_sessions_are_refused_the_other_way_with_the_payload_errors(tmp_path):
-    run(SIGNED_SCRIPT, cwd=tmp_path)
+    _subproc.script(SIGNED_SCRIPT, cwd=tmp_path)
     signed, unsigned = tmp_path / "signed.pkl", _unsigned_session(tmp_path)
     without_key = _signature_error(lambda: turbodill.loads(turbodill.dumps(1, key=b"k1")))
     with_key = _signature_error(lambda: turbodill.loads(turbodill.dumps(1), key=b"k1"))
@@ -548,16 +525,15 @@ def test_every_byte_of_a_signed_session_is_checked_before_any_entry_runs(tmp_pat
 
 
 def test_cli_session_info_of_a_signed_session(tmp_path):
-    run(SIGNED_SCRIPT, cwd=tmp_path)
-    cli = [sys.executable, "-m", "turbodill", "session-info", "signed.pkl"]
-    refused = subprocess.run(cli, cwd=tmp_path, capture_output=True)
+    _subproc.script(SIGNED_SCRIPT, cwd=tmp_path)
+    cli = ["-m", "turbodill", "session-info", "signed.pkl"]
+    refused = _subproc.python(cli, cwd=tmp_path, check=False)
     assert refused.returncode == 2 and b"give its key with --key-env VAR" in refused.stderr
     env = dict(os.environ, SESSION_KEY="k1")
-    shown = subprocess.run([*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, capture_output=True, env=env)
-    assert shown.returncode == 0, shown.stderr
+    shown = _subproc.python([*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, env=env)
     assert shown.stdout.startswith(b"signed session of module '__main__'") and b"add_base" in shown.stdout
-    wrong = subprocess.run(
-        [*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, capture_output=True, env={**env, "SESSION_KEY": "k2"}
+    wrong = _subproc.python(
+        [*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, env={**env, "SESSION_KEY": "k2"}, check=False
     )
     assert wrong.returncode == 2 and b"not among the accepted keys" in wrong.stderr
 
@@ -566,7 +542,7 @@ def test_cli_session_info_of_a_signed_session(tmp_path):
 
 
 def test_temp_file_of_a_killed_dump_is_removed_by_the_next_dump(tmp_path):
-    run("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    _subproc.script("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
     script = """
     import os, signal, turbodill
     version = 2
@@ -574,7 +550,7 @@ def test_temp_file_of_a_killed_dump_is_removed_by_the_next_dump(tmp_path):
     os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # killed with the data written, before the rename
     turbodill.dump_session("s.pkl")
     """
-    killed = run(script, cwd=tmp_path, check=False)
+    killed = _subproc.script(script, cwd=tmp_path, check=False)
     assert killed.returncode == -signal.SIGKILL
     [left] = [name for name in os.listdir(tmp_path) if name != "s.pkl"]
     assert left.startswith(".s.pkl.") and left.endswith(".tmp")
@@ -586,6 +562,6 @@ def test_temp_file_of_a_killed_dump_is_removed_by_the_next_dump(tmp_path):
     other_target = f".t.pkl.{pid}@{host}.abcdefgh.tmp"
     for name in (live, elsewhere, other_target):
         (tmp_path / name).write_bytes(b"partial")
-    run("import turbodill\nversion = 3\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    _subproc.script("import turbodill\nversion = 3\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
     assert sorted(os.listdir(tmp_path)) == sorted(["s.pkl", live, elsewhere, other_target])
     assert turbodill.load_module_asdict(tmp_path / "s.pkl")["version"] == 3
