@@ -31,7 +31,9 @@ import uuid
 import zoneinfo
 from typing import NamedTuple
 
-import atheris
+import _harness
+
+atheris = _harness.atheris_or_exit(__doc__)
 
 with atheris.instrument_imports():
     import turbodill.msgpack as tm
@@ -171,7 +173,7 @@ def TestOneInput(raw):
 
 
 def main():
-    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Setup(_harness.libfuzzer_argv(sys.argv), TestOneInput)
     atheris.Fuzz()
 
 
