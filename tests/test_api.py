@@ -3,7 +3,9 @@
 import io
 import math
 import os
+import pathlib
 import pickle
+import re
 import socket
 import sys
 import types
@@ -145,3 +147,21 @@ def test_detect_reports_what_fails_and_what_a_function_uses():
 
     assert turbodill.detect.freevars(outer) == {"factor": 3}
     assert turbodill.detect.globalvars(outer) == {"math": math}
+
+
+def test_session_exceptions_are_exported():
+    for name in ("SessionError", "SessionVersionError", "SessionWarning"):
+        assert getattr(turbodill, name) is getattr(turbodill.session, name) and name in turbodill.__all__
+
+
+def test_cli_version():
+    out = _subproc.python(["-m", "turbodill", "--version"], text=True).stdout
+    assert out == f"turbodill {turbodill.__version__} (Python {sys.version.split()[0]})\n"
+
+
+def test_readme_use_block_runs(tmp_path):
+    """The README's first Python example, as a newcomer pastes it."""
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    first_block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    check = "\nimport pickle\nassert obj2 == obj and pickle.loads(payload)(3) == 9\n"
+    _subproc.code(first_block + check, cwd=tmp_path)

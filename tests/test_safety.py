@@ -19,6 +19,7 @@ import pickletools
 import random
 import textwrap
 import time
+import types
 import uuid
 import zoneinfo
 
@@ -572,6 +573,41 @@ def test_cli_inspect(tmp_path):
     assert out.returncode == 2 and b"truncated" in out.stderr and not out.stdout
     out = cli(str(tmp_path / "missing.pkl"))
     assert out.returncode == 2 and b"No such file" in out.stderr
+
+
+def test_inspect_says_what_is_not_a_pickle(tmp_path):
+    text_cases = {
+        b"hello": "the data is text ('hello')",
+        b'"""A module."""\nimport os\n': 'the data is text (\'"""A module."""\\nimpo\')',  # its first 20 characters
+        "h\u00e9llo w\u00f6rld".encode(): "the data is text ('h\u00e9llo w\u00f6rld')",
+        b'{"a": 1}': "the data is text ('{\"a\": 1}')",
+        b"\x00\x01\x02": "it starts with b'\\x00\\x01\\x02'",
+        b"": "the data is empty",
+    }
+    for data, description in text_cases.items():
+        with pytest.raises(InspectError) as raised:
+            turbodill.inspect(data)
+        assert str(raised.value).startswith(f"not a pickle: {description} (read as a pickle: "), str(raised.value)
+        assert raised.value.offset == 0
+    # A malformed pickle keeps the walk's own message.
+    for data in (pickle.dumps({"a": 1}, 0)[:-3], b"\x80\x05\x95", b"\x80\x04h\x05."):
+        with pytest.raises(InspectError) as raised:
+            turbodill.inspect(data)
+        assert not str(raised.value).startswith("not a pickle"), str(raised.value)
+    # Session files, signed or not, point to session-info.
+    module = types.ModuleType("inspected_state")
+    module.value = 1
+    for key, hint in ((None, "session-info FILE`"), (b"k", "session-info FILE with --key-env VAR`")):
+        path = tmp_path / "session.pkl"
+        turbodill.dump_module(path, module=module, key=key)
+        with pytest.raises(InspectError, match="not a pickle but a turbodill session"):
+            turbodill.inspect(path.read_bytes())
+        out = _subproc.python(["-m", "turbodill", "inspect", path], check=False)
+        assert out.returncode == 2 and hint.encode() in out.stderr, out.stderr
+    source = tmp_path / "safe.py"
+    source.write_text("import os\nprint(os.getcwd())\n")
+    out = _subproc.python(["-m", "turbodill", "inspect", source], check=False)
+    assert out.returncode == 2 and b"not a pickle: the data is text ('import os" in out.stderr, out.stderr
 
 
 def test_restricted_load_from_a_socket_reads_only_what_has_arrived():

@@ -41,6 +41,9 @@ from ._reducers import CONTENTS_FMODE, HANDLE_FMODE, register_saver
 from ._restricted import RestrictedUnpickler
 from ._signing import SignatureError
 from .session import (
+    SessionError,
+    SessionVersionError,
+    SessionWarning,
     dump_module,
     dump_session,
     load_module,
@@ -64,6 +67,9 @@ __all__ = [
     "PicklerMemoProxy",
     "PicklingError",
     "RestrictedUnpickler",
+    "SessionError",
+    "SessionVersionError",
+    "SessionWarning",
     "SignatureError",
     "UnpicklableError",
     "Unpickler",

@@ -167,6 +167,9 @@ SUBCOMMANDS = [_add_inspect, _add_session_info]
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m turbodill", description="turbodill's command line tools")
+    parser.add_argument(
+        "--version", action="version", version=f"turbodill {turbodill.__version__} (Python {sys.version.split()[0]})"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(subparsers)

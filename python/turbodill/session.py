@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+#: The first bytes of a session file (written by src/session/header.rs).
+MAGIC = b"TDSESS\r\n"
 _MODULE_PID = "turbodill.session:module"
 _NAMESPACE_PID = "turbodill.session:namespace"
 # Module bookkeeping that belongs to the interpreter, not to the session.
