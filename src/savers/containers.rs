@@ -163,6 +163,14 @@ impl<'py> Engine<'py> {
             };
             f.next += 1;
             f.in_batch += 1;
+            match self.save_unshared_str(&item) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => {
+                    self.stack.push(Frame::List(f));
+                    return Err(err);
+                }
+            }
             save_children_or_park!(self, self.save_children(&item, None), Frame::List(f));
         }
     }
