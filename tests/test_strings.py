@@ -70,3 +70,19 @@ def test_a_file_write_that_takes_the_string_keeps_it_memoized():
     out = Grabbing()
     turbodill.dump(data, out, protocol=4)
     assert pickle.loads(out.getvalue()) == data
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_unshared_strings_in_tuples_and_dicts_match_pickle(protocol):
+    keys, values = distinct_strings(), distinct_strings()
+    shared = "".join(["shared", "é"])
+    data = [
+        tuple(distinct_strings()),
+        [(i, "".join(["x", str(i)])) for i in range(300)],
+        dict(zip(keys, values)),
+        {"".join(["k", str(i)]): shared for i in range(5)},
+        {shared: "".join(["v", "é"]), "".join(["k", "é"]): [shared]},
+    ]
+    out = turbodill.dumps(data, protocol=protocol)
+    assert out == pickle.dumps(data, protocol=protocol)
+    assert pickle.loads(out) == data
