@@ -302,6 +302,80 @@ def same_points(a, b):
     return [(p.x, p.y, p.label, p.norm()) for p in a] == [(p.x, p.y, p.label, p.norm()) for p in b]
 
 
+def build_dynamic_module():
+    """A module made at run time (no importable name): a few functions and a class."""
+    import types
+
+    mod = types.ModuleType("dynamic_tools")
+    exec(
+        "import math\n"
+        "SCALE = 2\n"
+        "def area(r):\n    return math.pi * r * r * SCALE\n"
+        "def double(x):\n    return 2 * x\n"
+        "class Box:\n"
+        "    def __init__(self, w):\n        self.w = w\n"
+        "    def volume(self):\n        return double(self.w) ** 3\n",
+        mod.__dict__,
+    )
+    return mod
+
+
+def same_module(a, b):
+    return a.area(2) == b.area(2) and a.Box(3).volume() == b.Box(3).volume()
+
+
+def build_dataframe():
+    """1M rows: numeric, categorical, datetime and str columns (pandas only)."""
+    import pandas as pd
+
+    n = 1_000_000
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "value": np.arange(n) * 0.5,
+            "kind": pd.Categorical(np.array(["a", "b", "c"])[np.arange(n) % 3]),
+            "when": pd.date_range("2020-01-01", periods=n, freq="s"),
+            "name": [f"name{i}" for i in range(n)],
+        }
+    )
+
+
+def equal_frames(a, b):
+    return a.equals(b)
+
+
+def text_workloads():
+    """Distinct strings (one object each), at protocols 4 and 5."""
+    shapes = [
+        ("200k distinct ASCII str", lambda: [f"{i:08d}" for i in range(200_000)]),
+        ("1M distinct ASCII str", lambda: [f"{i:08d}" for i in range(1_000_000)]),
+        ("300k distinct non-ASCII str", lambda: [f"é{i:09d}" for i in range(300_000)]),
+        ("300k (int, str) tuples", lambda: [(i, f"x{i}") for i in range(300_000)]),
+        ("dict 100k distinct str->str", lambda: {f"k{i}": f"v{i}" for i in range(100_000)}),
+    ]
+    return [
+        Workload(f"{name}, protocol {protocol}", build, protocol=protocol)
+        for name, build in shapes
+        for protocol in (4, 5)
+    ]
+
+
+def pandas_workloads():
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return []
+    return [
+        Workload(
+            "DataFrame 1M rows (num, cat, datetime, str), protocol 5",
+            build_dataframe,
+            protocol=OOB_PROTOCOL,
+            big=True,
+            equal=equal_frames,
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -367,6 +441,9 @@ WORKLOADS = [
         equal=same_points,
         by_value=True,
     ),
+    Workload("dynamic module", build_dynamic_module, equal=same_module, by_value=True),
+    *text_workloads(),
+    *pandas_workloads(),
 ]
 WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
 

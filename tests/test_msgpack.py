@@ -11,7 +11,6 @@ import math
 import os
 import sys
 import threading
-import time
 import tracemalloc
 import uuid
 import zoneinfo
@@ -666,14 +665,12 @@ def test_trailing_bytes_are_a_decode_error():
 )
 def test_huge_length_fields_fail_fast_without_allocating(payload):
     tracemalloc.start()
-    start = time.perf_counter()
     try:
         with pytest.raises(DecodeError):
             tm.unpackb(payload)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert time.perf_counter() - start < 0.5
     # Memory in proportion to the input (an empty list per 5-byte header, at
     # most one reserved list slot per input byte), never to the lengths
     # claimed (a slot reserved per claimed item would be terabytes here).
