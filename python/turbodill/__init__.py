@@ -8,6 +8,8 @@ closures, classes defined in ``__main__``, locks, files, ...) is pickled by
 value. Loading uses the standard library's C unpickler.
 """
 
+import functools as _functools
+import io as _io
 import pickle as _pickle
 import subprocess as _subprocess
 import sys as _sys
@@ -94,19 +96,34 @@ __all__ = [
 class Unpickler(_pickle.Unpickler):
     """The standard library's C unpickler. ``ignore`` is accepted for dill
     compatibility; turbodill has nothing to re-point (classes pickled by
-    value keep one identity when they load)."""
+    value keep one identity when they load). ``compat=True`` also loads
+    payloads written by dill and cloudpickle, where neither is installed."""
 
-    def __init__(self, file, *, ignore=None, **kwds):
+    def __init__(self, file, *, ignore=None, compat=False, **kwds):
         super().__init__(file, **kwds)
+        if compat:
+            from . import _compat
+
+            # An instance attribute: the C unpickler calls it for each global;
+            # without compat, none is set and no Python call is made.
+            self.find_class = _functools.partial(_compat.find_class, super().find_class)
 
 
-def loads(data, ignore=None, *, key=None, allow=None, **kwds):
+def loads(data, ignore=None, *, key=None, allow=None, compat=False, **kwds):
     """Load a pickle from bytes (``pickle.loads``; ``ignore`` as in dill).
 
     ``key`` (one key, or a list of accepted keys) loads only a payload
     signed by ``dumps(obj, key=...)``, checked before any opcode runs.
     ``allow`` (``"data"``, or entries ``"module.name"`` / ``"module.*"``)
-    loads only allowlisted globals: see ``RestrictedUnpickler``."""
+    loads only allowlisted globals: see ``RestrictedUnpickler``.
+    ``compat=True`` loads payloads written by dill and cloudpickle too,
+    without them: their load-side helpers resolve to turbodill's."""
+    if compat:
+        if allow is not None:
+            raise ValueError("compat=True cannot be combined with allow=")
+        if key is not None:
+            data = _signing.verify(data, key)
+        return Unpickler(_io.BytesIO(data), compat=True, **kwds).load()
     if key is None and allow is None:
         try:  # (unpacking an empty **kwds costs a tiny load a sixth of its time)
             return _pickle.loads(data, **kwds) if kwds else _pickle.loads(data)
@@ -124,11 +141,15 @@ def loads(data, ignore=None, *, key=None, allow=None, **kwds):
 _SIGNED_FIRST_BYTE = ("invalid load key, '\\xff'.",)
 
 
-def load(file, ignore=None, *, key=None, allow=None, **kwds):
-    """Load a pickle from an open binary file (``pickle.load``); ``key`` and
-    ``allow`` as for ``loads``."""
+def load(file, ignore=None, *, key=None, allow=None, compat=False, **kwds):
+    """Load a pickle from an open binary file (``pickle.load``); ``key``,
+    ``allow`` and ``compat`` as for ``loads``."""
     if key is not None:
-        return loads(_signing.read_signed(file, key), allow=allow, **kwds)
+        return loads(_signing.read_signed(file, key), allow=allow, compat=compat, **kwds)
+    if compat:
+        if allow is not None:
+            raise ValueError("compat=True cannot be combined with allow=")
+        return Unpickler(file, compat=True, **kwds).load()
     if allow is not None:
         return _restricted.load(file, allow, **kwds)
     try:
