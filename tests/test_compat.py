@@ -86,11 +86,17 @@ LOADS = {
 }
 
 
+# dill 0.3.6 predates Python 3.13: the closures it wrote there (cells filled
+# after the function) do not load under dill itself either.
+NOT_LOADED = {"dill-0.3.6-py313.pkl": {"closure-recurse", "recursive-recurse"}}
+
+
 def check_same_behaviour(lib, path):
     native = load_all(lib, "native", path)
     compat = load_all(lib, "compat", path)
     working = {name for name, result in native.items() if not result.startswith("error")}
-    assert LOADS[lib] <= working, sorted(LOADS[lib] - working)
+    required = LOADS[lib] - NOT_LOADED.get(path.name, set())
+    assert required <= working, sorted(required - working)
     assert {name: compat[name] for name in working} == {name: native[name] for name in working}
 
 

@@ -17,15 +17,25 @@ again for the workers) and every worker need it:
   (for clusters not started with the preload).
 """
 
+import importlib
 import types
 
-import dask.tokenize as _dask_tokenize
 import distributed
 import distributed.protocol.pickle as _dask_pickle
 
 from . import dumps as _dumps
 from . import list_registry_pickle_by_value as _registry
 
+
+def _tokenize_module():
+    """The module whose ``cloudpickle`` dask's ``tokenize`` calls."""
+    try:
+        return importlib.import_module("dask.tokenize")
+    except ImportError:  # dask before 2024.9
+        return importlib.import_module("dask.base")
+
+
+_dask_tokenize = _tokenize_module()
 # What distributed.protocol.pickle calls as "cloudpickle": turbodill.
 _AS_CLOUDPICKLE = types.SimpleNamespace(dumps=_dumps, list_registry_pickle_by_value=_registry)
 
