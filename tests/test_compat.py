@@ -130,3 +130,16 @@ def test_compat_names_an_unknown_helper():
         turbodill.loads(data, compat=True)
     with pytest.raises(ValueError, match="allow"):
         turbodill.loads(data, compat=True, allow="data")
+
+
+def test_compat_with_a_key_and_from_a_file():
+    import io
+
+    import turbodill
+
+    signed = turbodill.dumps({"f": lambda x: x + 1}, key=b"k")
+    assert turbodill.loads(signed, compat=True, key=b"k")["f"](1) == 2
+    with pytest.raises(turbodill.SignatureError):
+        turbodill.loads(signed[:-1] + bytes([signed[-1] ^ 1]), compat=True, key=b"k")
+    assert turbodill.load(io.BytesIO(turbodill.dumps([1, 2])), compat=True) == [1, 2]
+    assert turbodill.load(io.BytesIO(signed), compat=True, key=b"k")["f"](2) == 3
