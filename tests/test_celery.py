@@ -92,7 +92,11 @@ import os
 import turbodill.celery
 from celery import Celery
 
-app = Celery("tdtasks", broker=os.environ["BROKER_URL"], backend=os.environ["BROKER_URL"])
+app = Celery("tdtasks", broker=os.environ["BROKER_URL"], backend=os.environ["BACKEND_URL"])
+if os.environ["BROKER_URL"] == "filesystem://":   # a broker without an event loop
+    folder = os.environ["BROKER_FOLDER"]
+    app.conf.broker_transport_options = {"data_folder_in": folder, "data_folder_out": folder,
+                                         "processed_folder": folder}
 app.conf.turbodill_key = os.environ.get("TURBODILL_KEY")
 app.conf.broker_connection_retry_on_startup = True
 if os.environ.get("SET_UP") == "1":
@@ -164,8 +168,8 @@ def wait_for_log(tmp_path, text, timeout):
 def test_prefork_worker_runs_a_lambda_signed_and_refuses_a_tampered_message(redis_url, tmp_path):
     (tmp_path / "tdtasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
-    env = {**os.environ, "BROKER_URL": redis_url, "TURBODILL_KEY": "s3cret", "SET_UP": "1",
-           "PYTHONPATH": str(tmp_path)}
+    env = {**os.environ, "BROKER_URL": redis_url, "BACKEND_URL": redis_url, "TURBODILL_KEY": "s3cret",
+           "SET_UP": "1", "PYTHONPATH": str(tmp_path)}
     worker, log = start_worker(tmp_path, env)
     try:
         client = subprocess.run([sys.executable, "client.py", "tamper"], cwd=tmp_path, env=env,
@@ -184,7 +188,8 @@ def test_prefork_worker_runs_a_lambda_signed_and_refuses_a_tampered_message(redi
 def test_prefork_worker_without_setup_says_so_instead_of_hanging(redis_url, tmp_path):
     (tmp_path / "tdtasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
-    env = {**os.environ, "BROKER_URL": redis_url, "SET_UP": "0", "PYTHONPATH": str(tmp_path)}
+    env = {**os.environ, "BROKER_URL": redis_url, "BACKEND_URL": redis_url, "SET_UP": "0",
+           "PYTHONPATH": str(tmp_path)}
     worker, log = start_worker(tmp_path, env)
     try:
         client = subprocess.Popen([sys.executable, "client.py", "plain"], cwd=tmp_path, env=env)
@@ -194,5 +199,23 @@ def test_prefork_worker_without_setup_says_so_instead_of_hanging(redis_url, tmp_
             client.kill()
             client.wait()
         assert "call turbodill.celery.setup(app)" in (tmp_path / "worker.log").read_text()
+    finally:
+        stop_worker(worker, log)
+
+
+def test_prefork_worker_without_an_event_loop_runs_a_lambda(redis_url, tmp_path):
+    """A broker without an event loop (the filesystem transport) gives the
+    prefork worker billiard's blocking pool: set up the same way."""
+    (tmp_path / "tdtasks.py").write_text(TASKS)
+    (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
+    (tmp_path / "broker").mkdir()
+    env = {**os.environ, "BROKER_URL": "filesystem://", "BROKER_FOLDER": str(tmp_path / "broker"),
+           "BACKEND_URL": redis_url, "SET_UP": "1", "PYTHONPATH": str(tmp_path)}
+    worker, log = start_worker(tmp_path, env)
+    try:
+        client = subprocess.run([sys.executable, "client.py", "plain"], cwd=tmp_path, env=env,
+                                capture_output=True, timeout=40)
+        assert client.returncode == 0, client.stderr.decode()[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
+        assert client.stdout.decode().split() == ["ok"]
     finally:
         stop_worker(worker, log)

@@ -20,17 +20,25 @@ from . import kombu as _kombu
 
 @functools.cache
 def prefork_task_pool():
-    """The prefork pool (``-P prefork``) on Celery's event-loop pool, writing
-    jobs with turbodill. Made in workers only: ``turbodill.kombu`` takes the
-    pool module's presence for a prefork worker."""
+    """The prefork pool (``-P prefork``) writing jobs with turbodill, on
+    Celery's event-loop pool or, for brokers without one, billiard's pool.
+    Made in workers only: ``turbodill.kombu`` takes the pool module's
+    presence for a prefork worker."""
     from celery.concurrency import asynpool, prefork
 
-    class AsynPool(asynpool.AsynPool):
+    class TurbodillAsynPool(asynpool.AsynPool):
         def _create_write_handlers(self, hub, **kwds):
             return super()._create_write_handlers(hub, dumps=_dumps, **kwds)
 
+    class TurbodillBlockingPool(prefork.TaskPool.BlockingPool):
+        def _setup_queues(self):
+            super()._setup_queues()
+            send_bytes = self._inqueue._writer.send_bytes
+            self._quick_put = lambda job: send_bytes(_dumps(job))
+
     class TaskPool(prefork.TaskPool):
-        Pool = AsynPool
+        Pool = TurbodillAsynPool
+        BlockingPool = TurbodillBlockingPool
 
     return TaskPool
 
