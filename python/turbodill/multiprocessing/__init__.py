@@ -85,12 +85,10 @@ class ProcessPoolExecutor(concurrent.futures.ProcessPoolExecutor):
     ``submit`` itself."""
 
     def __init__(self, max_workers=None, mp_context=None, *args, **kwds):
-        if mp_context is None:
-            mp_context = get_context()  # noqa: F821 (exported above)
-        elif isinstance(mp_context, str):
-            mp_context = get_context(mp_context)  # noqa: F821
+        if mp_context is None or isinstance(mp_context, str):
+            mp_context = context._default_context.get_context(mp_context)
         elif not isinstance(mp_context, context.BaseContext):
-            mp_context = get_context(mp_context.get_start_method())  # noqa: F821
+            mp_context = context._default_context.get_context(mp_context.get_start_method())
         super().__init__(max_workers, mp_context, *args, **kwds)
 
     def submit(self, fn, /, *args, **kwargs):
