@@ -69,8 +69,9 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCH_DIR not in sys.path:
@@ -128,18 +129,38 @@ BM_DICT = {
     "country": "BR",
     "encrypted_id": "G9urXXAJwjE",
     "favorite_artists": [
-        "Geo Lopes", "Ivete Sangalo", "Mariah Carey", "Mutiny", "Diana Sanches",
-        "John Mayer", "Mariah Carey", "Nelly Furtado", "Raquel Boleia",
-        "Leo Oliveira", "Mutiny", "Black Eyed Peas",
+        "Geo Lopes",
+        "Ivete Sangalo",
+        "Mariah Carey",
+        "Mutiny",
+        "Diana Sanches",
+        "John Mayer",
+        "Mariah Carey",
+        "Nelly Furtado",
+        "Raquel Boleia",
+        "Leo Oliveira",
+        "Mutiny",
+        "Black Eyed Peas",
     ],
     "favorite_authors": ["Sun Tzu"],
     "favorite_bands": [
-        "Mutiny", "Black Eyed Peas", "Raquel Boleia", "Mariah Carey", "Mutiny",
-        "Nelly Furtado", "Geo Lopes", "Ivete Sangalo", "John Mayer",
-        "Diana Sanches", "Leo Oliveira",
+        "Mutiny",
+        "Black Eyed Peas",
+        "Raquel Boleia",
+        "Mariah Carey",
+        "Mutiny",
+        "Nelly Furtado",
+        "Geo Lopes",
+        "Ivete Sangalo",
+        "John Mayer",
+        "Diana Sanches",
+        "Leo Oliveira",
     ],
     "favorite_movies": [
-        "Nacho Libre", "Napoleon Dynomite", "Harry Potter", "Wedding Crashers",
+        "Nacho Libre",
+        "Napoleon Dynomite",
+        "Harry Potter",
+        "Wedding Crashers",
         "Donnie Darko",
     ],
     "first_name": "Kyle",
@@ -157,10 +178,26 @@ BM_DICT = {
 }
 BM_TUPLE = (
     [
-        265867233, 265868503, 265252341, 265243910, 265879514, 266219766,
-        266021701, 265843726, 265592821, 265246784, 265853180, 45526486,
-        265463699, 265848143, 265863062, 265392591, 265877490, 265823665,
-        265828884, 265753032,
+        265867233,
+        265868503,
+        265252341,
+        265243910,
+        265879514,
+        266219766,
+        266021701,
+        265843726,
+        265592821,
+        265246784,
+        265853180,
+        45526486,
+        265463699,
+        265848143,
+        265863062,
+        265392591,
+        265877490,
+        265823665,
+        265828884,
+        265753032,
     ],
     60,
 )
@@ -574,10 +611,7 @@ def check_workload(workload, obj):
     except Exception:
         return problems  # pickle cannot pickle it: nothing to compare bytes with
     if data != expected:
-        problems.append(
-            f"{workload.name}: turbodill bytes != pickle bytes "
-            f"({len(data)} vs {len(expected)} bytes)"
-        )
+        problems.append(f"{workload.name}: turbodill bytes != pickle bytes ({len(data)} vs {len(expected)} bytes)")
     if buffers is not None and [bytes(b) for b in buffers] != [bytes(b) for b in expected_buffers]:
         problems.append(f"{workload.name}: turbodill out-of-band buffers != pickle's")
     return problems

@@ -122,7 +122,17 @@ def seed_payloads():
 
 
 SEEDS = seed_payloads()
-INTERESTING = [b"\xff", b"\xff\xff", b"\xff\xff\xff\xff", b"\x00", b"\x7f", b"\x80", b"\xc1", b"\xd7\x01", b"\xc7\x00\x02"]
+INTERESTING = [
+    b"\xff",
+    b"\xff\xff",
+    b"\xff\xff\xff\xff",
+    b"\x00",
+    b"\x7f",
+    b"\x80",
+    b"\xc1",
+    b"\xd7\x01",
+    b"\xc7\x00\x02",
+]
 
 
 def mutate(fdp):

@@ -35,7 +35,6 @@ import collections
 import datetime
 import decimal
 import hashlib
-import io
 import pickle
 import pickletools
 import sys

@@ -38,8 +38,23 @@ def redis_url(tmp_path):
     import redis
 
     port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     client = redis.Redis(port=port)
     deadline = time.monotonic() + 10
     while True:
@@ -140,9 +155,26 @@ if __name__ == "__main__":
 
 def start_worker(tmp_path, env):
     log = open(tmp_path / "worker.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tdtasks", "worker", "--pool=prefork",
-                             "--concurrency=1", "--loglevel=info", "--without-gossip", "--without-mingle",
-                             "--without-heartbeat"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tdtasks",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--loglevel=info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     return proc, log
 
 
@@ -168,19 +200,26 @@ def wait_for_log(tmp_path, text, timeout):
 def test_prefork_worker_runs_a_lambda_signed_and_refuses_a_tampered_message(redis_url, tmp_path):
     (tmp_path / "tdtasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
-    env = {**os.environ, "BROKER_URL": redis_url, "BACKEND_URL": redis_url, "TURBODILL_KEY": "s3cret",
-           "SET_UP": "1", "PYTHONPATH": str(tmp_path)}
+    env = {
+        **os.environ,
+        "BROKER_URL": redis_url,
+        "BACKEND_URL": redis_url,
+        "TURBODILL_KEY": "s3cret",
+        "SET_UP": "1",
+        "PYTHONPATH": str(tmp_path),
+    }
     worker, log = start_worker(tmp_path, env)
     try:
-        client = subprocess.run([sys.executable, "client.py", "tamper"], cwd=tmp_path, env=env,
-                                capture_output=True, timeout=40)
+        client = subprocess.run(
+            [sys.executable, "client.py", "tamper"], cwd=tmp_path, env=env, capture_output=True, timeout=40
+        )
         assert client.returncode == 0, client.stderr.decode()[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
         task_id, ok = client.stdout.decode().split()
         assert ok == "ok"
         assert wait_for_log(tmp_path, b"SignatureError", 15), (tmp_path / "worker.log").read_text()[-3000:]
         worker_log = (tmp_path / "worker.log").read_text()
         assert "Can't decode message body" in worker_log
-        assert worker_log.count("succeeded in") == 1   # the tampered task never ran
+        assert worker_log.count("succeeded in") == 1  # the tampered task never ran
     finally:
         stop_worker(worker, log)
 
@@ -188,8 +227,7 @@ def test_prefork_worker_runs_a_lambda_signed_and_refuses_a_tampered_message(redi
 def test_prefork_worker_without_setup_says_so_instead_of_hanging(redis_url, tmp_path):
     (tmp_path / "tdtasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
-    env = {**os.environ, "BROKER_URL": redis_url, "BACKEND_URL": redis_url, "SET_UP": "0",
-           "PYTHONPATH": str(tmp_path)}
+    env = {**os.environ, "BROKER_URL": redis_url, "BACKEND_URL": redis_url, "SET_UP": "0", "PYTHONPATH": str(tmp_path)}
     worker, log = start_worker(tmp_path, env)
     try:
         client = subprocess.Popen([sys.executable, "client.py", "plain"], cwd=tmp_path, env=env)
@@ -209,12 +247,19 @@ def test_prefork_worker_without_an_event_loop_runs_a_lambda(redis_url, tmp_path)
     (tmp_path / "tdtasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
     (tmp_path / "broker").mkdir()
-    env = {**os.environ, "BROKER_URL": "filesystem://", "BROKER_FOLDER": str(tmp_path / "broker"),
-           "BACKEND_URL": redis_url, "SET_UP": "1", "PYTHONPATH": str(tmp_path)}
+    env = {
+        **os.environ,
+        "BROKER_URL": "filesystem://",
+        "BROKER_FOLDER": str(tmp_path / "broker"),
+        "BACKEND_URL": redis_url,
+        "SET_UP": "1",
+        "PYTHONPATH": str(tmp_path),
+    }
     worker, log = start_worker(tmp_path, env)
     try:
-        client = subprocess.run([sys.executable, "client.py", "plain"], cwd=tmp_path, env=env,
-                                capture_output=True, timeout=40)
+        client = subprocess.run(
+            [sys.executable, "client.py", "plain"], cwd=tmp_path, env=env, capture_output=True, timeout=40
+        )
         assert client.returncode == 0, client.stderr.decode()[-3000:] + (tmp_path / "worker.log").read_text()[-3000:]
         assert client.stdout.decode().split() == ["ok"]
     finally:

@@ -78,11 +78,36 @@ def load_all(lib, mode, path):
 # those calls fail under dill too; dill cannot pickle an Enum class defined in
 # __main__ or load a module made at run time; cloudpickle refuses locks).
 LOADS = {
-    "dill": {"class", "class-recurse", "closure-recurse", "dataclass", "dataclass-recurse", "function-recurse",
-             "instance", "instance-recurse", "lambda-recurse", "lock", "lock-recurse", "namedtuple",
-             "namedtuple-recurse", "recursive-recurse"},
-    "cloudpickle": {"abc", "class", "closure", "dataclass", "enum", "function", "instance", "lambda", "member",
-                    "module", "namedtuple", "recursive"},
+    "dill": {
+        "class",
+        "class-recurse",
+        "closure-recurse",
+        "dataclass",
+        "dataclass-recurse",
+        "function-recurse",
+        "instance",
+        "instance-recurse",
+        "lambda-recurse",
+        "lock",
+        "lock-recurse",
+        "namedtuple",
+        "namedtuple-recurse",
+        "recursive-recurse",
+    },
+    "cloudpickle": {
+        "abc",
+        "class",
+        "closure",
+        "dataclass",
+        "enum",
+        "function",
+        "instance",
+        "lambda",
+        "member",
+        "module",
+        "namedtuple",
+        "recursive",
+    },
 }
 
 
@@ -104,8 +129,7 @@ def check_same_behaviour(lib, path):
 def test_payloads_of_the_installed_release(lib, tmp_path):
     pytest.importorskip(lib, reason=f"{lib} is not installed")
     path = tmp_path / f"{lib}.pkl"
-    subprocess.run([sys.executable, DATA / "make_payloads.py", lib, path], check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run([sys.executable, DATA / "make_payloads.py", lib, path], check=True, capture_output=True, timeout=120)
     check_same_behaviour(lib, path)
 
 

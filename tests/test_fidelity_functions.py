@@ -51,9 +51,7 @@ print("checked")
 def run_python(code, stdin=b"", pythonpath=()):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-c", code], input=stdin, capture_output=True, env=env, timeout=120
-    )
+    return subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, env=env, timeout=120)
 
 
 @dataclass
@@ -177,4 +175,3 @@ def test_builtins_is_the_builtins_module_by_reference():
     # Deterministic: the module is named, never copied.
     assert b"builtins" in turbodill.dumps(f)
     assert turbodill.dumps(f) == turbodill.dumps(f)
-

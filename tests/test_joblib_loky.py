@@ -30,7 +30,9 @@ def check(sums, guarded):
     print("ok")
 """
 
-JOBLIB = CLOSURES + """
+JOBLIB = (
+    CLOSURES
+    + """
 from joblib import Parallel, delayed
 if sys.argv[1] == "set_loky_pickler":
     from joblib.externals.loky import set_loky_pickler
@@ -40,8 +42,11 @@ if __name__ == "__main__":
     parallel = Parallel(n_jobs=2, backend="loky")
     check(parallel(delayed(total)(i) for i in range(4)), parallel(delayed(held)(i) for i in range(4)))
 """
+)
 
-LOKY = CLOSURES + """
+LOKY = (
+    CLOSURES
+    + """
 import loky
 loky.set_loky_pickler("turbodill")
 if __name__ == "__main__":
@@ -49,13 +54,19 @@ if __name__ == "__main__":
     with loky.get_reusable_executor(max_workers=2) as ex:
         check(list(ex.map(total, range(4))), list(ex.map(held, range(4))))
 """
+)
 
 
 def run_script(tmp_path, code, *args, env=None):
     script = tmp_path / "main.py"
     script.write_text(textwrap.dedent(code))
-    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        capture_output=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+    )
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     assert proc.stdout.decode().split() == ["ok"]
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-SCRIPT = r'''
+SCRIPT = r"""
 import dataclasses, os, pickle, sys, threading
 import turbodill.multiprocessing as mp
 
@@ -60,7 +60,7 @@ if __name__ == "__main__":
         assert list(ex.map(make_adder(2), [1, 2])) == [3, 4]
         assert ex.submit(lambda l: l.locked(), lock).result(timeout=60) is False
     print("ok", method)
-'''
+"""
 
 
 @pytest.mark.parametrize("method", multiprocessing.get_all_start_methods())
@@ -78,8 +78,6 @@ def test_the_stdlib_package_keeps_its_pickler():
     import multiprocessing.reduction
 
     import turbodill.multiprocessing as tmp
-    import turbodill.multiprocessing.connection
-    import turbodill.multiprocessing.queues
 
     assert multiprocessing.reduction.ForkingPickler.__bases__ == (pickle.Pickler,)
     assert multiprocessing.queues._ForkingPickler is multiprocessing.reduction.ForkingPickler

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import types
-import warnings
 
 import pytest
 
@@ -126,12 +125,17 @@ def test_session_info_lists_entries_without_loading(tmp_path):
     # the CLI, as a user runs it
     out = subprocess.run(
         [sys.executable, "-m", "turbodill", "session-info", "session.pkl", "--json"],
-        cwd=tmp_path, capture_output=True, check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
     ).stdout
     listed = json.loads(out)
     assert [e["name"] for e in listed["entries"]] == [e.name for e in info.entries]
     table = subprocess.run(
-        [sys.executable, "-m", "turbodill", "session-info", "session.pkl"], cwd=tmp_path, capture_output=True, check=True
+        [sys.executable, "-m", "turbodill", "session-info", "session.pkl"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     assert "alice" in table and "__main__.Account" in table and "left out when saved" in table
 

@@ -53,7 +53,9 @@ def format_report(path, report):
     if not report.statically_resolvable:
         lines.append("not statically resolvable: some globals are named by strings known only at load time")
     if report.persistent_ids:
-        lines.append(f"persistent ids: {', '.join(repr(p) if p is not None else '<dynamic>' for p in report.persistent_ids)}")
+        lines.append(
+            f"persistent ids: {', '.join(repr(p) if p is not None else '<dynamic>' for p in report.persistent_ids)}"
+        )
     if report.buffer_count:
         lines.append(f"out-of-band buffers: {report.buffer_count}")
     lines.append("")

@@ -213,9 +213,13 @@ class Allowlist:
                 target = "<dynamic>" if method is None else f"a method ({method}) of <dynamic>"
                 return ForbiddenGlobalError(f"the payload calls {target}: an object that is not an allowed global")
             if kind == "call" and not self.may_call(name):
-                return ForbiddenGlobalError(f"the payload calls '{name}', which the allowlist allows only as a value", name)
+                return ForbiddenGlobalError(
+                    f"the payload calls '{name}', which the allowlist allows only as a value", name
+                )
             if kind == "global":
-                return ForbiddenGlobalError(f"the payload would modify the global '{name}' (through its {method})", name)
+                return ForbiddenGlobalError(
+                    f"the payload would modify the global '{name}' (through its {method})", name
+                )
         if findings.persistent_ids and not persistent_load:
             return UnsafePickleError("the payload has persistent ids, and the unpickler has no persistent_load")
         return None

@@ -110,8 +110,7 @@ def _dill_create_type(typeobj, *args):
     return typeobj(*args)
 
 
-def _dill_create_function(fcode, fglobals, fname=None, fdefaults=None, fclosure=None, fdict=None,
-                          fkwdefaults=None):
+def _dill_create_function(fcode, fglobals, fname=None, fdefaults=None, fclosure=None, fdict=None, fkwdefaults=None):
     func = types.FunctionType(fcode, fglobals or {}, fname, fdefaults, fclosure)
     if fdict is not None:
         func.__dict__.update(fdict)
@@ -132,7 +131,8 @@ def _dill_create_code(*args):
     if len(args) != 18 or sys.version_info < (3, 11):
         raise pickle.UnpicklingError(
             f"turbodill compat: a dill code object with {len(args)} fields was written by another "
-            f"Python version than {sys.version_info.major}.{sys.version_info.minor}")
+            f"Python version than {sys.version_info.major}.{sys.version_info.minor}"
+        )
     args = list(args)
     for i in _CODE_BYTES_FIELDS:
         if isinstance(args[i], str):
@@ -150,10 +150,10 @@ def _dill_create_ftype(ftypeobj, func, args, kwds):
 
 def _dill_create_typing_tuple(argz, *args):
     if not argz:
-        return typing.Tuple[()].copy_with(())
+        return tuple[()].copy_with(())
     if argz == ((),):
-        return typing.Tuple[()]
-    return typing.Tuple[argz]
+        return tuple[()]
+    return tuple[argz]
 
 
 def _dill_create_lock(locked, *args):
@@ -455,8 +455,12 @@ CLOUDPICKLE = {
 # ---- names ---------------------------------------------------------------------
 
 _TABLES = {
-    "dill._dill": DILL, "dill.dill": DILL, "dill._shims": DILL, "dill": DILL,
-    "cloudpickle.cloudpickle": CLOUDPICKLE, "cloudpickle.cloudpickle_fast": CLOUDPICKLE,
+    "dill._dill": DILL,
+    "dill.dill": DILL,
+    "dill._shims": DILL,
+    "dill": DILL,
+    "cloudpickle.cloudpickle": CLOUDPICKLE,
+    "cloudpickle.cloudpickle_fast": CLOUDPICKLE,
     "cloudpickle": CLOUDPICKLE,
 }
 

@@ -51,7 +51,9 @@ class Findings:
             elif kind == "extension":
                 pair = copyreg._inverted_registry.get(first)
                 resolved = pair is not None
-                name = ".".join(fixed_import(*pair, self.proto, fix_imports)) if resolved else f"<extension code {first}>"
+                name = (
+                    ".".join(fixed_import(*pair, self.proto, fix_imports)) if resolved else f"<extension code {first}>"
+                )
                 self.extension_codes[first] = name if resolved else None
             else:  # an attribute fetched with getattr(global, name)
                 base, resolved, _ = self.imports[first]

@@ -1,5 +1,6 @@
+from collections.abc import Callable
 from pickle import UnpicklingError
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 class _Writable(Protocol):
     def write(self, data: bytes, /) -> Any: ...

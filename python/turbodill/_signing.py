@@ -106,7 +106,9 @@ def _parse_header(header):
     if len(header) < HEADER_SIZE or header[: len(MAGIC)] != MAGIC:
         raise SignatureError(_NOT_SIGNED)
     if header[6] != VERSION:
-        raise SignatureError(f"unsupported signed envelope version {header[6]} (this turbodill reads version {VERSION})")
+        raise SignatureError(
+            f"unsupported signed envelope version {header[6]} (this turbodill reads version {VERSION})"
+        )
     if header[7] != HMAC_SHA256:
         raise SignatureError(f"unsupported signature algorithm {header[7]}")
     return bytes(header[8:12]), int.from_bytes(header[12:20], "little")

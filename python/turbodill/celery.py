@@ -14,8 +14,7 @@ import functools
 
 from celery import signals
 
-from . import dumps as _dumps
-from . import kombu as _kombu
+from . import dumps as _dumps, kombu as _kombu
 
 
 @functools.cache

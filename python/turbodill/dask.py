@@ -23,8 +23,7 @@ import types
 import distributed
 import distributed.protocol.pickle as _dask_pickle
 
-from . import dumps as _dumps
-from . import list_registry_pickle_by_value as _registry
+from . import dumps as _dumps, list_registry_pickle_by_value as _registry
 
 
 def _tokenize_module():

@@ -11,9 +11,7 @@ write to: loading never imports or calls anything.
 
 import sys
 
-from . import dumps as _dumps
-from . import loads as _loads
-from . import msgpack as _msgpack
+from . import dumps as _dumps, loads as _loads, msgpack as _msgpack
 
 CONTENT_TYPE = "application/x-turbodill"
 MSGPACK_CONTENT_TYPE = "application/x-turbodill-msgpack"
@@ -64,7 +62,8 @@ def _refuse_in_unready_prefork_worker():
     if billiard.process.current_process().name == "MainProcess":
         raise PreforkNotSetUpError(
             "this Celery prefork worker would re-pickle turbodill task arguments with the stdlib "
-            "pickler: call turbodill.celery.setup(app) in the module that defines the Celery app")
+            "pickler: call turbodill.celery.setup(app) in the module that defines the Celery app"
+        )
 
 
 def decode(data):

@@ -91,8 +91,7 @@ def _describe(cls: type) -> tuple[int, tuple[str, ...]]:
     if attrs_fields is not None:
         return _OBJECT, tuple(a.name for a in attrs_fields)
     raise TypeError(
-        f"cannot register {cls!r}: turbodill.msgpack registers dataclasses, "
-        "attrs classes, NamedTuples and Enums"
+        f"cannot register {cls!r}: turbodill.msgpack registers dataclasses, attrs classes, NamedTuples and Enums"
     )
 
 

@@ -166,11 +166,7 @@ def _is_ipython_namespace(namespace):
 def _imported_elsewhere(module, namespace):
     """For `refimported`: the entries whose value is the same object under the
     same name in another imported module, as {name: that module's name}."""
-    wanted = {
-        name
-        for name, value in namespace.items()
-        if not isinstance(value, (_ATOMS, types.ModuleType))
-    }
+    wanted = {name for name, value in namespace.items() if not isinstance(value, (_ATOMS, types.ModuleType))}
     found = {}
     for mod_name, mod in list(sys.modules.items()):
         if mod is module or mod is None or not wanted:

@@ -56,10 +56,15 @@ def _use_turbodill_pickler(reduction):
     reduction.ForkingPickler = ForkingPickler
 
 
-sys.meta_path.append(_stdlib.Finder(__name__, {
-    "reduction": _use_turbodill_pickler,
-    "context": _stdlib.share_context_state,
-}))
+sys.meta_path.append(
+    _stdlib.Finder(
+        __name__,
+        {
+            "reduction": _use_turbodill_pickler,
+            "context": _stdlib.share_context_state,
+        },
+    )
+)
 
 from . import context  # noqa: E402  (needs the finder)
 

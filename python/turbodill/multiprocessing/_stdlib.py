@@ -23,15 +23,36 @@ STDLIB_DIR = os.path.dirname(multiprocessing.__file__)
 
 # Loaded again under this package: each picks the pickler, or imports a
 # module that does, or starts interpreters that must import this package.
-COPIED = frozenset({
-    "connection", "context", "forkserver", "managers", "pool", "popen_forkserver",
-    "popen_spawn_posix", "popen_spawn_win32", "queues", "reduction", "spawn",
-})
+COPIED = frozenset(
+    {
+        "connection",
+        "context",
+        "forkserver",
+        "managers",
+        "pool",
+        "popen_forkserver",
+        "popen_spawn_posix",
+        "popen_spawn_win32",
+        "queues",
+        "reduction",
+        "spawn",
+    }
+)
 # The stdlib's own modules, shared.
-SHARED = frozenset({
-    "dummy", "heap", "popen_fork", "process", "resource_sharer", "resource_tracker",
-    "shared_memory", "sharedctypes", "synchronize", "util",
-})
+SHARED = frozenset(
+    {
+        "dummy",
+        "heap",
+        "popen_fork",
+        "process",
+        "resource_sharer",
+        "resource_tracker",
+        "shared_memory",
+        "sharedctypes",
+        "synchronize",
+        "util",
+    }
+)
 
 # Children started by spawn and forkserver run a command that imports the
 # start-up module by its absolute name: theirs must import this package.
@@ -56,7 +77,9 @@ class _CopyLoader(importlib.machinery.SourceFileLoader):
         if source.count(command) != 1:
             raise ImportError(
                 f"turbodill.multiprocessing does not know this Python's {self._short_name}.py "
-                f"(expected one {command[1:]!r})", name=fullname)
+                f"(expected one {command[1:]!r})",
+                name=fullname,
+            )
         source = source.replace(command, command.replace("'from multiprocessing.", f"'from {self._package}."))
         return compile(source, self.path, "exec", dont_inherit=True)
 
@@ -90,7 +113,7 @@ class Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         if not fullname.startswith(self._prefix):
             return None
-        name = fullname[len(self._prefix):]
+        name = fullname[len(self._prefix) :]
         if name in SHARED or name.startswith("dummy."):
             return importlib.machinery.ModuleSpec(fullname, _SharedLoader("multiprocessing." + name))
         if name in COPIED:
