@@ -8,6 +8,8 @@ closures, classes defined in ``__main__``, locks, files, ...) is pickled by
 value. Loading uses the standard library's C unpickler.
 """
 
+import functools as _functools
+import io as _io
 import pickle as _pickle
 import subprocess as _subprocess
 import sys as _sys
@@ -105,10 +107,17 @@ _T = _TypeVar("_T")
 class Unpickler(_pickle.Unpickler):
     """The standard library's C unpickler. ``ignore`` is accepted for dill
     compatibility; turbodill has nothing to re-point (classes pickled by
-    value keep one identity when they load)."""
+    value keep one identity when they load). ``compat=True`` also loads
+    payloads written by dill and cloudpickle, where neither is installed."""
 
-    def __init__(self, file: _t.Readable, *, ignore: bool | None = None, **kwds: _Any) -> None:
+    def __init__(self, file: _t.Readable, *, ignore: bool | None = None, compat: bool = False, **kwds: _Any) -> None:
         super().__init__(file, **kwds)
+        if compat:
+            from . import _compat
+
+            # An instance attribute: the C unpickler calls it for each global;
+            # without compat, none is set and no Python call is made.
+            self.find_class = _functools.partial(_compat.find_class, super().find_class)
 
 
 def loads(
@@ -117,6 +126,7 @@ def loads(
     *,
     key: _t.Key | None = None,
     allow: _t.Allow | None = None,
+    compat: bool = False,
     **kwds: _Any,
 ) -> _Any:
     """Load a pickle from bytes (``pickle.loads``; ``ignore`` as in dill).
@@ -124,7 +134,15 @@ def loads(
     ``key`` (one key, or a list of accepted keys) loads only a payload
     signed by ``dumps(obj, key=...)``, checked before any opcode runs.
     ``allow`` (``"data"``, or entries ``"module.name"`` / ``"module.*"``)
-    loads only allowlisted globals: see ``RestrictedUnpickler``."""
+    loads only allowlisted globals: see ``RestrictedUnpickler``.
+    ``compat=True`` loads payloads written by dill and cloudpickle too,
+    without them: their load-side helpers resolve to turbodill's."""
+    if compat:
+        if allow is not None:
+            raise ValueError("compat=True cannot be combined with allow=")
+        if key is not None:
+            data = _signing.verify(data, key)
+        return Unpickler(_io.BytesIO(data), compat=True, **kwds).load()
     if key is None and allow is None:
         try:  # (unpacking an empty **kwds costs a tiny load a sixth of its time)
             return _pickle.loads(data, **kwds) if kwds else _pickle.loads(data)
@@ -148,12 +166,17 @@ def load(
     *,
     key: _t.Key | None = None,
     allow: _t.Allow | None = None,
+    compat: bool = False,
     **kwds: _Any,
 ) -> _Any:
-    """Load a pickle from an open binary file (``pickle.load``); ``key`` and
-    ``allow`` as for ``loads``."""
+    """Load a pickle from an open binary file (``pickle.load``); ``key``,
+    ``allow`` and ``compat`` as for ``loads``."""
     if key is not None:
-        return loads(_signing.read_signed(file, key), allow=allow, **kwds)
+        return loads(_signing.read_signed(file, key), allow=allow, compat=compat, **kwds)
+    if compat:
+        if allow is not None:
+            raise ValueError("compat=True cannot be combined with allow=")
+        return Unpickler(file, compat=True, **kwds).load()
     if allow is not None:
         return _restricted.load(file, allow, **kwds)
     try:
