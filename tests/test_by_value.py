@@ -281,6 +281,22 @@ def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
     load_fresh(first, check)
 
 
+def test_classes_keep_their_qualified_name():
+    definitions = """
+    def build():
+        class Outer:
+            class Inner:
+                pass
+        return Outer
+    Outer = build()
+    """
+    check = """
+    assert obj.__qualname__ == 'build.<locals>.Outer'
+    assert obj.Inner.__qualname__ == 'build.<locals>.Outer.Inner'
+    """
+    load_fresh(dump_in_main(definitions, "Outer"), check)
+
+
 def test_dumps_are_deterministic_across_hash_seeds():
     definitions = CLASSES + """
 def uses_sets(x):

@@ -215,6 +215,13 @@ impl<'py> Engine<'py> {
                 state.set_item(&attr, value)?;
             }
         }
+        // A heap type keeps its qualified name outside its `__dict__`: without
+        // it a class defined in a function or another class would load with
+        // its bare name.
+        let qualname = cls.getattr(intern!(py, "__qualname__"))?;
+        if !qualname.eq(&name)? {
+            namespace.set_item(intern!(py, "__qualname__"), qualname)?;
+        }
         if cls.is_instance(&py.import("abc")?.getattr("ABCMeta")?)? {
             let dump = py.import("_abc")?.getattr("_get_dump")?.call1((cls,))?;
             let mut registered = Vec::new();
