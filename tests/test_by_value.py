@@ -297,6 +297,26 @@ def test_classes_keep_their_qualified_name():
     load_fresh(dump_in_main(definitions, "Outer"), check)
 
 
+def test_dataclass_fields_survive():
+    # dataclasses.fields() tells fields by identity with a sentinel of the
+    # dataclasses module: a copied sentinel would hide every field.
+    definitions = """
+    import dataclasses, typing
+    @dataclasses.dataclass
+    class Item:
+        x: int
+        y: list = dataclasses.field(default_factory=list)
+        scale: dataclasses.InitVar[int] = 1
+        total: typing.ClassVar[int] = 0
+    """
+    check = """
+    import dataclasses
+    assert [f.name for f in dataclasses.fields(obj)] == ['x', 'y']
+    assert dataclasses.asdict(obj(1)) == {'x': 1, 'y': []}
+    """
+    load_fresh(dump_in_main(definitions, "Item"), check)
+
+
 def test_dumps_are_deterministic_across_hash_seeds():
     definitions = CLASSES + """
 def uses_sets(x):

@@ -81,7 +81,22 @@ def class_setstate(cls, state):
         setattr(cls, k, v)
     for subclass in registry:
         cls.register(subclass)
+    _restore_field_kinds(state.get("__dataclass_fields__"))
     return cls
+
+
+def _restore_field_kinds(fields):
+    """A dataclass field's kind is one of three sentinels of ``dataclasses``
+    that ``fields()`` compares by identity; pickled with the class they
+    load as copies, so each is put back by its name."""
+    if not isinstance(fields, dict):
+        return
+    import dataclasses
+
+    for field in fields.values():
+        kind = getattr(field, "_field_type", None)
+        if type(kind).__name__ == "_FIELD_BASE":
+            field._field_type = getattr(dataclasses, kind.name, kind)
 
 
 _typevars = weakref.WeakValueDictionary()
