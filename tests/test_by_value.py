@@ -434,6 +434,24 @@ def test_long_tail_objects_survive_the_trip(tmp_path):
     load_fresh(data, LONG_TAIL_CHECKS.replace("PATH", path))
 
 
+def test_context_variables_keep_their_default():
+    definitions = """
+    import contextvars
+    with_default = contextvars.ContextVar('with_default', default=[3])
+    without = contextvars.ContextVar('without')
+    """
+    check = """
+    assert obj[0].name == 'with_default' and obj[0].get() == [3]
+    try:
+        obj[1].get()
+    except LookupError:
+        pass
+    else:
+        raise AssertionError('a variable without a default gained one')
+    """
+    load_fresh(dump_in_main(definitions, "(with_default, without)"), check)
+
+
 def test_unpicklable_objects_name_their_type_and_path():
     code = """
     import socket, turbodill

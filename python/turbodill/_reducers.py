@@ -110,9 +110,14 @@ def _reduce_context(ctx, _fmode):
 
 
 def _reduce_contextvar(var, _fmode):
-    # A ContextVar's default is not readable from Python; a new variable of
-    # the same name comes back (values travel with their Context).
-    return contextvars.ContextVar, (var.name,)
+    # A new variable of the same name comes back (values travel with their
+    # Context). Its default shows only through get() in a context where the
+    # variable is unset: a fresh one.
+    try:
+        default = contextvars.Context().run(var.get)
+    except LookupError:
+        return contextvars.ContextVar, (var.name,)
+    return functools.partial(contextvars.ContextVar, default=default), (var.name,)
 
 
 def _reduce_traceback(tb, _fmode):
