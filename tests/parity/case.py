@@ -8,12 +8,15 @@ CASES = []
 
 
 class Case:
-    def __init__(self, name, body, check, *, top="", payloads=1, needs=(), differs=None, defect=None, files=None):
+    def __init__(
+        self, name, body, check, *, top="", payloads=1, deferred=False, needs=(), differs=None, defect=None, files=None
+    ):
         self.name = name
         self.body = textwrap.dedent(body).strip("\n")
         self.top = textwrap.dedent(top).strip("\n")
         self.check = check
         self.payloads = payloads  # >1: `result` is a tuple, each item its own payload
+        self.deferred = deferred  # each payload is made by calling its item, just before its dump
         self.needs = needs  # optional packages the case imports
         self.differs = differs or {}  # peer -> why turbodill deliberately differs from it, one line
         self.defect = defect  # issue 9's defect number when the case reproduces one

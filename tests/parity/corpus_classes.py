@@ -727,18 +727,6 @@ C(
     lambda o: eq(o.a, 1) and raises(AttributeError, setattr, o, "_p", 1),
 )
 C(
-    "class changed between payloads",
-    """
-    class Mutable:
-        x = 1
-    first = Mutable
-    import copy
-    result = (Mutable, Mutable)
-    """,
-    lambda a, b: eq((a.x, b.x), (1, 1)),
-    payloads=2,
-)
-C(
     "instance with __dict__ holding functions",
     """
     class Bag:
@@ -1574,4 +1562,248 @@ C(
     result = Coded
     """,
     lambda E: eq((E.code, E("x").code, issubclass(E, Exception)), (42, 42, True)),
+)
+
+# --- more from real code and the peers' suites ----------------------------------
+
+C(
+    "class body reading a global",
+    """
+    class Settings:
+        level = DEFAULT_LEVEL * 2
+        def get(self):
+            return self.level + DEFAULT_LEVEL
+    result = Settings
+    """,
+    lambda S: eq(S().get(), 9),
+    top="DEFAULT_LEVEL = 3",
+)
+C(
+    "class and function referring to each other",
+    """
+    def make_node(v):
+        return Node(v)
+    class Node:
+        def __init__(self, v):
+            self.v = v
+        def child(self):
+            return make_node(self.v + 1)
+    result = make_node
+    """,
+    lambda f: eq(f(1).child().child().v, 3),
+)
+C(
+    "decorator class with __call__",
+    """
+    class CountCalls:
+        def __init__(self, fn):
+            self.fn = fn
+            self.calls = 0
+        def __call__(self, *a):
+            self.calls += 1
+            return self.fn(*a)
+    @CountCalls
+    def square(x):
+        return x * x
+    result = square
+    """,
+    lambda f: eq((f(3), f(4), f.calls), (9, 16, 2)),
+)
+C(
+    "property subclass",
+    """
+    class cached(property):
+        pass
+    class K:
+        @cached
+        def v(self):
+            return "v"
+    result = K()
+    """,
+    lambda k: eq((k.v, type(type(k).__dict__["v"]).__name__), ("v", "cached")),
+)
+C(
+    "staticmethod attached after class",
+    """
+    class Tools:
+        pass
+    Tools.twice = staticmethod(lambda x: 2 * x)
+    Tools.build = classmethod(lambda cls: cls())
+    result = Tools
+    """,
+    lambda T: eq((T.twice(4), type(T.build()) is T), (8, True)),
+)
+C(
+    "slots inheritance",
+    """
+    class A:
+        __slots__ = ("a",)
+    class B(A):
+        __slots__ = ("b",)
+        def __init__(self):
+            self.a, self.b = 1, 2
+    result = B()
+    """,
+    lambda o: eq((o.a, o.b), (1, 2)),
+)
+C(
+    "slots with __weakref__",
+    """
+    import weakref
+    class W:
+        __slots__ = ("v", "__weakref__")
+        def __init__(self):
+            self.v = 1
+    w = W()
+    result = (w, weakref.ref(w))
+    """,
+    lambda t: that(t[1]() is t[0] and t[0].v == 1),
+)
+C(
+    "enum with __str__ and __format__",
+    """
+    import enum
+    class Status(enum.Enum):
+        ACTIVE = "active"
+        def __str__(self):
+            return self.value.upper()
+        def __format__(self, spec):
+            return "fmt:" + self.value
+    result = Status.ACTIVE
+    """,
+    lambda s: eq((str(s), f"{s}"), ("ACTIVE", "fmt:active")),
+)
+C(
+    "dataclass with field(init=False) and __post_init__",
+    """
+    import dataclasses
+    @dataclasses.dataclass
+    class Rect:
+        w: int
+        h: int
+        area: int = dataclasses.field(init=False)
+        def __post_init__(self):
+            self.area = self.w * self.h
+    result = Rect
+    """,
+    lambda R: eq((R(2, 3).area, [f.name for f in __import__("dataclasses").fields(R)]), (6, ["w", "h", "area"])),
+)
+C(
+    "dataclass eq=False unsafe_hash",
+    """
+    import dataclasses
+    @dataclasses.dataclass(unsafe_hash=True)
+    class Key:
+        a: int
+    result = {Key(1): "one"}
+    """,
+    lambda d: eq(d[type(next(iter(d)))(1)], "one"),
+)
+C(
+    "exception raised inside generator",
+    """
+    class Stop(Exception):
+        pass
+    def gen():
+        yield 1
+        raise Stop("after one")
+    result = (gen, Stop)
+    """,
+    lambda g, S: (lambda it: (next(it), raises(S, next, it))[1])(g()),
+    payloads=2,
+)
+C(
+    "getset and member descriptors",
+    """
+    class Slot:
+        __slots__ = ("m",)
+    result = (float.__dict__["real"], Slot.__dict__["m"], float.__dict__["fromhex"])
+    """,
+    lambda t: eq((t[0].__get__(2.5), t[1].__name__, t[2].__get__(None, float)("0x1p1")), (2.5, "m", 2.0)),
+)
+C(
+    "global used only by a nested function",
+    """
+    def outer():
+        def inner():
+            return NESTED_G
+        return inner()
+    result = outer
+    """,
+    lambda f: eq(f(), "nested"),
+    top="NESTED_G = 'nested'",
+)
+C(
+    "global used only in a class body inside a function",
+    """
+    def make():
+        class K:
+            v = CLASS_G
+        return K.v
+    result = make
+    """,
+    lambda f: eq(f(), 11),
+    top="CLASS_G = 11",
+)
+C(
+    "WeakSet identity kept",
+    """
+    import weakref
+    class Item:
+        pass
+    keep = Item()
+    ws = weakref.WeakSet([keep])
+    result = (keep, ws, ws)
+    """,
+    lambda t: that(t[1] is t[2] and t[0] in t[1]),
+)
+C(
+    "typing.overload and final decorators",
+    """
+    import typing
+    class API:
+        @typing.overload
+        def get(self, k: int) -> int: ...
+        @typing.overload
+        def get(self, k: str) -> str: ...
+        def get(self, k):
+            return k
+        @typing.final
+        def done(self):
+            return "done"
+    result = API
+    """,
+    lambda A: eq((A().get(3), A().done()), (3, "done")),
+)
+C(
+    "class changed between payloads",
+    """
+    class Mutable:
+        x = 1
+    def first():
+        Mutable.x = 1
+        return Mutable
+    def second():
+        Mutable.x = 2
+        return Mutable
+    result = (first, second)
+    """,
+    lambda a, b: eq((a.x, b.x), (1, 2)),
+    payloads=2,
+    deferred=True,
+    differs={"dill": "a class already loaded keeps its identity and live state (dill makes a new class per payload)"},
+)
+C(
+    "file read back after the file is gone",
+    """
+    import os, tempfile
+    fd, path = tempfile.mkstemp(prefix="parity-gone-")
+    os.write(fd, b"contents")
+    os.close(fd)
+    fh = open(path)
+    os.unlink(path)
+    result = fh
+    """,
+    lambda f: eq(f.read(), "contents"),
+    differs={"cloudpickle": "file handles reopen the file by name, as dill does (cloudpickle ships their contents)"},
 )

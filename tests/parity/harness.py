@@ -115,7 +115,9 @@ def dump(lib, site, workdir, out, start):
                 objects = result if case.payloads > 1 else (result,)
                 for protocol in PROTOCOLS:
                     try:
-                        record[protocol] = [dumps(obj, protocol=protocol) for obj in objects]
+                        record[protocol] = [
+                            dumps(obj() if case.deferred else obj, protocol=protocol) for obj in objects
+                        ]
                     except BaseException as exc:
                         record[protocol] = "dumps: " + error_text(exc)
             except BaseException as exc:

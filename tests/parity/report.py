@@ -143,10 +143,19 @@ def table(results):
     lines.append("")
     lost = losses(results)
     unexplained = [x for x in lost if x[5] is None]
-    lines.append(f"Losses (a peer passes, turbodill fails): {len(lost)}, of which {len(lost) - len(unexplained)} deliberate.")
+    lines.append(
+        f"Losses (a peer passes, turbodill fails), per (case, site, protocol): {len(lost)}, "
+        f"of which {len(lost) - len(unexplained)} deliberate. By case:"
+    )
+    grouped = {}
     for case, site, protocol, winners, outcome, excuse in lost:
+        entry = grouped.setdefault(case.name, (case, {}, set(), outcome, excuse))
+        entry[1].setdefault(site, []).append(protocol)
+        entry[2].update(winners)
+    for case, where, winners, outcome, excuse in grouped.values():
         tag = f"deliberate: {excuse}" if excuse else (f"issue 9 defect {case.defect}" if case.defect else "UNEXPLAINED")
-        lines.append(f"- {case.name} [{site}, protocol {protocol}; {'/'.join(winners)} pass] {tag}: {outcome}")
+        places = ", ".join(f"{site} {''.join(map(str, protocols))}" for site, protocols in where.items())
+        lines.append(f"- {case.name} [{places}; {'/'.join(sorted(winners))} pass] {tag}: {outcome}")
     return "\n".join(lines)
 
 
