@@ -1621,6 +1621,7 @@ C(
     result = K()
     """,
     lambda k: eq((k.v, type(type(k).__dict__["v"]).__name__), ("v", "cached")),
+    defect=6,  # property subclasses, as abc.abstractproperty
 )
 C(
     "staticmethod attached after class",
@@ -1806,4 +1807,95 @@ C(
     """,
     lambda f: eq(f.read(), "contents"),
     differs={"cloudpickle": "file handles reopen the file by name, as dill does (cloudpickle ships their contents)"},
+)
+C(
+    "class decorator adding methods",
+    """
+    def add_repr(cls):
+        cls.__repr__ = lambda self: f"<{type(self).__name__} {vars(self)}>"
+        return cls
+    @add_repr
+    class Rec:
+        def __init__(self):
+            self.a = 1
+    result = Rec()
+    """,
+    lambda r: eq(repr(r), "<Rec {'a': 1}>"),
+)
+C(
+    "metaclass with __prepare__",
+    """
+    class Ordered(type):
+        @classmethod
+        def __prepare__(mcs, name, bases):
+            return {"prepared": True}
+    class K(metaclass=Ordered):
+        x = 1
+    result = K
+    """,
+    lambda K: eq((K.prepared, K.x, type(K).__name__), (True, 1, "Ordered")),
+)
+C(
+    "classmethod using super()",
+    """
+    class Base:
+        @classmethod
+        def create(cls):
+            return ["base", cls.__name__]
+    class Sub(Base):
+        @classmethod
+        def create(cls):
+            return ["sub"] + super().create()
+    result = Sub
+    """,
+    lambda S: eq(S.create(), ["sub", "base", "Sub"]),
+)
+C(
+    "slots class with property and default __getstate__",
+    """
+    class Temp:
+        __slots__ = ("_c",)
+        def __init__(self, c):
+            self._c = c
+        @property
+        def f(self):
+            return self._c * 9 / 5 + 32
+    result = Temp(100)
+    """,
+    lambda t: eq(t.f, 212.0),
+)
+C(
+    "class whose __module__ names no module",
+    """
+    class Stray:
+        def v(self):
+            return "stray"
+    Stray.__module__ = "no_such_module_anywhere"
+    result = Stray
+    """,
+    lambda S: eq(S().v(), "stray"),
+)
+C(
+    "instance with class-level default overridden",
+    """
+    class Cfg:
+        debug = False
+        def is_debug(self):
+            return self.debug
+    c = Cfg()
+    c.debug = True
+    result = (c, Cfg())
+    """,
+    lambda t: eq((t[0].is_debug(), t[1].is_debug()), (True, False)),
+)
+C(
+    "dynamic class instances across payloads stay the same class",
+    """
+    class Job:
+        def __init__(self, n):
+            self.n = n
+    result = (Job(1), Job(2), Job)
+    """,
+    lambda a, b, J: that(type(a) is type(b) is J),
+    payloads=3,
 )

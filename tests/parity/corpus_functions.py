@@ -1041,3 +1041,119 @@ C(
     "result = (str.upper, dict.__dict__['fromkeys'], int.__add__, list.append)",
     lambda t: eq((t[0]("a"), t[2](1, 2)), ("A", 3)),
 )
+
+# --- more from dill's and cloudpickle's suites -----------------------------------
+
+C(
+    "closures from one call sharing arguments (dill test_mixins)",
+    """
+    def wtf(x, y, z):
+        def zzz():
+            return x
+        def yyy():
+            return y
+        def xxx():
+            return z
+        return zzz, yyy, xxx
+    result = wtf(1, 2, 3)
+    """,
+    lambda t: eq([f() for f in t], [1, 2, 3]),
+)
+C(
+    "closure over an imported module",
+    """
+    def make():
+        import math as m
+        return lambda: round(m.pi, 2)
+    result = make()
+    """,
+    lambda f: eq(f(), 3.14),
+)
+C(
+    "weakref to a function",
+    """
+    import weakref
+    def target():
+        return "alive"
+    result = (target, weakref.ref(target))
+    """,
+    lambda t: eq(t[1]()(), "alive"),
+)
+C(
+    "WeakKeyDictionary",
+    """
+    import weakref
+    class Key:
+        pass
+    k = Key()
+    result = (k, weakref.WeakKeyDictionary({k: "v"}))
+    """,
+    lambda t: eq(t[1][t[0]], "v"),
+)
+C(
+    "partial of a bound method",
+    """
+    import functools
+    class Scaler:
+        def __init__(self, k):
+            self.k = k
+        def scale(self, x, offset=0):
+            return x * self.k + offset
+    result = functools.partial(Scaler(3).scale, offset=1)
+    """,
+    lambda f: eq(f(2), 7),
+)
+C(
+    "map and filter objects over lambdas",
+    "result = (map(lambda x: x * 2, [1, 2]), filter(lambda x: x % 2, [1, 2, 3]))",
+    lambda t: eq((list(t[0]), list(t[1])), ([2, 4], [1, 3])),
+)
+C(
+    "sorted with key lambda in function",
+    """
+    def by_len(words):
+        return sorted(words, key=lambda w: (len(w), w))
+    result = by_len
+    """,
+    lambda f: eq(f(["ccc", "a", "bb"]), ["a", "bb", "ccc"]),
+)
+C(
+    "async function with functools.wraps",
+    """
+    import functools
+    def traced(fn):
+        @functools.wraps(fn)
+        async def inner(*a):
+            return ("traced", await fn(*a))
+        return inner
+    @traced
+    async def fetch(x):
+        return x
+    result = fetch
+    """,
+    lambda f: eq((__import__("asyncio").run(f(1)), f.__name__), (("traced", 1), "fetch")),
+)
+C(
+    "function with typing.Annotated annotation",
+    """
+    import typing
+    def f(x: typing.Annotated[int, "meters"]) -> None:
+        return None
+    result = f
+    """,
+    lambda f: eq(f.__annotations__["x"].__metadata__, ("meters",)),
+)
+C(
+    "lambda default is a local class instance",
+    """
+    class Unit:
+        name = "m"
+    result = lambda u=Unit(): u.name
+    """,
+    lambda f: eq(f(), "m"),
+)
+C(
+    "itertools.islice and accumulate",
+    "import itertools\nresult = (itertools.islice(range(10), 2, 5), itertools.accumulate([1, 2, 3]))",
+    lambda t: eq((list(t[0]), list(t[1])), ([2, 3, 4], [1, 3, 6])),
+)
