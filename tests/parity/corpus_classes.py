@@ -760,17 +760,6 @@ C(
     """,
     lambda i: eq(type(i).__name__, "Inner"),
 )
-C(
-    "class with __weakref__ and weakref to instance",
-    """
-    import weakref
-    class W:
-        pass
-    w = W()
-    result = (w, weakref.ref(w))
-    """,
-    lambda t: that(t[1]() is t[0]),
-)
 
 # --- abstract classes -----------------------------------------------------------
 
