@@ -934,7 +934,6 @@ C(
     result = [Color.GREEN, Color]
     """,
     lambda t: that(t[0] is t[1].GREEN and t[0] == "green" and t[0].upper() == "GREEN"),
-    defect=7,
 )
 C(
     "StrEnum",
@@ -1219,7 +1218,7 @@ C(
     result = [P(1, 2), P]
     """,
     lambda t: that(isinstance(t[0], t[1]) and t[0].total() == 3 and t[1](5).y == 0 and t[1]._fields == ("x", "y")),
-    defect=7,
+    defect=8,
 )
 C(
     "NamedTuple class alone",
@@ -1887,4 +1886,101 @@ C(
     """,
     lambda a, b, J: that(type(a) is type(b) is J),
     payloads=3,
+)
+C(
+    "str mixin enum member across payloads",
+    """
+    import enum
+    class Color(str, enum.Enum):
+        RED = "red"
+        GREEN = "green"
+    result = (Color, [Color.GREEN])
+    """,
+    lambda E, ms: that(ms[0] is E.GREEN and ms[0] == "green"),
+    payloads=2,
+)
+C(
+    "IntFlag member across payloads",
+    """
+    import enum
+    class Bits(enum.IntFlag):
+        A = 1
+        B = 2
+    result = (Bits, Bits.A | Bits.B)
+    """,
+    lambda B, v: that(type(v) is B and B.A in v),
+    payloads=2,
+)
+C(
+    "NamedTuple instance across payloads",
+    """
+    import typing
+    class P(typing.NamedTuple):
+        x: int
+    result = (P, P(1))
+    """,
+    lambda P, p: that(isinstance(p, P) and p.x == 1),
+    payloads=2,
+    defect=8,
+)
+C(
+    "namedtuple instance across payloads",
+    """
+    import collections
+    Pt = collections.namedtuple("Pt", "x y")
+    result = (Pt, Pt(1, 2))
+    """,
+    lambda P, p: that(isinstance(p, P) and p.y == 2),
+    payloads=2,
+)
+C(
+    "dataclass instance across payloads with slots",
+    """
+    import dataclasses
+    @dataclasses.dataclass(slots=True, frozen=True)
+    class Pt:
+        x: int
+    result = (Pt, Pt(1))
+    """,
+    lambda P, p: that(type(p) is P and p == P(1)),
+    payloads=2,
+)
+C(
+    "exception class across payloads caught by except",
+    """
+    class Retry(Exception):
+        pass
+    def fail():
+        raise Retry("again")
+    result = (Retry, fail)
+    """,
+    lambda R, f: raises(R, f),
+    payloads=2,
+)
+C(
+    "method attached after class across payloads",
+    """
+    class A:
+        pass
+    def extra(self):
+        return "extra"
+    A.extra = extra
+    result = (A, A())
+    """,
+    lambda A, a: that(isinstance(a, A) and a.extra() == "extra"),
+    payloads=2,
+)
+C(
+    "subclass defined after first payload's class is loaded",
+    """
+    class Base:
+        def who(self):
+            return "base"
+    class Sub(Base):
+        def who(self):
+            return "sub/" + super().who()
+    result = (Base, Sub())
+    """,
+    lambda B, s: that(isinstance(s, B) and s.who() == "sub/base"),
+    payloads=2,
 )
