@@ -434,6 +434,30 @@ def test_long_tail_objects_survive_the_trip(tmp_path):
     load_fresh(data, LONG_TAIL_CHECKS.replace("PATH", path))
 
 
+def test_enum_members_keep_what_their_init_and_new_gave_them():
+    definitions = """
+    import enum
+    class Planet(enum.Enum):
+        EARTH = (5.97e24, 6.37e6)
+        MARS = (6.42e23, 3.39e6)
+        def __init__(self, mass, radius):
+            self.mass, self.radius = mass, radius
+    class Labelled(str, enum.Enum):
+        def __new__(cls, value, label):
+            member = str.__new__(cls, value)
+            member._value_ = value
+            member.label = label
+            return member
+        OK = ("ok", "All good")
+    """
+    check = """
+    Planet, Labelled = obj
+    assert Planet.MARS.radius == 3.39e6 and Planet.EARTH.mass == 5.97e24
+    assert Labelled.OK.label == 'All good' and Labelled('ok') is Labelled.OK
+    """
+    load_fresh(dump_in_main(definitions, "(Planet, Labelled)"), check)
+
+
 def test_context_variables_keep_their_default():
     definitions = """
     import contextvars

@@ -77,8 +77,11 @@ def class_setstate(cls, state):
         return cls
     _awaiting_state.discard(cls)
     registry = state.pop("_abc_registry", ())
+    member_attributes = state.pop("_enum_member_attributes", {})
     for k, v in state.items():
         setattr(cls, k, v)
+    for name, attributes in member_attributes.items():
+        cls.__members__[name].__dict__.update(attributes)
     for subclass in registry:
         cls.register(subclass)
     _restore_field_kinds(state.get("__dataclass_fields__"))
