@@ -127,6 +127,12 @@ def table(results):
         f"Parity corpus: {len(corpus.CASES)} cases ({available} with their optional packages here), "
         f"3 sites, protocols {', '.join(map(str, harness.PROTOCOLS))}; Python {sys.version.split()[0]}"
     )
+    lines.append(
+        "Sites: main = defined in __main__; local = inside a function of an importable module (importable at load); "
+        "byvalue = module registered with register_pickle_by_value, not importable at load. dill has no such "
+        "registry: its byvalue column loads with the module importable (by reference), so it counts in no loss. "
+        "dill runs with recurse=True (its default names __builtin__.__main__, which plain pickle.loads cannot resolve)."
+    )
     lines.append("")
     header = f"| {'site':8} | proto | cases | {' | '.join(f'{lib:>11}' for lib in harness.LIBRARIES)} |"
     lines.append(header)
