@@ -1,6 +1,6 @@
 """Runs the parity corpus and prints its table.
 
-    python tests/parity/report.py [--out FILE] [--jobs N] [--only NAME,...]
+    python tests/parity/report.py [--out FILE] [--jobs N] [--only NAME]... [--failures]
 
 Each (library, site) dumps in one process and each (library, site, protocol)
 loads in one fresh process. A worker that dies (a signal) is restarted past
@@ -171,11 +171,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", help="also write the table to this file")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", help="comma-separated case names")
+    parser.add_argument("--only", action="append", help="a case's name (repeat for more)")
     parser.add_argument("--failures", action="store_true", help="list every failure of every library")
     args = parser.parse_args()
     started = time.monotonic()
-    results = run_corpus(args.jobs, set(args.only.split(",")) if args.only else None)
+    results = run_corpus(args.jobs, set(args.only) if args.only else None)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     text = table(results) + (
         f"\n\n({time.monotonic() - started:.1f} s wall, {usage.ru_utime + usage.ru_stime:.1f} s CPU in the workers)"
