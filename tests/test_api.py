@@ -16,7 +16,13 @@ import turbodill
 
 
 def test_settings_are_dills_and_drive_defaults():
-    assert turbodill.settings == {"protocol": pickle.DEFAULT_PROTOCOL, "byref": False, "fmode": 0, "recurse": False, "ignore": False}
+    assert turbodill.settings == {
+        "protocol": pickle.DEFAULT_PROTOCOL,
+        "byref": False,
+        "fmode": 0,
+        "recurse": False,
+        "ignore": False,
+    }
     old = turbodill.settings["protocol"]
     turbodill.settings["protocol"] = 2
     try:
@@ -119,8 +125,9 @@ def test_register_pickle_by_value_checks_its_argument():
 def test_deterministic_sets_across_hash_seeds():
     code = "import sys, turbodill; sys.stdout.buffer.write(turbodill.dumps([{'alpha', 'beta', 'gamma', 'delta'}, frozenset({'x', 'y', 'z'})], deterministic=True))"
     outs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}
+        ).stdout
         for seed in ("0", "1", "2", "3")
     }
     assert len(outs) == 1

@@ -144,7 +144,9 @@ def test_functions_load_in_an_interpreter_without_turbodill(case):
     load_fresh(data, check, isolated=True)
 
 
-@pytest.mark.parametrize("case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"])
+@pytest.mark.parametrize(
+    "case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"]
+)
 def test_same_behaviour_as_cloudpickle(case):
     definitions, expr, check = FUNCTIONS[case]
     for lib in ("turbodill", "cloudpickle"):
@@ -263,7 +265,9 @@ def test_classes_and_instances_by_value():
 
 def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
     # Two payloads from one process, the class changed in between.
-    both = dump_in_main(CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))")
+    both = dump_in_main(
+        CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))"
+    )
     first, second = __import__("pickle").loads(both)
     # And the same definitions pickled by another process.
     other = dump_in_main(CLASSES, "objs['p3']")
@@ -318,14 +322,16 @@ def test_dataclass_fields_survive():
 
 
 def test_dumps_are_deterministic_across_hash_seeds():
-    definitions = CLASSES + """
+    definitions = (
+        CLASSES
+        + """
 def uses_sets(x):
     return x in {'alpha', 'beta', 'gamma', 'delta'} or x in frozenset({'e', 'f'})
 """
+    )
     expr = "(objs, uses_sets, lambda: Point.seven())"
     outputs = {
-        seed: dump_in_main(definitions, expr, env={**os.environ, "PYTHONHASHSEED": str(seed)})
-        for seed in (0, 1, 12345)
+        seed: dump_in_main(definitions, expr, env={**os.environ, "PYTHONHASHSEED": str(seed)}) for seed in (0, 1, 12345)
     }
     assert len(set(outputs.values())) == 1
     load_fresh(outputs[0], "assert obj[1]('gamma') and obj[1]('f') and not obj[1]('z') and obj[2]() == 7")

@@ -199,8 +199,11 @@ def open_file(name, mode, position, closed, text, encoding, fmode):
     if not exists and open_mode in ("rb", "r+b"):
         raise FileNotFoundError(f"cannot reopen {name!r}: it no longer exists")
     raw = io.FileIO(name, open_mode)
-    buffered = io.BufferedRandom(raw) if raw.readable() and raw.writable() else (
-        io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
+    buffered = (
+        io.BufferedRandom(raw)
+        if raw.readable() and raw.writable()
+        else (io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
+    )
     f = io.TextIOWrapper(buffered, encoding=encoding) if text else buffered
     if not closed:
         size = os.fstat(raw.fileno()).st_size

@@ -15,7 +15,6 @@ import _thread
 import contextvars
 import functools
 import io
-import os
 import re
 import struct
 import sys
@@ -205,7 +204,9 @@ _REDUCERS = {
 import collections as _collections
 
 _od = _collections.OrderedDict()
-_REDUCERS.update({type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view})
+_REDUCERS.update(
+    {type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view}
+)
 del _od
 
 # dill-style savers registered with `turbodill.register`, by exact type.

@@ -1,9 +1,6 @@
 """Classes and their instances: plain, slots, descriptors, ABCs, metaclasses,
 enums, dataclasses, typing constructs, exceptions."""
 
-import abc
-import dataclasses
-import enum
 import typing
 
 from case import C, eq, raises, that
@@ -1080,7 +1077,9 @@ C(
         y: int = 0
     result = V
     """,
-    lambda V: that(V(1) == V(1, 0) and V(1) < V(2) and [f.name for f in __import__("dataclasses").fields(V)] == ["x", "y"]),
+    lambda V: that(
+        V(1) == V(1, 0) and V(1) < V(2) and [f.name for f in __import__("dataclasses").fields(V)] == ["x", "y"]
+    ),
 )
 C(
     "frozen dataclass",
@@ -1091,7 +1090,11 @@ C(
         a: int
     result = Frozen(1)
     """,
-    lambda f: eq(f.a, 1) and raises(__import__("dataclasses").FrozenInstanceError, setattr, f, "a", 2) and eq(hash(f), hash(type(f)(1))),
+    lambda f: (
+        eq(f.a, 1)
+        and raises(__import__("dataclasses").FrozenInstanceError, setattr, f, "a", 2)
+        and eq(hash(f), hash(type(f)(1)))
+    ),
 )
 C(
     "slots dataclass",
@@ -1115,7 +1118,10 @@ C(
         hidden: int = dataclasses.field(default=0, repr=False, compare=False)
     result = Conf
     """,
-    lambda Cf: eq((Cf().tags, __import__("dataclasses").fields(Cf)[0].metadata["doc"], "hidden" in repr(Cf())), (["x"], "tags", False)),
+    lambda Cf: eq(
+        (Cf().tags, __import__("dataclasses").fields(Cf)[0].metadata["doc"], "hidden" in repr(Cf())),
+        (["x"], "tags", False),
+    ),
 )
 C(
     "dataclass kw_only and InitVar and ClassVar",
@@ -1143,7 +1149,10 @@ C(
         y: int = 2
     result = P
     """,
-    lambda P: eq(__import__("dataclasses").asdict(P(1)), {"x": 1, "y": 2}) and eq(__import__("dataclasses").replace(P(1), y=5).y, 5),
+    lambda P: (
+        eq(__import__("dataclasses").asdict(P(1)), {"x": 1, "y": 2})
+        and eq(__import__("dataclasses").replace(P(1), y=5).y, 5)
+    ),
 )
 C(
     "dataclass inheritance",
@@ -1271,7 +1280,10 @@ C(
         year: int
     result = Movie
     """,
-    lambda M: eq((M(title="x", year=1), M.__annotations__["year"], M.__required_keys__), ({"title": "x", "year": 1}, int, frozenset({"title", "year"}))),
+    lambda M: eq(
+        (M(title="x", year=1), M.__annotations__["year"], M.__required_keys__),
+        ({"title": "x", "year": 1}, int, frozenset({"title", "year"})),
+    ),
 )
 C(
     "TypedDict total=False",
@@ -1382,7 +1394,7 @@ C(
         return sum(a)
     result = f
     """,
-    lambda f: eq((f([1, 2]), f.__annotations__["a"]), (3, typing.List[int])),
+    lambda f: eq((f([1, 2]), f.__annotations__["a"]), (3, list[int])),
 )
 C(
     "class with typing annotations",
@@ -1396,7 +1408,10 @@ C(
         e: "Annotated_"
     result = Annotated_
     """,
-    lambda A: eq((A.__annotations__["a"], A.__annotations__["b"], A.b, A.d, A.__annotations__["e"]), (int, typing.Literal["x", "y"], "x", 4, "Annotated_")),
+    lambda A: eq(
+        (A.__annotations__["a"], A.__annotations__["b"], A.b, A.d, A.__annotations__["e"]),
+        (int, typing.Literal["x", "y"], "x", 4, "Annotated_"),
+    ),
 )
 C(
     "typing annotation with a local class",
@@ -1540,7 +1555,10 @@ C(
         pass
     result = ExceptionGroup("many", [Mine("a"), ValueError("b")])
     """,
-    lambda g: eq((len(g.exceptions), type(g.exceptions[0]).__name__, g.split(ValueError)[0].exceptions[0].args), (2, "Mine", ("b",))),
+    lambda g: eq(
+        (len(g.exceptions), type(g.exceptions[0]).__name__, g.split(ValueError)[0].exceptions[0].args),
+        (2, "Mine", ("b",)),
+    ),
 )
 C(
     "exception class with class attribute",

@@ -15,9 +15,17 @@ C("lambda varargs", "result = lambda *a, **k: (a, k)", lambda f: eq(f(1, 2, z=3)
 C("nested lambdas", "result = lambda x: (lambda y: x + y)", lambda f: eq(f(1)(2), 3))
 C("lambda returning lambda twice", "result = lambda a: lambda b: lambda c: a * b * c", lambda f: eq(f(2)(3)(4), 24))
 C("lambda default arg", "result = lambda x, y=10: x * y", lambda f: eq((f(2), f(2, 3)), (20, 6)))
-C("lambda default mutable", "result = lambda x, acc=[]: (acc.append(x), len(acc))[1]", lambda f: eq((f(1), f(2)), (1, 2)))
+C(
+    "lambda default mutable",
+    "result = lambda x, acc=[]: (acc.append(x), len(acc))[1]",
+    lambda f: eq((f(1), f(2)), (1, 2)),
+)
 C("lambda kw-only", "result = lambda *, k=3: k * 2", lambda f: eq((f(), f(k=4)), (6, 8)))
-C("lambda positional-only", "result = lambda a, b, /: a - b", lambda f: eq(f(5, 2), 3) and raises(TypeError, lambda: f(a=5, b=2)))
+C(
+    "lambda positional-only",
+    "result = lambda a, b, /: a - b",
+    lambda f: eq(f(5, 2), 3) and raises(TypeError, lambda: f(a=5, b=2)),
+)
 C(
     "def with docstring",
     '''
@@ -655,7 +663,9 @@ C(
         return w * h
     result = area
     ''',
-    lambda f: eq((f(2, 3), f.__name__, f.__doc__, f.__annotations__["w"], f.__wrapped__(1, 1)), (6, "area", "Area.", int, 1)),
+    lambda f: eq(
+        (f(2, 3), f.__name__, f.__doc__, f.__annotations__["w"], f.__wrapped__(1, 1)), (6, "area", "Area.", int, 1)
+    ),
 )
 C(
     "decorator factory with arguments",
@@ -946,7 +956,9 @@ C(
         yield
     result = (a, g, ag)
     """,
-    lambda t: that(inspect.iscoroutinefunction(t[0]) and inspect.isgeneratorfunction(t[1]) and inspect.isasyncgenfunction(t[2])),
+    lambda t: that(
+        inspect.iscoroutinefunction(t[0]) and inspect.isgeneratorfunction(t[1]) and inspect.isasyncgenfunction(t[2])
+    ),
 )
 
 # --- code objects, cells, odd functions ----------------------------------------

@@ -5,6 +5,7 @@ import operator
 
 from case import C, eq, raises, that
 
+
 def with_request_context(view):
     import flask
 
@@ -203,13 +204,21 @@ C(
 C("memoryview", "result = memoryview(b'abcdef')[1:4]", lambda m: eq(bytes(m), b"bcd"))
 C("itertools.count", "import itertools\nc = itertools.count(5, 2)\nnext(c)\nresult = c", lambda c: eq(next(c), 7))
 C("itertools objects", "import itertools\nresult = list(itertools.chain([1], [2]))", lambda v: eq(v, [1, 2]))
-C("range and slice", "result = (range(1, 10, 3), slice(1, None, 2))", lambda t: eq((list(t[0]), [0, 1, 2, 3][t[1]]), ([1, 4, 7], [1, 3])))
+C(
+    "range and slice",
+    "result = (range(1, 10, 3), slice(1, None, 2))",
+    lambda t: eq((list(t[0]), [0, 1, 2, 3][t[1]]), ([1, 4, 7], [1, 3])),
+)
 C(
     "singletons and their types",
     "result = (Ellipsis, NotImplemented, None, type(None), type(Ellipsis), type(NotImplemented))",
     lambda t: that(t[0] is ... and t[1] is NotImplemented and t[3] is type(None) and t[4] is type(...)),
 )
-C("regular expression", "import re\nresult = re.compile(r'(\\d+)-(\\w+)', re.I)", lambda r: eq(r.match("12-ab").groups(), ("12", "ab")))
+C(
+    "regular expression",
+    "import re\nresult = re.compile(r'(\\d+)-(\\w+)', re.I)",
+    lambda r: eq(r.match("12-ab").groups(), ("12", "ab")),
+)
 C(
     "decimal, fraction, complex",
     "import decimal, fractions\nresult = (decimal.Decimal('1.10'), fractions.Fraction(1, 3), 2 + 3j)",
@@ -220,9 +229,21 @@ C(
     "import datetime\nresult = datetime.datetime(2020, 1, 2, 3, 4, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))",
     lambda d: eq((d.utcoffset().seconds, d.year), (7200, 2020)),
 )
-C("uuid and pathlib", "import uuid, pathlib\nresult = (uuid.UUID(int=5), pathlib.PurePosixPath('/a/b'))", lambda t: eq((t[0].int, t[1].name), (5, "b")))
-C("array.array", "import array\nresult = array.array('i', [1, 2, 3])", lambda a: eq((a.typecode, list(a)), ("i", [1, 2, 3])))
-C("bytearray and frozenset", "result = (bytearray(b'xy'), frozenset({1, 2}))", lambda t: eq(t, (bytearray(b"xy"), frozenset({1, 2}))))
+C(
+    "uuid and pathlib",
+    "import uuid, pathlib\nresult = (uuid.UUID(int=5), pathlib.PurePosixPath('/a/b'))",
+    lambda t: eq((t[0].int, t[1].name), (5, "b")),
+)
+C(
+    "array.array",
+    "import array\nresult = array.array('i', [1, 2, 3])",
+    lambda a: eq((a.typecode, list(a)), ("i", [1, 2, 3])),
+)
+C(
+    "bytearray and frozenset",
+    "result = (bytearray(b'xy'), frozenset({1, 2}))",
+    lambda t: eq(t, (bytearray(b"xy"), frozenset({1, 2}))),
+)
 C("io.StringIO", "import io\ns = io.StringIO('hello')\ns.read(2)\nresult = s", lambda s: eq(s.read(), "llo"))
 C("io.BytesIO", "import io\nb = io.BytesIO(b'hello')\nb.seek(1)\nresult = b", lambda b: eq(b.read(), b"ello"))
 C(
@@ -235,7 +256,11 @@ C(
     "import threading\nlk = threading.Lock()\nlk.acquire()\nresult = lk",
     lambda lk: that(lk.locked()),
 )
-C("threading.RLock", "import threading\nresult = threading.RLock()", lambda lk: that(lk.acquire(blocking=False) and lk.acquire(blocking=False)))
+C(
+    "threading.RLock",
+    "import threading\nresult = threading.RLock()",
+    lambda lk: that(lk.acquire(blocking=False) and lk.acquire(blocking=False)),
+)
 C(
     "class instance holding a lock",
     """
@@ -253,7 +278,11 @@ C(
     lambda c: eq((c.incr(), c.incr()), (1, 2)),
 )
 C("threading.Event", "import threading\ne = threading.Event()\ne.set()\nresult = e", lambda e: that(e.is_set()))
-C("logging.Logger", "import logging\nresult = logging.getLogger('parity.logger')", lambda lg: eq(lg.name, "parity.logger"))
+C(
+    "logging.Logger",
+    "import logging\nresult = logging.getLogger('parity.logger')",
+    lambda lg: eq(lg.name, "parity.logger"),
+)
 C("root logger", "import logging\nresult = logging.getLogger()", lambda lg: eq(lg.name, "root"))
 C(
     "weakref to a long-lived object",
@@ -444,7 +473,9 @@ C(
         return flask.jsonify(ok=True)
     result = app
     """,
-    lambda app: eq((app.test_client().get("/hello/ann").data, app.test_client().get("/json").json), (b"hello ann", {"ok": True})),
+    lambda app: eq(
+        (app.test_client().get("/hello/ann").data, app.test_client().get("/json").json), (b"hello ann", {"ok": True})
+    ),
     needs=("flask",),
     defect=9,
 )
@@ -480,7 +511,10 @@ C(
     s.params = {"q": "x"}
     result = s
     """,
-    lambda s: eq((s.headers["X-Parity"], s.params, type(s.get_adapter("https://example.org")).__name__), ("1", {"q": "x"}, "HTTPAdapter")),
+    lambda s: eq(
+        (s.headers["X-Parity"], s.params, type(s.get_adapter("https://example.org")).__name__),
+        ("1", {"q": "x"}, "HTTPAdapter"),
+    ),
     needs=("requests",),
 )
 C(

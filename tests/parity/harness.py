@@ -42,10 +42,7 @@ def write_site_packages(workdir, cases):
             f.write("")
         for index, case in enumerate(cases):
             if site == "local":
-                text = (
-                    f"{case.top}\n\ndef _parity_build():\n"
-                    f"{textwrap.indent(case.body, '    ')}\n    return result\n"
-                )
+                text = f"{case.top}\n\ndef _parity_build():\n{textwrap.indent(case.body, '    ')}\n    return result\n"
             else:
                 text = f"{case.top}\n{case.body}\n"
             for name, source in case.files.items():

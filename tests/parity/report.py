@@ -147,7 +147,11 @@ def table(results):
             for lib, c in zip(harness.LIBRARIES, counts):
                 totals[lib] += c
             lines.append(f"| {site:8} | {protocol:5} | {n:5} | " + " | ".join(f"{c:11}" for c in counts) + " |")
-    lines.append(f"| {'all':8} | {'':5} | {total_cases:5} | " + " | ".join(f"{totals[lib]:11}" for lib in harness.LIBRARIES) + " |")
+    lines.append(
+        f"| {'all':8} | {'':5} | {total_cases:5} | "
+        + " | ".join(f"{totals[lib]:11}" for lib in harness.LIBRARIES)
+        + " |"
+    )
     lines.append("")
     lost = losses(results)
     unexplained = [x for x in lost if x[5] is None]
