@@ -78,11 +78,29 @@ def class_setstate(cls, state):
         return cls
     _awaiting_state.discard(cls)
     registry = state.pop("_abc_registry", ())
+    member_attributes = state.pop("_enum_member_attributes", {})
     for k, v in state.items():
         setattr(cls, k, v)
+    for name, attributes in member_attributes.items():
+        cls.__members__[name].__dict__.update(attributes)
     for subclass in registry:
         cls.register(subclass)
+    _restore_field_kinds(state.get("__dataclass_fields__"))
     return cls
+
+
+def _restore_field_kinds(fields):
+    """A dataclass field's kind is one of three sentinels of ``dataclasses``
+    that ``fields()`` compares by identity; pickled with the class they
+    load as copies, so each is put back by its name."""
+    if not isinstance(fields, dict):
+        return
+    import dataclasses
+
+    for field in fields.values():
+        kind = getattr(field, "_field_type", None)
+        if type(kind).__name__ == "_FIELD_BASE":
+            field._field_type = getattr(dataclasses, kind.name, kind)
 
 
 _typevars: weakref.WeakValueDictionary[str, typing.TypeVar] = weakref.WeakValueDictionary()
