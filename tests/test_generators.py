@@ -566,3 +566,129 @@ def test_restore_refuses_a_started_generator():
     g = _suspended()
     with pytest.raises(pickle.UnpicklingError, match="already started"):
         _gen_restore(g, -2 if sys.version_info >= (3, 13) else -1, 0, [None] * 5, b"\0" * 5, None)
+
+
+# ---- examples/checkpoint.py: killed with SIGKILL, resumed, same result ---------
+
+CHECKPOINT = os.path.join(os.path.dirname(__file__), os.pardir, "examples", "checkpoint.py")
+
+
+def test_checkpointed_computation_survives_sigkill(tmp_path):
+    import signal
+
+    args = ["--steps", "1000000", "--every", "50000"]
+    uninterrupted = run_example(tmp_path / "straight.ckpt", args)
+    state = tmp_path / "killed.ckpt"
+    proc = subprocess.Popen([sys.executable, CHECKPOINT, str(state), *args], stdout=subprocess.PIPE)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith(b"checkpoint 100000"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and state.exists(), seen
+    resumed = run_example(state, args)
+    assert resumed.startswith("resumed from checkpoint\n")
+    assert "checkpoint 50000\n" not in resumed  # it did not start over
+    assert resumed.splitlines()[-1] == uninterrupted.splitlines()[-1]
+    assert uninterrupted.splitlines()[-1].startswith("result 3.1")
+    assert not state.exists()
+
+
+def run_example(state, args):
+    proc = subprocess.run([sys.executable, CHECKPOINT, str(state), *args], capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode()
+
+
+# ---- a small fuzz of the loader: mutated frame fields are refused or fit ------
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+def _fuzz_targets():
+    def for_loop(items):
+        total = 0
+        for x in items:
+            total += (yield total + x) or 1
+        return total
+
+    def nested():
+        def leaf():
+            yield "a"
+            yield "b"
+
+        yield from leaf()
+
+    g = for_loop(list(range(5)))
+    next(g)
+    n = nested()
+    next(n)
+    return [turbodill.dumps(g), turbodill.dumps(n)]
+
+
+FUZZ_PAYLOADS = _fuzz_targets()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.sampled_from(range(len(FUZZ_PAYLOADS))),
+    field=st.sampled_from(["format", "state", "lasti", "cut", "extend", "marks"]),
+    number=st.integers(-5, 300),
+)
+def test_fuzz_mutated_fields(which, field, number):
+    """Every mutation of a frame field is refused with UnpicklingError, or
+    it left the frame's shape as saved and the generator resumes as the
+    original does."""
+    data = FUZZ_PAYLOADS[which]
+
+    def mutate(state):
+        state = list(state)
+        if field == "format":
+            state[0] = number
+        elif field == "state":
+            state[1] = number
+        elif field == "lasti":
+            state[2] = number
+        elif field == "cut":
+            cut = number % (len(state[3]) + 1)
+            state[3], state[4] = state[3][:cut], state[4][:cut]
+        elif field == "extend":
+            k = number % 4
+            state[3], state[4] = state[3] + [number] * k, state[4] + b"\1" * k
+        else:
+            state[4] = state[4][: number % (len(state[4]) + 1)]
+        mutated.append(tuple(state))
+        return tuple(state)
+
+    mutated = []
+    try:
+        loaded = _Mutating(data, mutate_state=mutate).load()
+    except pickle.UnpicklingError:
+        return
+    original = pickle.loads(data)
+    assert _shape(mutated[0]) == _shape(_state_of(original))
+    assert list(loaded) == list(original)
+
+
+def _shape(state):
+    return state[:3] + (len(state[3]), state[4])
+
+
+def _state_of(gen):
+    """The frame fields as the payload holds them."""
+    captured = []
+
+    class Capture(pickle.Unpickler):
+        def find_class(self, module, name):
+            found = super().find_class(module, name)
+            if name == "restore_generator":
+                return lambda g, state: captured.append(state) or found(g, state)
+            return found
+
+    import io
+
+    Capture(io.BytesIO(turbodill.dumps(gen))).load()
+    return captured[0]

@@ -13,7 +13,6 @@ import hashlib
 import pickle
 import sys
 import types
-import weakref
 
 # CPython's ``PyFrameState`` values, per minor version.
 if sys.version_info >= (3, 13):
@@ -21,9 +20,14 @@ if sys.version_info >= (3, 13):
 else:
     CREATED, SUSPENDED, SUSPENDED_YIELD_FROM, COMPLETED = -2, -1, None, 1
 _SUSPENDED = {SUSPENDED, SUSPENDED_YIELD_FROM} - {None}
+# co_flags of code whose call makes a generator, coroutine or async generator.
+GENERATOR_FLAGS = 0x20 | 0x80 | 0x200
 
-_digests = weakref.WeakKeyDictionary()
-_depths = weakref.WeakKeyDictionary()
+# Caches, each dropped whole past _CACHE_SIZE entries: id(code) -> (code,
+# digest) (the code is held, so its id is not reused), digest -> depths.
+_CACHE_SIZE = 4096
+_digests = {}
+_depths = {}
 
 
 def _code_fields(code):
@@ -47,12 +51,13 @@ def _code_fields(code):
 def code_digest(code):
     """A digest of what a frame of ``code`` runs: equal digests mean a saved
     instruction offset and stack mean the same thing in both codes."""
-    try:
-        return _digests[code]
-    except KeyError:
-        pass
+    known = _digests.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
     digest = hashlib.sha256(_code_fields(code)).hexdigest()[:32]
-    _digests[code] = digest
+    if len(_digests) >= _CACHE_SIZE:
+        _digests.clear()
+    _digests[id(code)] = (code, digest)
     return digest
 
 
@@ -102,10 +107,10 @@ def stack_depths(code):
     """The stack depth before each instruction (by offset in code units), by
     the compiler's own stack model (``dis.stack_effect``) along every path,
     exception handlers included."""
-    try:
-        return _depths[code]
-    except KeyError:
-        pass
+    key = code_digest(code)
+    known = _depths.get(key)
+    if known is not None:
+        return known
     instructions = list(dis.get_instructions(code))
     index = {ins.offset: i for i, ins in enumerate(instructions)}
     depths = {}
@@ -137,7 +142,9 @@ def stack_depths(code):
                 depth += dis.stack_effect(ins.opcode, arg)
             i += 1
     result = {offset // 2: depth for offset, depth in depths.items()}
-    _depths[code] = result
+    if len(_depths) >= _CACHE_SIZE:
+        _depths.clear()
+    _depths[key] = result
     return result
 
 

@@ -260,6 +260,8 @@ def make_generator(func, code_digest, python_version):
         raise pickle.UnpicklingError(
             f"{func.__module__}.{func.__qualname__} is not the function the generator was "
             "saved from: its code has changed since")
+    if not func.__code__.co_flags & _generators.GENERATOR_FLAGS:
+        raise pickle.UnpicklingError(f"{func.__qualname__} is not a generator or coroutine function")
     gen = _generators.dummy_call(func)
     if not isinstance(gen, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
         raise pickle.UnpicklingError(f"{func.__qualname__} did not make a generator")
@@ -288,8 +290,12 @@ def restore_generator(gen, state):
 
 def make_finished_generator(code, name, qualname):
     """A generator of ``code`` that has finished (its frame is gone)."""
+    import pickle
+
     from . import _generators
 
+    if not code.co_flags & _generators.GENERATOR_FLAGS:
+        raise pickle.UnpicklingError(f"{qualname} is not the code of a generator or coroutine")
     closure = tuple(types.CellType() for _ in code.co_freevars)
     gen = _generators.dummy_call(types.FunctionType(code, {}, name, None, closure))
     _generators.close_unstarted(gen)
