@@ -11,7 +11,8 @@ generator, a closure) and either
   succeed; a load whose state is the original one must then resume and
   finish exactly as the original; or
 - changes bytes of the payload's values (the arguments of its int and str
-  opcodes: offsets, states, counts, names, the digest) and loads it with plain ``pickle.loads``: any ``Exception`` is
+  opcodes: offsets, states, counts, names, the digest; not the fields of
+  code objects nor the names of globals, see ``_value_positions``) and loads it with plain ``pickle.loads``: any ``Exception`` is
   fine, the generator is not resumed (a changed value, say an int where the
   loop's iterator was, is the payload's own doing: pickles are trusted
   input; only the frame's shape is checked). Opcode bytes are left alone:
@@ -160,15 +161,44 @@ PAYLOADS = [turbodill.dumps(make()) for make in
 _VALUE_OPCODES = {"BININT1", "BININT2", "BININT", "SHORT_BINUNICODE", "BINUNICODE"}
 
 
+_MARK_CONSUMERS = {"TUPLE", "APPENDS", "SETITEMS", "ADDITEMS", "FROZENSET", "LIST", "DICT", "OBJ",
+                   "INST", "POP_MARK"}
+
+
 def _value_positions(payload):
-    """Positions of the bytes that are opcode arguments holding values."""
+    """Positions of the bytes that are opcode arguments holding values,
+    outside the fields of code objects: a code object whose stack size or
+    flags are changed crashes the interpreter when it runs, whatever
+    carries it (functions by value in any pickler), so that is no finding
+    about generator frames."""
     import pickletools
 
     ops = list(pickletools.genops(payload))
-    positions = []
-    for (op, _, pos), (_, _, end) in zip(ops, ops[1:]):
-        if op.name in _VALUE_OPCODES:
+    positions, marks, code_memo = [], [], set()
+    memo_count, last_str, code_on_top = 0, None, False
+    # The module and name strings of STACK_GLOBAL stay: changing them imports
+    # whatever module they then name, which is the unpickler's business.
+    global_names = set()
+    for i, (op, _, _) in enumerate(ops):
+        if op.name == "STACK_GLOBAL":
+            strings = [j for j in range(i - 1, max(i - 5, -1), -1) if ops[j][0].name != "MEMOIZE"][:2]
+            global_names.update(ops[j][2] for j in strings)
+    for (op, arg, pos), (_, _, end) in zip(ops, ops[1:]):
+        if op.name == "MARK":
+            marks.append(code_on_top)  # True: the MARK of types.CodeType's arguments
+        elif op.name in _MARK_CONSUMERS and marks:
+            marks.pop()
+        if op.name in _VALUE_OPCODES and not any(marks) and pos not in global_names:
             positions.extend(range(pos + 1, end))
+        if op.name == "MEMOIZE":
+            if code_on_top:
+                code_memo.add(memo_count)
+            memo_count += 1
+        else:
+            code_on_top = (op.name == "STACK_GLOBAL" and last_str == "CodeType") or (
+                op.name in ("BINGET", "LONG_BINGET") and arg in code_memo)
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE"):
+            last_str = arg
     return positions
 
 

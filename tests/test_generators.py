@@ -9,11 +9,14 @@ transcripts must be the same: values, exceptions, `finally` blocks.
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import turbodill
 
@@ -604,9 +607,6 @@ def run_example(state, args):
 
 # ---- a small fuzz of the loader: mutated frame fields are refused or fit ------
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 
 def _fuzz_targets():
     def for_loop(items):
@@ -692,3 +692,20 @@ def _state_of(gen):
 
     Capture(io.BytesIO(turbodill.dumps(gen))).load()
     return captured[0]
+
+
+def test_atheris_fuzz_of_the_loader_bounded(tmp_path):
+    """A bounded run of fuzz/fuzz_generators.py: mutated frame fields and
+    changed payload values end in an exception or a faithful resume, never
+    a crash."""
+    pytest.importorskip("atheris", reason="the atheris fuzzer is not installed")
+    harness = os.path.join(os.path.dirname(__file__), os.pardir, "fuzz", "fuzz_generators.py")
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", harness, "-max_total_time=20", "-timeout=10",
+         "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/"],
+        capture_output=True, text=True, timeout=200,
+    )
+    findings = sorted(p.name for p in tmp_path.glob("*-*"))
+    tail = "\n".join(line for line in proc.stderr.splitlines() if "Instrumenting" not in line)[-3000:]
+    assert proc.returncode == 0 and not findings, f"{findings}\n{tail}"
+    assert int(re.search(r"Done (\d+) runs", proc.stderr).group(1)) > 10_000, tail
