@@ -256,6 +256,21 @@ CASES = {
         "print(next(obj), obj.gi_frame.f_locals['me'] is obj)",
         "True True",
     ),
+    "generator method attached to a class after its statement": (
+        """
+        class Counter:
+            def __init__(self, start):
+                self.start = start
+        def count(self, n):
+            for i in range(n):
+                yield self.start + i
+        Counter.count = count
+        obj = Counter(10).count(4)
+        next(obj)
+        """,
+        "print(type(obj.gi_frame.f_locals['self']).__name__); show(obj)",
+        "Counter\nnext 11\nnext 12\nnext 13\nstop None",
+    ),
     "coroutine awaiting another coroutine": (
         """
         class Tick:
