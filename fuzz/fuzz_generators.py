@@ -156,13 +156,13 @@ def _drive(obj):
     return out
 
 
-PAYLOADS = [turbodill.dumps(make()) for make in
-            (_for_loop, _with_block, _yield_from, _coroutine, _async_generator, _closure)]
+PAYLOADS = [
+    turbodill.dumps(make()) for make in (_for_loop, _with_block, _yield_from, _coroutine, _async_generator, _closure)
+]
 _VALUE_OPCODES = {"BININT1", "BININT2", "BININT", "SHORT_BINUNICODE", "BINUNICODE"}
 
 
-_MARK_CONSUMERS = {"TUPLE", "APPENDS", "SETITEMS", "ADDITEMS", "FROZENSET", "LIST", "DICT", "OBJ",
-                   "INST", "POP_MARK"}
+_MARK_CONSUMERS = {"TUPLE", "APPENDS", "SETITEMS", "ADDITEMS", "FROZENSET", "LIST", "DICT", "OBJ", "INST", "POP_MARK"}
 
 
 def _value_positions(payload):
@@ -196,7 +196,8 @@ def _value_positions(payload):
             memo_count += 1
         else:
             code_on_top = (op.name == "STACK_GLOBAL" and last_str == "CodeType") or (
-                op.name in ("BINGET", "LONG_BINGET") and arg in code_memo)
+                op.name in ("BINGET", "LONG_BINGET") and arg in code_memo
+            )
         if op.name in ("SHORT_BINUNICODE", "BINUNICODE"):
             last_str = arg
     return positions
@@ -234,7 +235,7 @@ class _Mutating(pickle.Unpickler):
             state[3] = state[3] + [fdp.ConsumeInt(1)] * extra
             state[4] = state[4] + bytes([1]) * extra
         elif choice == 4:
-            state[4] = state[4][:fdp.ConsumeIntInRange(0, len(state[4]))] + bytes([1]) * fdp.ConsumeIntInRange(0, 2)
+            state[4] = state[4][: fdp.ConsumeIntInRange(0, len(state[4]))] + bytes([1]) * fdp.ConsumeIntInRange(0, 2)
         elif choice == 5:
             state[1] = fdp.ConsumeIntInRange(-4, 5)
         elif choice == 6:

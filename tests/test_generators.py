@@ -15,8 +15,7 @@ import sys
 import textwrap
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import turbodill
 
@@ -379,7 +378,7 @@ def test_scheduler_of_100_generators_keeps_sharing(tmp_path):
     print(len(shared["log"]), shared["log"][:3], shared["log"][-1])
     """
     out = check_same(tmp_path, definitions, drive)
-    assert out.split() [0] == "True"
+    assert out.split()[0] == "True"
     assert "300" in out
 
 
@@ -407,7 +406,10 @@ def test_importable_function_by_reference(tmp_path):
 def test_changed_function_is_refused(tmp_path):
     env = module_case(tmp_path, GENMOD)
     path = tmp_path / "payload.pkl"
-    run(f"import turbodill, genmod\ng = genmod.countdown(4)\nnext(g)\nopen({str(path)!r}, 'wb').write(turbodill.dumps(g))", env=env)
+    run(
+        f"import turbodill, genmod\ng = genmod.countdown(4)\nnext(g)\nopen({str(path)!r}, 'wb').write(turbodill.dumps(g))",
+        env=env,
+    )
     module_case(tmp_path, GENMOD.replace("n -= 1", "n -= 2"))
     proc = run(f"import pickle\npickle.loads(open({str(path)!r}, 'rb').read())", env=env, expect_ok=False)
     assert b"UnpicklingError" in proc.stderr and b"its code has changed" in proc.stderr
@@ -426,7 +428,10 @@ def test_function_in_a_module_registered_by_value(tmp_path):
 
 
 def test_generator_made_inside_a_function_of_a_module(tmp_path):
-    env = module_case(tmp_path, "def make(k):\n    def scaled(xs):\n        for x in xs:\n            yield x * k\n    return scaled([1, 2, 3])\n")
+    env = module_case(
+        tmp_path,
+        "def make(k):\n    def scaled(xs):\n        for x in xs:\n            yield x * k\n    return scaled([1, 2, 3])\n",
+    )
     out = check_same(tmp_path, "import genmod\nobj = genmod.make(10)\nnext(obj)", "show(obj)", env)
     assert out.split() == ["next", "20", "next", "30", "stop", "None"]
 
@@ -513,7 +518,7 @@ class _Mutating(pickle.Unpickler):
 
 
 def _replace(state, i, value):
-    return state[:i] + (value,) + state[i + 1:]
+    return state[:i] + (value,) + state[i + 1 :]
 
 
 MUTATIONS = {
@@ -555,7 +560,9 @@ def test_cell_slot_must_hold_a_cell():
     next(g)
     data = turbodill.dumps(g)
     with pytest.raises(pickle.UnpicklingError, match="must hold a cell"):
-        _Mutating(data, mutate_state=lambda s: _replace(s, 3, [5 if type(x).__name__ == "cell" else x for x in s[3]])).load()
+        _Mutating(
+            data, mutate_state=lambda s: _replace(s, 3, [5 if type(x).__name__ == "cell" else x for x in s[3]])
+        ).load()
 
 
 @pytest.mark.parametrize(
@@ -716,9 +723,19 @@ def test_atheris_fuzz_of_the_loader_bounded(tmp_path):
     pytest.importorskip("atheris", reason="the atheris fuzzer is not installed")
     harness = os.path.join(os.path.dirname(__file__), os.pardir, "fuzz", "fuzz_generators.py")
     proc = subprocess.run(
-        [sys.executable, "-W", "ignore", harness, "-max_total_time=20", "-timeout=10",
-         "-rss_limit_mb=2048", f"-artifact_prefix={tmp_path}/"],
-        capture_output=True, text=True, timeout=200,
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            harness,
+            "-max_total_time=20",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            f"-artifact_prefix={tmp_path}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=200,
     )
     findings = sorted(p.name for p in tmp_path.glob("*-*"))
     tail = "\n".join(line for line in proc.stderr.splitlines() if "Instrumenting" not in line)[-3000:]

@@ -41,11 +41,23 @@ def _code_fields(code):
             consts.append(("frozenset", sorted(repr(x) for x in c)))
         else:
             consts.append(repr(c))
-    return repr((
-        code.co_code, code.co_exceptiontable, code.co_argcount, code.co_posonlyargcount,
-        code.co_kwonlyargcount, code.co_nlocals, code.co_stacksize, code.co_flags,
-        code.co_varnames, code.co_cellvars, code.co_freevars, code.co_names, consts,
-    )).encode()
+    return repr(
+        (
+            code.co_code,
+            code.co_exceptiontable,
+            code.co_argcount,
+            code.co_posonlyargcount,
+            code.co_kwonlyargcount,
+            code.co_nlocals,
+            code.co_stacksize,
+            code.co_flags,
+            code.co_varnames,
+            code.co_cellvars,
+            code.co_freevars,
+            code.co_names,
+            consts,
+        )
+    ).encode()
 
 
 def code_digest(code):
@@ -69,7 +81,7 @@ def dummy_call(func):
     """A fresh generator of ``func``: its frame has the size its code needs.
     The arguments are placeholders, replaced by the saved locals."""
     code = func.__code__
-    kwonly = code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount]
+    kwonly = code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
     return func(*[None] * code.co_argcount, **dict.fromkeys(kwonly))
 
 
@@ -87,8 +99,7 @@ def close_unstarted(gen):
 
 def nlocalsplus(code):
     """``co_nlocalsplus``: locals, the cells that are not also locals, free variables."""
-    return (len(code.co_varnames) + len(set(code.co_cellvars) - set(code.co_varnames))
-            + len(code.co_freevars))
+    return len(code.co_varnames) + len(set(code.co_cellvars) - set(code.co_varnames)) + len(code.co_freevars)
 
 
 def _jump_target(ins):
@@ -98,8 +109,7 @@ def _jump_target(ins):
     return target
 
 
-_UNCONDITIONAL = {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP",
-                  "JUMP_NO_INTERRUPT"}
+_UNCONDITIONAL = {"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP", "JUMP_NO_INTERRUPT"}
 _TERMINAL = {"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"}
 
 
@@ -153,10 +163,19 @@ def check_state(gen, state):
     if not isinstance(state, tuple) or len(state) != 8 or state[0] != 1:
         raise _refuse("unknown generator state format")
     _, frame_state, lasti, slots, present, exc_value, name, qualname = state
-    code = gen.gi_code if isinstance(gen, types.GeneratorType) else (
-        gen.cr_code if isinstance(gen, types.CoroutineType) else gen.ag_code)
-    if not (isinstance(frame_state, int) and isinstance(lasti, int) and isinstance(slots, list)
-            and isinstance(present, bytes) and isinstance(name, str) and isinstance(qualname, str)):
+    code = (
+        gen.gi_code
+        if isinstance(gen, types.GeneratorType)
+        else (gen.cr_code if isinstance(gen, types.CoroutineType) else gen.ag_code)
+    )
+    if not (
+        isinstance(frame_state, int)
+        and isinstance(lasti, int)
+        and isinstance(slots, list)
+        and isinstance(present, bytes)
+        and isinstance(name, str)
+        and isinstance(qualname, str)
+    ):
         raise _refuse("malformed generator state")
     n = nlocalsplus(code)
     if len(slots) != len(present) or len(slots) < n:
@@ -175,5 +194,4 @@ def check_state(gen, state):
     if expected is None or code.co_code[2 * yield_at] != dis.opmap["YIELD_VALUE"]:
         raise _refuse(f"generator {qualname}: offset {lasti} is not a yield of its code")
     if depth != expected - 1:  # the yielded value is off the stack
-        raise _refuse(f"generator {qualname}: a stack of {depth} where its code has {expected - 1} "
-                      f"at offset {lasti}")
+        raise _refuse(f"generator {qualname}: a stack of {depth} where its code has {expected - 1} at offset {lasti}")

@@ -181,8 +181,11 @@ def open_file(name, mode, position, closed, text, encoding, fmode):
     if not exists and open_mode in ("rb", "r+b"):
         raise FileNotFoundError(f"cannot reopen {name!r}: it no longer exists")
     raw = io.FileIO(name, open_mode)
-    buffered = io.BufferedRandom(raw) if raw.readable() and raw.writable() else (
-        io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
+    buffered = (
+        io.BufferedRandom(raw)
+        if raw.readable() and raw.writable()
+        else (io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
+    )
     f = io.TextIOWrapper(buffered, encoding=encoding) if text else buffered
     if not closed:
         size = os.fstat(raw.fileno()).st_size
@@ -253,13 +256,15 @@ def make_generator(func, code_digest, python_version):
     if tuple(python_version) != here:
         raise pickle.UnpicklingError(
             f"a generator saved by Python {'.'.join(map(str, python_version))} loads only on "
-            f"that version (this is {here[0]}.{here[1]}): frames differ between versions")
+            f"that version (this is {here[0]}.{here[1]}): frames differ between versions"
+        )
     if not isinstance(func, types.FunctionType):
         raise pickle.UnpicklingError(f"generator function expected, got {type(func).__name__}")
     if _generators.code_digest(func.__code__) != code_digest:
         raise pickle.UnpicklingError(
             f"{func.__module__}.{func.__qualname__} is not the function the generator was "
-            "saved from: its code has changed since")
+            "saved from: its code has changed since"
+        )
     if not func.__code__.co_flags & _generators.GENERATOR_FLAGS:
         raise pickle.UnpicklingError(f"{func.__qualname__} is not a generator or coroutine function")
     gen = _generators.dummy_call(func)
