@@ -6,13 +6,14 @@ generator, a closure) and either
 
 - mutates the frame state ``restore_generator`` receives: the instruction
   offset, the slots (locals and stack: truncated, extended), the length of
-  their presence marks, the frame state, the format; or the arguments of ``make_generator`` (the
-  digest, the Python version). Loading must end in ``UnpicklingError`` or
+  their presence marks, the frame state, the format; or the arguments of
+  ``make_generator`` (the digest, the Python version). Loading must end in ``UnpicklingError`` or
   succeed; a load whose state is the original one must then resume and
   finish exactly as the original; or
 - changes bytes of the payload's values (the arguments of its int and str
   opcodes: offsets, states, counts, names, the digest; not the fields of
-  code objects nor the names of globals, see ``_value_positions``) and loads it with plain ``pickle.loads``: any ``Exception`` is
+  code objects nor the names of globals, see ``_value_positions``) and
+  loads it with plain ``pickle.loads``: any ``Exception`` is
   fine, the generator is not resumed (a changed value, say an int where the
   loop's iterator was, is the payload's own doing: pickles are trusted
   input; only the frame's shape is checked). Opcode bytes are left alone:
@@ -34,7 +35,9 @@ import io
 import pickle
 import sys
 
-import atheris
+import _harness
+
+atheris = _harness.atheris_or_exit(__doc__)
 
 with atheris.instrument_imports(include=["turbodill"]):
     import turbodill
@@ -282,5 +285,5 @@ def TestOneInput(data):
 
 if __name__ == "__main__":
     assert _generators  # instrumented with turbodill
-    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Setup(_harness.libfuzzer_argv(sys.argv), TestOneInput)
     atheris.Fuzz()
