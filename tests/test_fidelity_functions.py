@@ -48,11 +48,12 @@ print("checked")
 """
 
 
-def run_python(code, stdin=b"", pythonpath=()):
+def run_python(args, stdin=b"", pythonpath=()):
+    """`python *args`: a script is `["-c", code]`, a module `["-m", name]`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")])
     return subprocess.run(
-        [sys.executable, "-c", code], input=stdin, capture_output=True, env=env, timeout=120
+        [sys.executable, *args], input=stdin, capture_output=True, env=env, timeout=120
     )
 
 
@@ -62,7 +63,8 @@ class Case:
     that go inside a function in the "local" placement, `expr` the object to
     pickle, `check` code run on it (`obj`) in the loading interpreter.
     `package` names a package of `tests/fidelity_cases` the case lives in
-    (copied next to the case's modules; workers can import it)."""
+    (copied next to the case's modules; workers can import it): the case's
+    module is a subpackage of it, and `__main__` is run with `-m`."""
 
     top: str
     local: str
@@ -72,8 +74,8 @@ class Case:
 
 
 def dump_script(case, placement, module_name):
-    """The dumping interpreter's script, and the module it imports (if any)
-    as (file name, source)."""
+    """The dumping interpreter's code that sets `obj`, and the source of the
+    module it imports (None when the case is defined in `__main__`)."""
     top, local = textwrap.dedent(case.top), textwrap.dedent(case.local)
     if placement == "main":
         return f"{top}\n{local}\nobj = {case.expr}\n", None
@@ -94,14 +96,29 @@ def dump_script(case, placement, module_name):
 
 def outcomes(case, placement, tmp_path):
     """{lib: "ok" or what failed} for the case in that placement."""
-    short = f"fid_{placement}"
-    module_name = f"{case.package}.{short}" if case.package else short
-    setup, source = dump_script(case, placement, module_name)
     if case.package:
+        # A subpackage of the case's package: relative imports resolve
+        # against its `__package__`, not its `__name__`.
         shutil.copytree(os.path.join(CASES_DIR, case.package), tmp_path / case.package)
+        module_name = f"{case.package}.fid_{placement}"
+        module_file = tmp_path / case.package / f"fid_{placement}" / "__init__.py"
+        module_file.parent.mkdir()
+    else:
+        module_name = f"fid_{placement}"
+        module_file = tmp_path / f"{module_name}.py"
+    setup, source = dump_script(case, placement, module_name)
+    script = DUMP_ALL.format(setup=setup, libs=LIBS)
     if source is not None:
-        (tmp_path / (module_name.replace(".", os.sep) + ".py")).write_text(source)
-    proc = run_python(DUMP_ALL.format(setup=setup, libs=LIBS), pythonpath=[str(tmp_path)])
+        module_file.write_text(source)
+        args = ["-c", script]
+    elif case.package:
+        # `python -m package.module`: a `__main__` that has a package.
+        module_file.write_text("")
+        (module_file.parent / "__main__.py").write_text(script)
+        args = ["-m", module_name]
+    else:
+        args = ["-c", script]
+    proc = run_python(args, pythonpath=[str(tmp_path)])
     assert proc.returncode == 0, proc.stderr.decode()
     payloads = pickle.loads(proc.stdout)
     # A worker has the code of importable modules and packages, not that of
@@ -113,7 +130,7 @@ def outcomes(case, placement, tmp_path):
         if isinstance(payload, str):
             results[lib] = payload
             continue
-        done = run_python(LOAD.format(check=textwrap.dedent(case.check)), payload, load_path)
+        done = run_python(["-c", LOAD.format(check=textwrap.dedent(case.check))], payload, load_path)
         ok = done.returncode == 0 and done.stdout.strip().endswith(b"checked")
         results[lib] = "ok" if ok else done.stderr.decode().strip().splitlines()[-1:]
     return results
@@ -177,4 +194,49 @@ def test_builtins_is_the_builtins_module_by_reference():
     # Deterministic: the module is named, never copied.
     assert b"builtins" in turbodill.dumps(f)
     assert turbodill.dumps(f) == turbodill.dumps(f)
+
+
+# ---- 3. relative imports inside by-value functions ---------------------------
+
+# Falling back on `__name__` to resolve a relative import is an ImportWarning
+# (and wrong in a package's `__init__`): the warning is an error here.
+RELATIVE_IMPORT_CASES = {
+    "from ..helpers import greet, in a function": Case(
+        top="",
+        local="""
+            def f():
+                from ..helpers import greet
+                return greet()
+        """,
+        expr="f",
+        check="""
+            import warnings
+            warnings.simplefilter("error", ImportWarning)
+            assert obj() == "hello from relpkg.helpers"
+        """,
+        package="relpkg",
+    ),
+    "from .. import helpers, in a lambda's callee": Case(
+        top="",
+        local="""
+            def load_helpers():
+                from .. import helpers
+                return helpers
+            f = lambda: load_helpers().greet()
+        """,
+        expr="f",
+        check="""
+            import warnings
+            warnings.simplefilter("error", ImportWarning)
+            assert obj() == "hello from relpkg.helpers"
+        """,
+        package="relpkg",
+    ),
+}
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("name", RELATIVE_IMPORT_CASES)
+def test_relative_imports_in_by_value_functions(name, placement, tmp_path):
+    assert_fidelity(RELATIVE_IMPORT_CASES[name], placement, tmp_path)
 

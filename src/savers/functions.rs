@@ -247,11 +247,14 @@ impl<'py> Engine<'py> {
 
     /// The function's globals start as an empty dict (one per module dict,
     /// shared by all functions from that module) and are filled later.
-    /// It starts with `__name__`, which `types.FunctionType` reads to set
-    /// the function's `__module__`, and `__builtins__`, the `builtins`
-    /// module by reference: C code that imports (`PyImport_Import`, as
-    /// `datetime.strptime` and numpy's methods do) looks it up in the
-    /// calling function's globals.
+    /// It starts with what the interpreter itself reads there:
+    /// - `__name__`, which `types.FunctionType` reads to set the function's
+    ///   `__module__`;
+    /// - `__package__`, against which relative imports (`from .mod import
+    ///   g`) resolve (its module spec's parent if it is unset);
+    /// - `__builtins__`, the `builtins` module by reference: C code that
+    ///   imports (`PyImport_Import`, as `datetime.strptime` and numpy's
+    ///   methods do) looks it up in the calling function's globals.
     fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
         if self.is_session_namespace(globals.as_any()) {
             return self.save(globals.as_any(), SaveCtx::default());
@@ -267,28 +270,32 @@ impl<'py> Engine<'py> {
         }
         self.memo_put(globals.as_any());
         let py = self.py;
-        let mut frames = Vec::with_capacity(6);
+        let mut base = Vec::with_capacity(3);
         if let Some(name) = globals.get_item(intern!(py, "__name__"))? {
+            base.push((intern!(py, "__name__"), name));
+        }
+        let package = match globals.get_item(intern!(py, "__package__"))? {
+            Some(package) if !package.is_none() => Some(package),
+            _ => match globals.get_item(intern!(py, "__spec__"))? {
+                Some(spec) if !spec.is_none() => spec.getattr_opt(intern!(py, "parent"))?,
+                _ => None,
+            },
+        };
+        if let Some(package) = package.filter(|p| !p.is_none()) {
+            base.push((intern!(py, "__package__"), package));
+        }
+        base.push((
+            intern!(py, "__builtins__"),
+            self.st.builtins_module.bind(py).clone().into_any(),
+        ));
+        let mut frames = Vec::with_capacity(3 * base.len());
+        for (key, value) in base {
             frames.extend([
-                Frame::Save(
-                    intern!(py, "__name__").clone().into_any(),
-                    SaveCtx::default(),
-                ),
-                Frame::Save(name, SaveCtx::default()),
+                Frame::Save(key.clone().into_any(), SaveCtx::default()),
+                Frame::Save(value, SaveCtx::default()),
                 Frame::Write(SETITEM),
             ]);
         }
-        frames.extend([
-            Frame::Save(
-                intern!(py, "__builtins__").clone().into_any(),
-                SaveCtx::default(),
-            ),
-            Frame::Save(
-                self.st.builtins_module.bind(py).clone().into_any(),
-                SaveCtx::default(),
-            ),
-            Frame::Write(SETITEM),
-        ]);
         self.queue(frames);
         Ok(())
     }
