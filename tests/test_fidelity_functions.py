@@ -240,3 +240,100 @@ RELATIVE_IMPORT_CASES = {
 def test_relative_imports_in_by_value_functions(name, placement, tmp_path):
     assert_fidelity(RELATIVE_IMPORT_CASES[name], placement, tmp_path)
 
+
+# ---- 4. only the globals the bytecode uses -----------------------------------
+
+GLOBALS_CASES = {
+    # No library pickles a generator: capturing `exit` fails the dump.
+    "sys.exit with an unpicklable global named exit": Case(
+        top="""
+            import sys
+            exit = (n for n in range(3))
+        """,
+        local="""
+            def f(code):
+                try:
+                    sys.exit(code)
+                except SystemExit as stop:
+                    return stop.code
+        """,
+        expr="f",
+        check="assert obj(3) == 3",
+    ),
+    "os.path.join with an unpicklable global named path and join": Case(
+        top="""
+            import os
+            path = join = (n for n in range(3))
+        """,
+        local="f = lambda *parts: os.path.join(*parts)",
+        expr="f",
+        check='assert obj("a", "b") == "a/b"',
+    ),
+    "globals of nested functions and lambdas": Case(
+        top="""
+            K = 5
+            def double(x):
+                return 2 * x
+        """,
+        local="""
+            def f():
+                def inner():
+                    return (lambda: double(K))()
+                return inner()
+        """,
+        expr="f",
+        check="assert obj() == 10",
+    ),
+    "global statements that store and delete": Case(
+        top="COUNT = 0",
+        local="""
+            def bump():
+                global COUNT
+                COUNT += 1
+                return COUNT
+            def forget():
+                global COUNT
+                del COUNT
+        """,
+        expr="(bump, forget)",
+        check="""
+            bump, forget = obj
+            assert bump() == 1 and bump() == 2
+            forget()
+            try:
+                bump()
+            except NameError:
+                pass
+            else:
+                raise AssertionError("COUNT was deleted")
+        """,
+    ),
+    # A class body reads names with LOAD_NAME, which falls back to the globals.
+    "a class body inside a function reads a global": Case(
+        top="LIMIT = 7",
+        local="""
+            def f():
+                class Config:
+                    limit = LIMIT
+                return Config.limit
+        """,
+        expr="f",
+        check="assert obj() == 7",
+    ),
+}
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("name", GLOBALS_CASES)
+def test_only_the_globals_the_bytecode_uses(name, placement, tmp_path):
+    assert_fidelity(GLOBALS_CASES[name], placement, tmp_path)
+
+
+def test_attribute_names_are_not_captured():
+    import sys
+
+    import turbodill
+
+    namespace = {"sys": sys, "exit": "a global that the function never reads"}
+    exec("def f():\n    return sys.exit", namespace)
+    assert b"a global that the function never reads" not in turbodill.dumps(namespace["f"])

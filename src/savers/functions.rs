@@ -17,7 +17,8 @@ use std::rc::Rc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString, PyTuple};
 
 use crate::engine::frames::{deferred, Frame, ItemsKind, SaveCtx};
 use crate::engine::globals::GlobalLocation;
@@ -70,20 +71,97 @@ fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAn
     Ok(consts.clone())
 }
 
-/// Names a code object (and the code nested in its constants) may read
-/// from its globals, sorted and without repeats.
+/// The opcodes of the running interpreter that name a global, with the
+/// numbers its `opcode` module gives (they change between versions).
+struct GlobalOpcodes {
+    extended_arg: u8,
+    /// `LOAD_GLOBAL`: its argument shifted right by one is the name's index.
+    load_global: u8,
+    /// Those whose argument is the name's index: `STORE_GLOBAL`,
+    /// `DELETE_GLOBAL`, and the loads that fall back to the globals in class
+    /// bodies and annotation scopes (`LOAD_NAME`, `LOAD_FROM_DICT_OR_GLOBALS`).
+    by_index: Vec<u8>,
+}
+
+static GLOBAL_OPCODES: PyOnceLock<GlobalOpcodes> = PyOnceLock::new();
+
+impl GlobalOpcodes {
+    fn get(py: Python<'_>) -> PyResult<&GlobalOpcodes> {
+        GLOBAL_OPCODES.get_or_try_init(py, || {
+            let opmap = py
+                .import("opcode")?
+                .getattr("opmap")?
+                .cast_into::<PyDict>()?;
+            let number = |name: &str| -> PyResult<Option<u8>> {
+                opmap.get_item(name)?.map(|n| n.extract()).transpose()
+            };
+            let required = |name: &str| {
+                number(name)?.ok_or_else(|| {
+                    pyo3::exceptions::PySystemError::new_err(format!("opcode.opmap has no {name}"))
+                })
+            };
+            let mut by_index = Vec::new();
+            for name in [
+                "STORE_GLOBAL",
+                "DELETE_GLOBAL",
+                "LOAD_NAME",
+                "LOAD_FROM_DICT_OR_GLOBALS",
+            ] {
+                by_index.extend(number(name)?);
+            }
+            Ok(GlobalOpcodes {
+                extended_arg: required("EXTENDED_ARG")?,
+                load_global: required("LOAD_GLOBAL")?,
+                by_index,
+            })
+        })
+    }
+
+    /// The indexes into `co_names` that `bytecode` (a code object's
+    /// `co_code`: two bytes per unit, inline caches zeroed) uses as globals.
+    fn name_indexes(&self, bytecode: &[u8]) -> Vec<usize> {
+        let mut indexes = Vec::new();
+        let mut extended: usize = 0;
+        for unit in bytecode.chunks_exact(2) {
+            let (op, arg) = (unit[0], extended | usize::from(unit[1]));
+            if op == self.extended_arg {
+                extended = arg << 8;
+                continue;
+            }
+            extended = 0;
+            if op == self.load_global {
+                indexes.push(arg >> 1);
+            } else if self.by_index.contains(&op) {
+                indexes.push(arg);
+            }
+        }
+        indexes
+    }
+}
+
+/// Names a code object (and the code nested in its constants) reads,
+/// writes or deletes as globals, sorted and without repeats. Attribute
+/// names, which share `co_names`, are not globals (`sys.exit` does not
+/// use a global `exit`).
 fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
     fn collect<'py>(
         code: &Bound<'py, PyAny>,
+        opcodes: &GlobalOpcodes,
         names: &mut Vec<Bound<'py, PyString>>,
     ) -> PyResult<()> {
         let py = code.py();
-        for name in code
+        let co_names = code
             .getattr(intern!(py, "co_names"))?
-            .cast::<PyTuple>()?
-            .iter()
-        {
-            names.push(name.cast_into::<PyString>()?);
+            .cast_into::<PyTuple>()?;
+        let bytecode = code
+            .getattr(intern!(py, "co_code"))?
+            .cast_into::<PyBytes>()?;
+        for index in opcodes.name_indexes(bytecode.as_bytes()) {
+            // An index past the names would be a malformed code object:
+            // it names nothing.
+            if let Ok(name) = co_names.get_item(index) {
+                names.push(name.cast_into::<PyString>()?);
+            }
         }
         for constant in code
             .getattr(intern!(py, "co_consts"))?
@@ -91,13 +169,13 @@ fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyStri
             .iter()
         {
             if constant.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
-                collect(&constant, names)?;
+                collect(&constant, opcodes, names)?;
             }
         }
         Ok(())
     }
     let mut names = Vec::new();
-    collect(code, &mut names)?;
+    collect(code, GlobalOpcodes::get(code.py())?, &mut names)?;
     let mut keyed = names
         .into_iter()
         .map(|n| Ok((n.to_str()?.to_owned(), n)))
