@@ -28,13 +28,15 @@ DUMP_ALL = """
 import pickle, sys
 import cloudpickle, dill, turbodill
 {setup}
+def dump(lib):
+    if lib == "dill":
+        return dill.dumps(obj, recurse=True)
+    return sys.modules[lib].dumps(obj)
 payloads = {{}}
 for lib in {libs!r}:
     try:
-        if lib == "dill":
-            payloads[lib] = dill.dumps(obj, recurse=True)
-        else:
-            payloads[lib] = sys.modules[lib].dumps(obj)
+        # Sent twice: two dumps, which the worker loads one after the other.
+        payloads[lib] = pickle.dumps([dump(lib), dump(lib)]) if {sent_twice} else dump(lib)
     except Exception as exc:
         payloads[lib] = f"dumps failed: {{type(exc).__name__}}: {{exc}}"
 sys.stdout.buffer.write(pickle.dumps(payloads))
@@ -64,13 +66,16 @@ class Case:
     pickle, `check` code run on it (`obj`) in the loading interpreter.
     `package` names a package of `tests/fidelity_cases` the case lives in
     (copied next to the case's modules; workers can import it): the case's
-    module is a subpackage of it, and `__main__` is run with `-m`."""
+    module is a subpackage of it, and `__main__` is run with `-m`.
+    `sent_twice`: `obj` is dumped twice, and `check` gets the two payloads
+    as `obj` (a list of bytes) to load them itself, as a worker would."""
 
     top: str
     local: str
     expr: str
     check: str
     package: str | None = None
+    sent_twice: bool = False
 
 
 def dump_script(case, placement, module_name):
@@ -107,7 +112,7 @@ def outcomes(case, placement, tmp_path):
         module_name = f"fid_{placement}"
         module_file = tmp_path / f"{module_name}.py"
     setup, source = dump_script(case, placement, module_name)
-    script = DUMP_ALL.format(setup=setup, libs=LIBS)
+    script = DUMP_ALL.format(setup=setup, libs=LIBS, sent_twice=case.sent_twice)
     if source is not None:
         module_file.write_text(source)
         args = ["-c", script]
@@ -337,3 +342,22 @@ def test_attribute_names_are_not_captured():
     namespace = {"sys": sys, "exit": "a global that the function never reads"}
     exec("def f():\n    return sys.exit", namespace)
     assert b"a global that the function never reads" not in turbodill.dumps(namespace["f"])
+
+
+
+def test_instances_bound_in_a_registered_module_travel_by_value(tmp_path):
+    # A stateless instance bound at module level goes by reference from an
+    # importable module (`SENTINEL = object()`), never from one registered by
+    # value: the worker cannot import it.
+    case = Case(
+        top="""
+            class Settings:
+                pass
+            DEFAULTS = Settings()
+            MARKER = object()
+        """,
+        local="",
+        expr="(DEFAULTS, MARKER)",
+        check='assert type(obj[0]).__name__ == "Settings" and type(obj[1]) is object',
+    )
+    assert_fidelity(case, "registered", tmp_path)

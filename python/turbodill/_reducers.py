@@ -124,16 +124,23 @@ def _reduce_traceback(tb, _fmode):
     return r.make_traceback, (frames,)
 
 
+def _by_value(module):
+    """Whether the objects of the module named ``module`` travel by value:
+    ``__main__``, and modules registered with ``register_pickle_by_value``
+    (or inside a registered package)."""
+    from . import _by_value_modules
+
+    if module in ("__main__", "__mp_main__"):
+        return True
+    return any(module == m or module.startswith(m + ".") for m in _by_value_modules)
+
+
 def _importable(obj):
     """Whether ``obj`` is reachable as ``module.qualname`` from a module the
     loading side can import (then it travels by reference, as the stdlib
     sends it)."""
-    from . import _by_value_modules
-
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
-    if not module or module in ("__main__", "__mp_main__") or "<" in qualname:
-        return False
-    if any(module == m or module.startswith(m + ".") for m in _by_value_modules):
+    if not module or _by_value(module) or "<" in qualname:
         return False
     target = sys.modules.get(module)
     for part in qualname.split("."):
@@ -293,9 +300,9 @@ def sentinels_of(cls):
     ``x is SENTINEL`` still holds after loading. The pickler asks once per
     class per dump."""
     if cls is object:
-        return dict(_index_plain_objects())
+        return {key: place for key, place in _index_plain_objects().items() if not _by_value(place[0])}
     module_name = getattr(cls, "__module__", None)
-    if module_name in (None, "__main__", "__mp_main__"):
+    if module_name is None or _by_value(module_name):
         return {}
     module = sys.modules.get(module_name)
     return {
