@@ -37,6 +37,8 @@ pub struct PyState {
     pub staticmethod_type: Py<PyType>,
     pub classmethod_type: Py<PyType>,
     pub property_type: Py<PyType>,
+    /// `types.MethodType`: bound methods (see `savers::functions`).
+    pub method_type: Py<PyType>,
     /// `typing.TypeVar`, which reduces to its bare name.
     pub typevar_type: Py<PyAny>,
     /// Descriptors fetched back from their class's `__dict__`.
@@ -91,6 +93,7 @@ impl PyState {
             staticmethod_type: builtins_type(py, "staticmethod")?,
             classmethod_type: builtins_type(py, "classmethod")?,
             property_type: builtins_type(py, "property")?,
+            method_type: types_type(py, "MethodType")?,
             typevar_type: py.import("typing")?.getattr("TypeVar")?.unbind(),
             class_dict_descriptor_types: [
                 types_type(py, "ClassMethodDescriptorType")?,

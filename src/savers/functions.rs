@@ -18,7 +18,7 @@ use std::rc::Rc;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
 
 use crate::engine::frames::{deferred, Frame, ItemsKind, SaveCtx};
 use crate::engine::globals::GlobalLocation;
@@ -559,6 +559,80 @@ impl<'py> Engine<'py> {
             .code_global_names
             .insert(ObjectKey::new(code), names.clone());
         Ok(names)
+    }
+
+    /// A bound method whose function the stdlib's `getattr(obj,
+    /// func.__name__)` would not find again when loading, written as
+    /// `types.MethodType(func, obj)`; reports whether it was. That is the
+    /// case of a function bound by hand (`f.__get__(obj)`), or attached under
+    /// another name (`A.method = lambda self: ...`), or kept in the
+    /// instance's own `__dict__` (loading would read it before the instance
+    /// has its state), and of a method of a class pickled by value: the class
+    /// may load as the one an earlier payload made, whose function shares
+    /// that payload's globals, where each payload brings fresh ones.
+    pub fn save_method_by_value(&mut self, method: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let py = self.py;
+        let func = method.getattr(intern!(py, "__func__"))?;
+        let target = method.getattr(intern!(py, "__self__"))?;
+        if self.found_by_name(&func, &target)? {
+            return Ok(false);
+        }
+        let args = PyTuple::new(py, [func, target])?;
+        let reduce_value = PyTuple::new(
+            py,
+            [
+                self.st.method_type.bind(py).clone().into_any(),
+                args.into_any(),
+            ],
+        )?;
+        self.save_reduce(&reduce_value, Some(method))?;
+        Ok(true)
+    }
+
+    /// Whether `getattr(target, func.__name__)`, as loading would call it,
+    /// gives back `func` bound to `target` from a class pickled by reference.
+    fn found_by_name(
+        &self,
+        func: &Bound<'py, PyAny>,
+        target: &Bound<'py, PyAny>,
+    ) -> PyResult<bool> {
+        let py = self.py;
+        let target_is_class = target.is_instance_of::<PyType>();
+        let owner = match target.cast::<PyType>() {
+            Ok(cls) => cls.clone(),
+            Err(_) => target.get_type(),
+        };
+        if super::is_heap_type(&owner) && self.reference_location(owner.as_any())?.is_none() {
+            return Ok(false);
+        }
+        let Some(name) = func.getattr_opt(intern!(py, "__name__"))? else {
+            return Ok(false);
+        };
+        let Ok(name) = name.cast_into::<PyString>() else {
+            return Ok(false);
+        };
+        if !target_is_class {
+            if let Some(own) = target.getattr_opt(intern!(py, "__dict__"))? {
+                if let Ok(own) = own.cast::<PyDict>() {
+                    if own.contains(&name)? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        let found = match target.getattr(&name) {
+            Ok(found) => found,
+            Err(err) if err.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                return Ok(false)
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(found
+            .getattr_opt(intern!(py, "__func__"))?
+            .is_some_and(|f| f.is(func))
+            && found
+                .getattr_opt(intern!(py, "__self__"))?
+                .is_some_and(|s| s.is(target)))
     }
 
     /// A code object: `types.CodeType(*fields)`.

@@ -8,6 +8,7 @@ pub mod containers;
 pub mod descriptors;
 pub mod functions;
 pub mod instance;
+pub mod weakrefs;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -33,6 +34,13 @@ pub fn canonical_order<'py>(
         .collect::<PyResult<Vec<_>>>()?;
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(keyed.into_iter().map(|(_, item)| item).collect())
+}
+
+/// Whether `tp` was made by a class statement or `type(...)` (a heap type),
+/// not defined in C.
+pub fn is_heap_type(tp: &Bound<'_, pyo3::types::PyType>) -> bool {
+    // SAFETY: reading the flags of a live type object.
+    unsafe { (*tp.as_type_ptr()).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 }
 }
 
 use crate::engine::{Engine, ObjectKey};
@@ -185,7 +193,9 @@ impl<'py> Engine<'py> {
             return self.save_cell(obj);
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
             return self.save_module(obj);
-        } else if self.save_descriptor(obj)? {
+        } else if tp.is(self.st.method_type.bind(py)) && self.save_method_by_value(obj)? {
+            return Ok(());
+        } else if self.save_descriptor(obj)? || self.save_proxy_to_memoized(obj)? {
             return Ok(());
         } else {
             if let Some(reducer) = self.long_tail_reducer(&tp)? {
