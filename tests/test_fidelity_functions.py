@@ -559,3 +559,49 @@ def test_instances_bound_in_a_registered_module_travel_by_value(tmp_path):
         check='assert type(obj[0]).__name__ == "Settings" and type(obj[1]) is object',
     )
     assert_fidelity(case, "registered", tmp_path)
+
+
+# ---- 14. endless recursion in user code during dumps -------------------------
+
+
+class Delegating:
+    """`__getattribute__` that calls `getattr(self, name)`: it never ends."""
+
+    def __getattribute__(self, name):
+        return getattr(self, name)
+
+
+class ReducesItself:
+    def __reduce__(self):
+        return self.__reduce__()
+
+
+@pytest.mark.parametrize(
+    "make,culprit,path",
+    [
+        (Delegating, "Delegating", None),
+        (ReducesItself, "ReducesItself", None),
+        (lambda: {"key": [Delegating()]}, "Delegating", "when pickling obj['key'][0]"),
+    ],
+)
+def test_endless_recursion_in_user_code_is_a_pickling_and_a_recursion_error(make, culprit, path):
+    import cloudpickle
+
+    import turbodill
+
+    obj = make()
+    with pytest.raises(pickle.PicklingError) as cloudpickle_error:
+        cloudpickle.dumps(obj)
+    with pytest.raises(RecursionError):
+        pickle.dumps(obj)
+    with pytest.raises(turbodill.PicklingRecursionError) as info:
+        turbodill.dumps(obj)
+    error = info.value
+    assert isinstance(error, pickle.PicklingError) and isinstance(error, RecursionError)
+    assert "endless recursion" in str(error) and "maximum recursion depth" in str(error)
+    assert type(error.__cause__) is RecursionError
+    assert f"cannot pickle '{culprit}' object" in str(error)
+    assert getattr(error, "__notes__", None) == ([path] if path else None)
+    assert cloudpickle_error.type is pickle.PicklingError
+    # The interpreter is fine afterwards.
+    assert pickle.loads(turbodill.dumps([1, 2])) == [1, 2]

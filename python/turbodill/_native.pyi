@@ -10,6 +10,7 @@ settings: dict[str, Any]
 _by_value_modules: set[str]
 
 class UnpicklableError(Exception): ...
+class PicklingRecursionError(RecursionError): ...
 
 class InspectError(UnpicklingError):
     offset: int

@@ -28,6 +28,8 @@ pub struct PyState {
     pub object_getstate: Py<PyAny>,
     /// `turbodill.UnpicklableError(pickle.PicklingError, TypeError)`.
     pub unpicklable_error: Py<PyType>,
+    /// `turbodill.PicklingRecursionError(pickle.PicklingError, RecursionError)`.
+    pub recursion_error: Py<PyType>,
     /// Objects without a locatable `__qualname__` but with a stable public
     /// name: `{types.CodeType: ('types', 'CodeType'), ...}`.
     pub known_names: Py<PyDict>,
@@ -101,6 +103,7 @@ impl PyState {
                 types_type(py, "MemberDescriptorType")?,
             ],
             unpicklable_error: crate::errors::make_unpicklable_error(py)?,
+            recursion_error: crate::errors::make_recursion_error(py)?,
             settings: default_settings(py)?,
         })
     }

@@ -103,6 +103,20 @@ impl<'py> Engine<'py> {
             }
         }
         self.save_reducible(obj)
+            .map_err(|err| self.recursion_in_python_code(err, obj))
+    }
+
+    /// A RecursionError from Python code called to pickle `obj` (a
+    /// `__getattribute__` that calls itself...) as `PicklingRecursionError`.
+    /// Past its own reduction limit the pickler raises a plain
+    /// RecursionError, as the stdlib does at its recursion limit.
+    fn recursion_in_python_code(&self, err: PyErr, obj: &Bound<'py, PyAny>) -> PyErr {
+        if self.reduction_limit_reached() {
+            return err;
+        }
+        let cls = self.st.recursion_error.bind(self.py);
+        let type_name = crate::engine::path::type_name(obj);
+        crate::errors::as_pickling_recursion(self.py, err, cls, &type_name)
     }
 
     /// Begin a container's frame. Small nests of containers are stepped right
