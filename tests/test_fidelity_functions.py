@@ -605,3 +605,50 @@ def test_endless_recursion_in_user_code_is_a_pickling_and_a_recursion_error(make
     assert cloudpickle_error.type is pickle.PicklingError
     # The interpreter is fine afterwards.
     assert pickle.loads(turbodill.dumps([1, 2])) == [1, 2]
+
+
+# ---- 13. bytes do not depend on which strings are interned --------------------
+
+# Attribute values equal to method and argument names: whether two equal names
+# are one object depends on interning, which differs between a process that
+# compiled the code and one that loaded it.
+INTERNING_CASE = '''
+import pickle, sys, turbodill
+{prelude}
+class Widget:
+    arg_1 = "class_value"
+    label = "join"
+    def join(self):
+        return "joined"
+    def test_method(self, arg_1, join):
+        return (arg_1, join, "class_value")
+def helper(arg_1="test_method"):
+    return Widget().test_method(arg_1, "join")
+sys.stdout.buffer.write(turbodill.dumps((Widget, helper)))
+'''
+
+REDUMP_IN_WORKER = '''
+import pickle, sys, turbodill
+{prelude}
+Widget, helper = pickle.loads(sys.stdin.buffer.read())
+assert helper() == ("test_method", "join", "class_value")
+sys.stdout.buffer.write(turbodill.dumps((Widget, helper)))
+'''
+
+INTERNED_FIRST = "kept = [sys.intern(''.join(s)) for s in ('class_value', 'test_method', 'Widget.join', 'arg_1', 'helper')]"
+
+
+def test_bytes_do_not_depend_on_interning():
+    payloads = []
+    for prelude in ("", INTERNED_FIRST):
+        proc = run_python(["-c", INTERNING_CASE.format(prelude=prelude)])
+        assert proc.returncode == 0, proc.stderr.decode()
+        payloads.append(proc.stdout)
+    # Two fresh processes, one of which interned the strings first.
+    assert payloads[0] == payloads[1]
+    # A worker that loaded the payload pickles it back to the same bytes
+    # (cloudpickle's chained pickling), whatever it interned before.
+    for prelude in ("", INTERNED_FIRST):
+        worker = run_python(["-c", REDUMP_IN_WORKER.format(prelude=prelude)], payloads[0])
+        assert worker.returncode == 0, worker.stderr.decode()
+        assert worker.stdout == payloads[0]

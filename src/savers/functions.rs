@@ -43,34 +43,6 @@ impl SortedFrozenset {
     }
 }
 
-/// Code constants with every frozenset (at any tuple depth) made canonical.
-fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = consts.py();
-    if let Ok(fs) = consts.cast::<PyFrozenSet>() {
-        let items = PyList::new(py, super::canonical_order(fs.iter())?)?;
-        return Ok(Bound::new(
-            py,
-            SortedFrozenset {
-                items: items.unbind(),
-            },
-        )?
-        .into_any());
-    }
-    if let Ok(tuple) = consts.cast::<PyTuple>() {
-        if tuple
-            .iter()
-            .any(|c| c.is_instance_of::<PyFrozenSet>() || c.is_instance_of::<PyTuple>())
-        {
-            let items = tuple
-                .iter()
-                .map(|c| canonical_consts(&c))
-                .collect::<PyResult<Vec<_>>>()?;
-            return Ok(PyTuple::new(py, items)?.into_any());
-        }
-    }
-    Ok(consts.clone())
-}
-
 /// The opcodes of the running interpreter that name a global, with the
 /// numbers its `opcode` module gives (they change between versions).
 struct GlobalOpcodes {
@@ -210,6 +182,13 @@ fn code_fields(py: Python<'_>) -> [&Bound<'_, PyString>; 18] {
     ]
 }
 const CO_CONSTS: usize = 7;
+const CO_NAMES: usize = 8;
+const CO_VARNAMES: usize = 9;
+const CO_FILENAME: usize = 10;
+const CO_NAME: usize = 11;
+const CO_QUALNAME: usize = 12;
+const CO_FREEVARS: usize = 16;
+const CO_CELLVARS: usize = 17;
 
 /// Function attributes restored by BUILD (`setattr`) once the function is
 /// memoized, so they may refer back to it.
@@ -303,7 +282,7 @@ impl<'py> Engine<'py> {
         let globals = func
             .getattr(intern!(py, "__globals__"))?
             .cast_into::<PyDict>()?;
-        let name = func.getattr(intern!(py, "__name__"))?;
+        let name = self.name_copy(&func.getattr(intern!(py, "__name__"))?)?;
         let closure = func.getattr(intern!(py, "__closure__"))?;
         let function_type = py.get_type::<pyo3::types::PyFunction>().into_any();
         let cells: Cells<'py> = Rc::default();
@@ -453,7 +432,7 @@ impl<'py> Engine<'py> {
                 continue;
             }
             if let Some(value) = globals.get_item(&name)? {
-                used.set_item(name, value)?;
+                used.set_item(self.name_copy(&name)?, value)?;
             }
         }
         let mut frames = Vec::new();
@@ -507,7 +486,7 @@ impl<'py> Engine<'py> {
     /// give the function by itself: defaults, annotations, a changed
     /// `__doc__`, `__qualname__` or `__module__`.
     fn changed_function_attributes(
-        &self,
+        &mut self,
         func: &Bound<'py, PyAny>,
         code: &Bound<'py, PyAny>,
         globals: &Bound<'py, PyDict>,
@@ -540,11 +519,71 @@ impl<'py> Engine<'py> {
                 Some(made) => value.is(made) || value.eq(made)?,
                 None => value.is_none() || value.is_instance_of::<PyDict>() && value.len()? == 0,
             };
-            if !unchanged {
+            if unchanged {
+                continue;
+            }
+            if name.is(qualname) {
+                changed.set_item(name, self.name_copy(&value)?)?;
+            } else {
                 changed.set_item(name, value)?;
             }
         }
         Ok(changed)
+    }
+
+    /// A string of a code object (its names, constants, file name) or a
+    /// function's name as written: one fresh copy per value, shared by all
+    /// such strings of the dump and by nothing else. Which of these strings
+    /// are interned, and so one object with an equal string elsewhere (a
+    /// class attribute's value, an argument's name), depends on where the
+    /// code came from (the compiler interns identifiers; `types.CodeType`
+    /// interns some fields, differently per version): with the originals,
+    /// the identity memo would make the bytes depend on it.
+    fn name_copy(&mut self, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        // A name that is not a str, or not valid UTF-8, is written as it is.
+        let Some(text) = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) else {
+            return Ok(name.clone());
+        };
+        let py = self.py;
+        let copies = &mut self.caches().name_copies;
+        if let Some(copy) = copies.get(text) {
+            return Ok(copy.clone().into_any());
+        }
+        let copy = PyString::new(py, text);
+        copies.insert(text.to_owned(), copy.clone());
+        Ok(copy.into_any())
+    }
+
+    /// Code constants as written: strings as `name_copy`, and every
+    /// frozenset (at any tuple depth) in a canonical order, so that the
+    /// payload depends neither on interning nor on `PYTHONHASHSEED`.
+    fn code_constants(&mut self, consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        if consts.is_exact_instance_of::<PyString>() {
+            return self.name_copy(consts);
+        }
+        if let Ok(fs) = consts.cast::<PyFrozenSet>() {
+            let items = super::canonical_order(fs.iter())?
+                .iter()
+                .map(|c| self.code_constants(c))
+                .collect::<PyResult<Vec<_>>>()?;
+            let items = PyList::new(py, items)?.unbind();
+            return Ok(Bound::new(py, SortedFrozenset { items })?.into_any());
+        }
+        if let Ok(tuple) = consts.cast::<PyTuple>() {
+            if tuple.iter().any(|c| {
+                c.is_exact_instance_of::<PyString>()
+                    || c.is_instance_of::<PyFrozenSet>()
+                    || c.is_instance_of::<PyTuple>()
+            }) {
+                let items = tuple
+                    .iter()
+                    .map(|c| self.code_constants(&c))
+                    .collect::<PyResult<Vec<_>>>()?;
+                return Ok(PyTuple::new(py, items)?.into_any());
+            }
+        }
+        Ok(consts.clone())
     }
 
     /// `global_names(code)`, once per code object per dump (functions made
@@ -644,10 +683,18 @@ impl<'py> Engine<'py> {
         let mut args = Vec::with_capacity(18);
         for (i, field) in code_fields(py).into_iter().enumerate() {
             let value = code.getattr(field)?;
-            args.push(if i == CO_CONSTS {
-                canonical_consts(&value)?
-            } else {
-                value
+            args.push(match i {
+                CO_CONSTS => self.code_constants(&value)?,
+                CO_NAMES | CO_VARNAMES | CO_FREEVARS | CO_CELLVARS => {
+                    let names = value
+                        .cast::<PyTuple>()?
+                        .iter()
+                        .map(|name| self.name_copy(&name))
+                        .collect::<PyResult<Vec<_>>>()?;
+                    PyTuple::new(py, names)?.into_any()
+                }
+                CO_FILENAME | CO_NAME | CO_QUALNAME => self.name_copy(&value)?,
+                _ => value,
             });
         }
         let args = PyTuple::new(py, args)?.into_any();
