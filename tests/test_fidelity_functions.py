@@ -183,11 +183,6 @@ if importlib.util.find_spec("numpy"):
     )
 
 
-@pytest.mark.parametrize("placement", PLACEMENTS)
-@pytest.mark.parametrize("name", BUILTINS_CASES)
-def test_builtins_in_by_value_globals(name, placement, tmp_path):
-    assert_fidelity(BUILTINS_CASES[name], placement, tmp_path)
-
 
 def test_builtins_is_the_builtins_module_by_reference():
     import builtins
@@ -239,11 +234,6 @@ RELATIVE_IMPORT_CASES = {
     ),
 }
 
-
-@pytest.mark.parametrize("placement", PLACEMENTS)
-@pytest.mark.parametrize("name", RELATIVE_IMPORT_CASES)
-def test_relative_imports_in_by_value_functions(name, placement, tmp_path):
-    assert_fidelity(RELATIVE_IMPORT_CASES[name], placement, tmp_path)
 
 
 # ---- 4. only the globals the bytecode uses -----------------------------------
@@ -328,11 +318,6 @@ GLOBALS_CASES = {
 }
 
 
-@pytest.mark.parametrize("placement", PLACEMENTS)
-@pytest.mark.parametrize("name", GLOBALS_CASES)
-def test_only_the_globals_the_bytecode_uses(name, placement, tmp_path):
-    assert_fidelity(GLOBALS_CASES[name], placement, tmp_path)
-
 
 def test_attribute_names_are_not_captured():
     import sys
@@ -409,11 +394,6 @@ METHOD_CASES = {
     ),
 }
 
-
-@pytest.mark.parametrize("placement", PLACEMENTS)
-@pytest.mark.parametrize("name", METHOD_CASES)
-def test_bound_methods_reached_under_another_name(name, placement, tmp_path):
-    assert_fidelity(METHOD_CASES[name], placement, tmp_path)
 
 
 def test_methods_found_by_name_keep_the_stdlib_bytes():
@@ -537,11 +517,6 @@ STATELESS_CASES = {
 }
 
 
-@pytest.mark.parametrize("placement", PLACEMENTS)
-@pytest.mark.parametrize("name", STATELESS_CASES)
-def test_each_payload_brings_fresh_globals(name, placement, tmp_path):
-    assert_fidelity(STATELESS_CASES[name], placement, tmp_path)
-
 
 def test_instances_bound_in_a_registered_module_travel_by_value(tmp_path):
     # A stateless instance bound at module level goes by reference from an
@@ -652,3 +627,27 @@ def test_bytes_do_not_depend_on_interning():
         worker = run_python(["-c", REDUMP_IN_WORKER.format(prelude=prelude)], payloads[0])
         assert worker.returncode == 0, worker.stderr.decode()
         assert worker.stdout == payloads[0]
+
+
+# ---- every case table, in every placement --------------------------------------
+
+CASE_TABLES = {
+    "2 __builtins__": BUILTINS_CASES,
+    "3 relative imports": RELATIVE_IMPORT_CASES,
+    "4 only the globals used": GLOBALS_CASES,
+    "9 bound methods": METHOD_CASES,
+    "12 fresh globals per payload": STATELESS_CASES,
+}
+
+
+@pytest.mark.parametrize(
+    "case,placement",
+    [
+        pytest.param(cases[name], placement, id=f"{item}: {name} ({placement})")
+        for item, cases in CASE_TABLES.items()
+        for name in cases
+        for placement in PLACEMENTS
+    ],
+)
+def test_case_in_a_fresh_interpreter(case, placement, tmp_path):
+    assert_fidelity(case, placement, tmp_path)
