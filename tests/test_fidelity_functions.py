@@ -54,9 +54,7 @@ def run_python(args, stdin=b"", pythonpath=()):
     """`python *args`: a script is `["-c", code]`, a module `["-m", name]`."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([*pythonpath, env.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, *args], input=stdin, capture_output=True, env=env, timeout=120
-    )
+    return subprocess.run([sys.executable, *args], input=stdin, capture_output=True, env=env, timeout=120)
 
 
 @dataclass
@@ -183,7 +181,6 @@ if importlib.util.find_spec("numpy"):
     )
 
 
-
 def test_builtins_is_the_builtins_module_by_reference():
     import builtins
 
@@ -233,7 +230,6 @@ RELATIVE_IMPORT_CASES = {
         package="relpkg",
     ),
 }
-
 
 
 # ---- 4. only the globals the bytecode uses -----------------------------------
@@ -318,7 +314,6 @@ GLOBALS_CASES = {
 }
 
 
-
 def test_attribute_names_are_not_captured():
     import sys
 
@@ -393,7 +388,6 @@ METHOD_CASES = {
         check="get, first = obj\nassert get() == 1 and first() == 10",
     ),
 }
-
 
 
 def test_methods_found_by_name_keep_the_stdlib_bytes():
@@ -517,7 +511,6 @@ STATELESS_CASES = {
 }
 
 
-
 def test_instances_bound_in_a_registered_module_travel_by_value(tmp_path):
     # A stateless instance bound at module level goes by reference from an
     # importable module (`SENTINEL = object()`), never from one registered by
@@ -587,7 +580,7 @@ def test_endless_recursion_in_user_code_is_a_pickling_and_a_recursion_error(make
 # Attribute values equal to method and argument names: whether two equal names
 # are one object depends on interning, which differs between a process that
 # compiled the code and one that loaded it.
-INTERNING_CASE = '''
+INTERNING_CASE = """
 import pickle, sys, turbodill
 {prelude}
 class Widget:
@@ -600,17 +593,19 @@ class Widget:
 def helper(arg_1="test_method"):
     return Widget().test_method(arg_1, "join")
 sys.stdout.buffer.write(turbodill.dumps((Widget, helper)))
-'''
+"""
 
-REDUMP_IN_WORKER = '''
+REDUMP_IN_WORKER = """
 import pickle, sys, turbodill
 {prelude}
 Widget, helper = pickle.loads(sys.stdin.buffer.read())
 assert helper() == ("test_method", "join", "class_value")
 sys.stdout.buffer.write(turbodill.dumps((Widget, helper)))
-'''
+"""
 
-INTERNED_FIRST = "kept = [sys.intern(''.join(s)) for s in ('class_value', 'test_method', 'Widget.join', 'arg_1', 'helper')]"
+INTERNED_FIRST = (
+    "kept = [sys.intern(''.join(s)) for s in ('class_value', 'test_method', 'Widget.join', 'arg_1', 'helper')]"
+)
 
 
 def test_bytes_do_not_depend_on_interning():

@@ -13,19 +13,20 @@ across payloads.
 """
 
 import types
+import typing
 import weakref
 
 FORMAT_VERSION = 1
 
 # Classes made by payloads, by the deterministic key the pickler derived from
 # their definition. A second payload with the same class gets the same object.
-_classes = weakref.WeakValueDictionary()
+_classes: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
 # The key of every class pickled by value or made here, fixed the first
 # time it is needed: later changes to a class do not change its identity.
-_class_keys = weakref.WeakKeyDictionary()
+_class_keys: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 # Classes made and not yet given their attributes. A class found in
 # `_classes` is live: its state is never overwritten by a later payload.
-_awaiting_state = weakref.WeakSet()
+_awaiting_state: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def make_class(metaclass, name, bases, key, namespace):
@@ -77,21 +78,37 @@ def class_setstate(cls, state):
         return cls
     _awaiting_state.discard(cls)
     registry = state.pop("_abc_registry", ())
+    member_attributes = state.pop("_enum_member_attributes", {})
     for k, v in state.items():
         setattr(cls, k, v)
+    for name, attributes in member_attributes.items():
+        cls.__members__[name].__dict__.update(attributes)
     for subclass in registry:
         cls.register(subclass)
+    _restore_field_kinds(state.get("__dataclass_fields__"))
     return cls
 
 
-_typevars = weakref.WeakValueDictionary()
+def _restore_field_kinds(fields):
+    """A dataclass field's kind is one of three sentinels of ``dataclasses``
+    that ``fields()`` compares by identity; pickled with the class they
+    load as copies, so each is put back by its name."""
+    if not isinstance(fields, dict):
+        return
+    import dataclasses
+
+    for field in fields.values():
+        kind = getattr(field, "_field_type", None)
+        if type(kind).__name__ == "_FIELD_BASE":
+            field._field_type = getattr(dataclasses, kind.name, kind)
+
+
+_typevars: weakref.WeakValueDictionary[str, typing.TypeVar] = weakref.WeakValueDictionary()
 
 
 def make_typevar(name, bound, constraints, covariant, contravariant, key):
     """The TypeVar known by ``key``, or a new one (TypeVars defined in
     ``__main__`` have no importable name)."""
-    import typing
-
     tv = _typevars.get(key)
     if tv is None:
         tv = typing.TypeVar(name, *constraints, bound=bound, covariant=covariant, contravariant=contravariant)
@@ -181,8 +198,11 @@ def open_file(name, mode, position, closed, text, encoding, fmode):
     if not exists and open_mode in ("rb", "r+b"):
         raise FileNotFoundError(f"cannot reopen {name!r}: it no longer exists")
     raw = io.FileIO(name, open_mode)
-    buffered = io.BufferedRandom(raw) if raw.readable() and raw.writable() else (
-        io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
+    buffered = (
+        io.BufferedRandom(raw)
+        if raw.readable() and raw.writable()
+        else (io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
+    )
     f = io.TextIOWrapper(buffered, encoding=encoding) if text else buffered
     if not closed:
         size = os.fstat(raw.fileno()).st_size

@@ -219,7 +219,12 @@ impl<'py> Engine<'py> {
         // locals or from __main__, and a failed lookup costs an exception.
         if let Some(module) = obj.getattr_opt(intern!(py, "__module__"))? {
             if let Ok(module) = module.cast::<PyString>() {
-                if self.module_by_value(&module.to_cow()?)? {
+                // A module missing from sys.modules was made at run time
+                // (types.ModuleType) or dropped: by value, as cloudpickle
+                // does, rather than a failing import per object.
+                if self.module_by_value(&module.to_cow()?)?
+                    || !self.st.sys_modules.bind(py).contains(module)?
+                {
                     return Ok(None);
                 }
             }
