@@ -21,6 +21,7 @@ mod _native {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let state = crate::engine::PyState::get(m.py())?;
         m.add("UnpicklableError", state.unpicklable_error.bind(m.py()))?;
+        m.add("PicklingRecursionError", state.recursion_error.bind(m.py()))?;
         m.add("settings", state.settings.bind(m.py()))?;
         m.add("_by_value_modules", state.by_value_modules.bind(m.py()))
     }

@@ -10,6 +10,7 @@ __all__ = [
     "MsgpackCodec",
     "Pickler",
     "PicklerMemoProxy",
+    "PicklingRecursionError",
     "UnpicklableError",
     "_SESSION_PREFIX_SIZE",
     "__version__",
@@ -34,6 +35,7 @@ settings: dict[str, Any]
 _by_value_modules: set[str]
 
 class UnpicklableError(PicklingError, TypeError): ...
+class PicklingRecursionError(PicklingError, RecursionError): ...
 
 class InspectError(UnpicklingError):
     offset: int

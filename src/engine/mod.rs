@@ -88,6 +88,9 @@ pub struct Caches<'py> {
         AHashMap<ObjectKey<'py>, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
     /// The global names each code object reads.
     pub code_global_names: AHashMap<ObjectKey<'py>, Vec<Bound<'py, pyo3::types::PyString>>>,
+    /// One fresh copy of each function and code name, by value (see
+    /// `savers::functions::name_copy`).
+    pub name_copies: AHashMap<String, Bound<'py, pyo3::types::PyString>>,
 }
 
 /// The namespace a session dump saves (see `crate::session`). Its module and

@@ -41,6 +41,11 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
+    /// Whether the last failure was this limit (see `enter_reduction`).
+    pub fn reduction_limit_reached(&self) -> bool {
+        self.open_reductions >= MAX_OPEN_REDUCTIONS
+    }
+
     /// `obj` is the object being reduced (memoized after its constructor
     /// call), or `None` for a call the pickler makes up itself.
     pub fn save_reduce(

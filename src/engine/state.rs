@@ -28,6 +28,8 @@ pub struct PyState {
     pub object_getstate: Py<PyAny>,
     /// `turbodill.UnpicklableError(pickle.PicklingError, TypeError)`.
     pub unpicklable_error: Py<PyType>,
+    /// `turbodill.PicklingRecursionError(pickle.PicklingError, RecursionError)`.
+    pub recursion_error: Py<PyType>,
     /// Objects without a locatable `__qualname__` but with a stable public
     /// name: `{types.CodeType: ('types', 'CodeType'), ...}`.
     pub known_names: Py<PyDict>,
@@ -37,6 +39,8 @@ pub struct PyState {
     pub staticmethod_type: Py<PyType>,
     pub classmethod_type: Py<PyType>,
     pub property_type: Py<PyType>,
+    /// `types.MethodType`: bound methods (see `savers::functions`).
+    pub method_type: Py<PyType>,
     /// `typing.TypeVar`, which reduces to its bare name.
     pub typevar_type: Py<PyAny>,
     /// Descriptors fetched back from their class's `__dict__`.
@@ -91,6 +95,7 @@ impl PyState {
             staticmethod_type: builtins_type(py, "staticmethod")?,
             classmethod_type: builtins_type(py, "classmethod")?,
             property_type: builtins_type(py, "property")?,
+            method_type: types_type(py, "MethodType")?,
             typevar_type: py.import("typing")?.getattr("TypeVar")?.unbind(),
             class_dict_descriptor_types: [
                 types_type(py, "ClassMethodDescriptorType")?,
@@ -98,6 +103,7 @@ impl PyState {
                 types_type(py, "MemberDescriptorType")?,
             ],
             unpicklable_error: crate::errors::make_unpicklable_error(py)?,
+            recursion_error: crate::errors::make_recursion_error(py)?,
             settings: default_settings(py)?,
         })
     }

@@ -17,7 +17,8 @@ use std::rc::Rc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFrozenSet, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyList, PyString, PyTuple, PyType};
 
 use crate::engine::frames::{deferred, Frame, ItemsKind, SaveCtx};
 use crate::engine::globals::GlobalLocation;
@@ -42,48 +43,97 @@ impl SortedFrozenset {
     }
 }
 
-/// Code constants with every frozenset (at any tuple depth) made canonical.
-fn canonical_consts<'py>(consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = consts.py();
-    if let Ok(fs) = consts.cast::<PyFrozenSet>() {
-        let items = PyList::new(py, super::canonical_order(fs.iter())?)?;
-        return Ok(Bound::new(
-            py,
-            SortedFrozenset {
-                items: items.unbind(),
-            },
-        )?
-        .into_any());
-    }
-    if let Ok(tuple) = consts.cast::<PyTuple>() {
-        if tuple
-            .iter()
-            .any(|c| c.is_instance_of::<PyFrozenSet>() || c.is_instance_of::<PyTuple>())
-        {
-            let items = tuple
-                .iter()
-                .map(|c| canonical_consts(&c))
-                .collect::<PyResult<Vec<_>>>()?;
-            return Ok(PyTuple::new(py, items)?.into_any());
-        }
-    }
-    Ok(consts.clone())
+/// The opcodes of the running interpreter that name a global, with the
+/// numbers its `opcode` module gives (they change between versions).
+struct GlobalOpcodes {
+    extended_arg: u8,
+    /// `LOAD_GLOBAL`: its argument shifted right by one is the name's index.
+    load_global: u8,
+    /// Those whose argument is the name's index: `STORE_GLOBAL`,
+    /// `DELETE_GLOBAL`, and the loads that fall back to the globals in class
+    /// bodies and annotation scopes (`LOAD_NAME`, `LOAD_FROM_DICT_OR_GLOBALS`).
+    by_index: Vec<u8>,
 }
 
-/// Names a code object (and the code nested in its constants) may read
-/// from its globals, sorted and without repeats.
+static GLOBAL_OPCODES: PyOnceLock<GlobalOpcodes> = PyOnceLock::new();
+
+impl GlobalOpcodes {
+    fn get(py: Python<'_>) -> PyResult<&GlobalOpcodes> {
+        GLOBAL_OPCODES.get_or_try_init(py, || {
+            let opmap = py
+                .import("opcode")?
+                .getattr("opmap")?
+                .cast_into::<PyDict>()?;
+            let number = |name: &str| -> PyResult<Option<u8>> {
+                opmap.get_item(name)?.map(|n| n.extract()).transpose()
+            };
+            let required = |name: &str| {
+                number(name)?.ok_or_else(|| {
+                    pyo3::exceptions::PySystemError::new_err(format!("opcode.opmap has no {name}"))
+                })
+            };
+            let mut by_index = Vec::new();
+            for name in [
+                "STORE_GLOBAL",
+                "DELETE_GLOBAL",
+                "LOAD_NAME",
+                "LOAD_FROM_DICT_OR_GLOBALS",
+            ] {
+                by_index.extend(number(name)?);
+            }
+            Ok(GlobalOpcodes {
+                extended_arg: required("EXTENDED_ARG")?,
+                load_global: required("LOAD_GLOBAL")?,
+                by_index,
+            })
+        })
+    }
+
+    /// The indexes into `co_names` that `bytecode` (a code object's
+    /// `co_code`: two bytes per unit, inline caches zeroed) uses as globals.
+    fn name_indexes(&self, bytecode: &[u8]) -> Vec<usize> {
+        let mut indexes = Vec::new();
+        let mut extended: usize = 0;
+        for unit in bytecode.chunks_exact(2) {
+            let (op, arg) = (unit[0], extended | usize::from(unit[1]));
+            if op == self.extended_arg {
+                extended = arg << 8;
+                continue;
+            }
+            extended = 0;
+            if op == self.load_global {
+                indexes.push(arg >> 1);
+            } else if self.by_index.contains(&op) {
+                indexes.push(arg);
+            }
+        }
+        indexes
+    }
+}
+
+/// Names a code object (and the code nested in its constants) reads,
+/// writes or deletes as globals, sorted and without repeats. Attribute
+/// names, which share `co_names`, are not globals (`sys.exit` does not
+/// use a global `exit`).
 fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyString>>> {
     fn collect<'py>(
         code: &Bound<'py, PyAny>,
+        opcodes: &GlobalOpcodes,
         names: &mut Vec<Bound<'py, PyString>>,
     ) -> PyResult<()> {
         let py = code.py();
-        for name in code
+        let co_names = code
             .getattr(intern!(py, "co_names"))?
-            .cast::<PyTuple>()?
-            .iter()
-        {
-            names.push(name.cast_into::<PyString>()?);
+            .cast_into::<PyTuple>()?;
+        let bytecode = code
+            .getattr(intern!(py, "co_code"))?
+            .cast_into::<PyBytes>()?;
+        for index in opcodes.name_indexes(bytecode.as_bytes()) {
+            // An index past the names would be a malformed code object:
+            // it names nothing.
+            if let Ok(name) = co_names.get_item(index) {
+                names.push(name.cast_into::<PyString>()?);
+            }
         }
         for constant in code
             .getattr(intern!(py, "co_consts"))?
@@ -91,13 +141,13 @@ fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyStri
             .iter()
         {
             if constant.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
-                collect(&constant, names)?;
+                collect(&constant, opcodes, names)?;
             }
         }
         Ok(())
     }
     let mut names = Vec::new();
-    collect(code, &mut names)?;
+    collect(code, GlobalOpcodes::get(code.py())?, &mut names)?;
     let mut keyed = names
         .into_iter()
         .map(|n| Ok((n.to_str()?.to_owned(), n)))
@@ -132,6 +182,13 @@ fn code_fields(py: Python<'_>) -> [&Bound<'_, PyString>; 18] {
     ]
 }
 const CO_CONSTS: usize = 7;
+const CO_NAMES: usize = 8;
+const CO_VARNAMES: usize = 9;
+const CO_FILENAME: usize = 10;
+const CO_NAME: usize = 11;
+const CO_QUALNAME: usize = 12;
+const CO_FREEVARS: usize = 16;
+const CO_CELLVARS: usize = 17;
 
 /// Function attributes restored by BUILD (`setattr`) once the function is
 /// memoized, so they may refer back to it.
@@ -230,7 +287,7 @@ impl<'py> Engine<'py> {
         let globals = func
             .getattr(intern!(py, "__globals__"))?
             .cast_into::<PyDict>()?;
-        let name = func.getattr(intern!(py, "__name__"))?;
+        let name = self.name_copy(&func.getattr(intern!(py, "__name__"))?)?;
         let closure = func.getattr(intern!(py, "__closure__"))?;
         let function_type = py.get_type::<pyo3::types::PyFunction>().into_any();
         let cells: Cells<'py> = Rc::default();
@@ -252,11 +309,14 @@ impl<'py> Engine<'py> {
 
     /// The function's globals start as an empty dict (one per module dict,
     /// shared by all functions from that module) and are filled later.
-    /// It starts with `__name__`, which `types.FunctionType` reads to set
-    /// the function's `__module__`, and `__builtins__`, the `builtins`
-    /// module by reference: C code that imports (`PyImport_Import`, as
-    /// `datetime.strptime` and numpy's methods do) looks it up in the
-    /// calling function's globals.
+    /// It starts with what the interpreter itself reads there:
+    /// - `__name__`, which `types.FunctionType` reads to set the function's
+    ///   `__module__`;
+    /// - `__package__`, against which relative imports (`from .mod import
+    ///   g`) resolve (its module spec's parent if it is unset);
+    /// - `__builtins__`, the `builtins` module by reference: C code that
+    ///   imports (`PyImport_Import`, as `datetime.strptime` and numpy's
+    ///   methods do) looks it up in the calling function's globals.
     fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
         if self.is_session_namespace(globals.as_any()) {
             return self.save(globals.as_any(), SaveCtx::default());
@@ -272,28 +332,32 @@ impl<'py> Engine<'py> {
         }
         self.memo_put(globals.as_any());
         let py = self.py;
-        let mut frames = Vec::with_capacity(6);
+        let mut base = Vec::with_capacity(3);
         if let Some(name) = globals.get_item(intern!(py, "__name__"))? {
+            base.push((intern!(py, "__name__"), name));
+        }
+        let package = match globals.get_item(intern!(py, "__package__"))? {
+            Some(package) if !package.is_none() => Some(package),
+            _ => match globals.get_item(intern!(py, "__spec__"))? {
+                Some(spec) if !spec.is_none() => spec.getattr_opt(intern!(py, "parent"))?,
+                _ => None,
+            },
+        };
+        if let Some(package) = package.filter(|p| !p.is_none()) {
+            base.push((intern!(py, "__package__"), package));
+        }
+        base.push((
+            intern!(py, "__builtins__"),
+            self.st.builtins_module.bind(py).clone().into_any(),
+        ));
+        let mut frames = Vec::with_capacity(3 * base.len());
+        for (key, value) in base {
             frames.extend([
-                Frame::Save(
-                    intern!(py, "__name__").clone().into_any(),
-                    SaveCtx::default(),
-                ),
-                Frame::Save(name, SaveCtx::default()),
+                Frame::Save(key.clone().into_any(), SaveCtx::default()),
+                Frame::Save(value, SaveCtx::default()),
                 Frame::Write(SETITEM),
             ]);
         }
-        frames.extend([
-            Frame::Save(
-                intern!(py, "__builtins__").clone().into_any(),
-                SaveCtx::default(),
-            ),
-            Frame::Save(
-                self.st.builtins_module.bind(py).clone().into_any(),
-                SaveCtx::default(),
-            ),
-            Frame::Write(SETITEM),
-        ]);
         self.queue(frames);
         Ok(())
     }
@@ -373,7 +437,7 @@ impl<'py> Engine<'py> {
                 continue;
             }
             if let Some(value) = globals.get_item(&name)? {
-                used.set_item(name, value)?;
+                used.set_item(self.name_copy(&name)?, value)?;
             }
         }
         let mut frames = Vec::new();
@@ -427,7 +491,7 @@ impl<'py> Engine<'py> {
     /// give the function by itself: defaults, annotations, a changed
     /// `__doc__`, `__qualname__` or `__module__`.
     fn changed_function_attributes(
-        &self,
+        &mut self,
         func: &Bound<'py, PyAny>,
         code: &Bound<'py, PyAny>,
         globals: &Bound<'py, PyDict>,
@@ -460,11 +524,71 @@ impl<'py> Engine<'py> {
                 Some(made) => value.is(made) || value.eq(made)?,
                 None => value.is_none() || value.is_instance_of::<PyDict>() && value.len()? == 0,
             };
-            if !unchanged {
+            if unchanged {
+                continue;
+            }
+            if name.is(qualname) {
+                changed.set_item(name, self.name_copy(&value)?)?;
+            } else {
                 changed.set_item(name, value)?;
             }
         }
         Ok(changed)
+    }
+
+    /// A string of a code object (its names, constants, file name) or a
+    /// function's name as written: one fresh copy per value, shared by all
+    /// such strings of the dump and by nothing else. Which of these strings
+    /// are interned, and so one object with an equal string elsewhere (a
+    /// class attribute's value, an argument's name), depends on where the
+    /// code came from (the compiler interns identifiers; `types.CodeType`
+    /// interns some fields, differently per version): with the originals,
+    /// the identity memo would make the bytes depend on it.
+    fn name_copy(&mut self, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        // A name that is not a str, or not valid UTF-8, is written as it is.
+        let Some(text) = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) else {
+            return Ok(name.clone());
+        };
+        let py = self.py;
+        let copies = &mut self.caches().name_copies;
+        if let Some(copy) = copies.get(text) {
+            return Ok(copy.clone().into_any());
+        }
+        let copy = PyString::new(py, text);
+        copies.insert(text.to_owned(), copy.clone());
+        Ok(copy.into_any())
+    }
+
+    /// Code constants as written: strings as `name_copy`, and every
+    /// frozenset (at any tuple depth) in a canonical order, so that the
+    /// payload depends neither on interning nor on `PYTHONHASHSEED`.
+    fn code_constants(&mut self, consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        if consts.is_exact_instance_of::<PyString>() {
+            return self.name_copy(consts);
+        }
+        if let Ok(fs) = consts.cast::<PyFrozenSet>() {
+            let items = super::canonical_order(fs.iter())?
+                .iter()
+                .map(|c| self.code_constants(c))
+                .collect::<PyResult<Vec<_>>>()?;
+            let items = PyList::new(py, items)?.unbind();
+            return Ok(Bound::new(py, SortedFrozenset { items })?.into_any());
+        }
+        if let Ok(tuple) = consts.cast::<PyTuple>() {
+            if tuple.iter().any(|c| {
+                c.is_exact_instance_of::<PyString>()
+                    || c.is_instance_of::<PyFrozenSet>()
+                    || c.is_instance_of::<PyTuple>()
+            }) {
+                let items = tuple
+                    .iter()
+                    .map(|c| self.code_constants(&c))
+                    .collect::<PyResult<Vec<_>>>()?;
+                return Ok(PyTuple::new(py, items)?.into_any());
+            }
+        }
+        Ok(consts.clone())
     }
 
     /// `global_names(code)`, once per code object per dump (functions made
@@ -481,6 +605,80 @@ impl<'py> Engine<'py> {
         Ok(names)
     }
 
+    /// A bound method whose function the stdlib's `getattr(obj,
+    /// func.__name__)` would not find again when loading, written as
+    /// `types.MethodType(func, obj)`; reports whether it was. That is the
+    /// case of a function bound by hand (`f.__get__(obj)`), or attached under
+    /// another name (`A.method = lambda self: ...`), or kept in the
+    /// instance's own `__dict__` (loading would read it before the instance
+    /// has its state), and of a method of a class pickled by value: the class
+    /// may load as the one an earlier payload made, whose function shares
+    /// that payload's globals, where each payload brings fresh ones.
+    pub fn save_method_by_value(&mut self, method: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let py = self.py;
+        let func = method.getattr(intern!(py, "__func__"))?;
+        let target = method.getattr(intern!(py, "__self__"))?;
+        if self.found_by_name(&func, &target)? {
+            return Ok(false);
+        }
+        let args = PyTuple::new(py, [func, target])?;
+        let reduce_value = PyTuple::new(
+            py,
+            [
+                self.st.method_type.bind(py).clone().into_any(),
+                args.into_any(),
+            ],
+        )?;
+        self.save_reduce(&reduce_value, Some(method))?;
+        Ok(true)
+    }
+
+    /// Whether `getattr(target, func.__name__)`, as loading would call it,
+    /// gives back `func` bound to `target` from a class pickled by reference.
+    fn found_by_name(
+        &self,
+        func: &Bound<'py, PyAny>,
+        target: &Bound<'py, PyAny>,
+    ) -> PyResult<bool> {
+        let py = self.py;
+        let target_is_class = target.is_instance_of::<PyType>();
+        let owner = match target.cast::<PyType>() {
+            Ok(cls) => cls.clone(),
+            Err(_) => target.get_type(),
+        };
+        if super::is_heap_type(&owner) && self.reference_location(owner.as_any())?.is_none() {
+            return Ok(false);
+        }
+        let Some(name) = func.getattr_opt(intern!(py, "__name__"))? else {
+            return Ok(false);
+        };
+        let Ok(name) = name.cast_into::<PyString>() else {
+            return Ok(false);
+        };
+        if !target_is_class {
+            if let Some(own) = target.getattr_opt(intern!(py, "__dict__"))? {
+                if let Ok(own) = own.cast::<PyDict>() {
+                    if own.contains(&name)? {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        let found = match target.getattr(&name) {
+            Ok(found) => found,
+            Err(err) if err.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+                return Ok(false)
+            }
+            Err(err) => return Err(err),
+        };
+        Ok(found
+            .getattr_opt(intern!(py, "__func__"))?
+            .is_some_and(|f| f.is(func))
+            && found
+                .getattr_opt(intern!(py, "__self__"))?
+                .is_some_and(|s| s.is(target)))
+    }
+
     /// A code object: `types.CodeType(*fields)`.
     /// Written as `CodeType (fields...) REDUCE` directly rather than through
     /// `save_reduce`: code objects are the bulk of what a batch of distinct
@@ -490,10 +688,18 @@ impl<'py> Engine<'py> {
         let mut args = Vec::with_capacity(18);
         for (i, field) in code_fields(py).into_iter().enumerate() {
             let value = code.getattr(field)?;
-            args.push(if i == CO_CONSTS {
-                canonical_consts(&value)?
-            } else {
-                value
+            args.push(match i {
+                CO_CONSTS => self.code_constants(&value)?,
+                CO_NAMES | CO_VARNAMES | CO_FREEVARS | CO_CELLVARS => {
+                    let names = value
+                        .cast::<PyTuple>()?
+                        .iter()
+                        .map(|name| self.name_copy(&name))
+                        .collect::<PyResult<Vec<_>>>()?;
+                    PyTuple::new(py, names)?.into_any()
+                }
+                CO_FILENAME | CO_NAME | CO_QUALNAME => self.name_copy(&value)?,
+                _ => value,
             });
         }
         let args = PyTuple::new(py, args)?.into_any();

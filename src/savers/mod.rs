@@ -9,6 +9,7 @@ pub mod descriptors;
 pub mod functions;
 pub mod generators;
 pub mod instance;
+pub mod weakrefs;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -34,6 +35,13 @@ pub fn canonical_order<'py>(
         .collect::<PyResult<Vec<_>>>()?;
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(keyed.into_iter().map(|(_, item)| item).collect())
+}
+
+/// Whether `tp` was made by a class statement or `type(...)` (a heap type),
+/// not defined in C.
+pub fn is_heap_type(tp: &Bound<'_, pyo3::types::PyType>) -> bool {
+    // SAFETY: reading the flags of a live type object.
+    unsafe { (*tp.as_type_ptr()).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 }
 }
 
 use crate::engine::{Engine, ObjectKey};
@@ -96,6 +104,20 @@ impl<'py> Engine<'py> {
             }
         }
         self.save_reducible(obj)
+            .map_err(|err| self.recursion_in_python_code(err, obj))
+    }
+
+    /// A RecursionError from Python code called to pickle `obj` (a
+    /// `__getattribute__` that calls itself...) as `PicklingRecursionError`.
+    /// Past its own reduction limit the pickler raises a plain
+    /// RecursionError, as the stdlib does at its recursion limit.
+    fn recursion_in_python_code(&self, err: PyErr, obj: &Bound<'py, PyAny>) -> PyErr {
+        if self.reduction_limit_reached() {
+            return err;
+        }
+        let cls = self.st.recursion_error.bind(self.py);
+        let type_name = crate::engine::path::type_name(obj);
+        crate::errors::as_pickling_recursion(self.py, err, cls, &type_name)
     }
 
     /// Begin a container's frame. Small nests of containers are stepped right
@@ -188,7 +210,9 @@ impl<'py> Engine<'py> {
             return self.save_generator(obj);
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
             return self.save_module(obj);
-        } else if self.save_descriptor(obj)? {
+        } else if tp.is(self.st.method_type.bind(py)) && self.save_method_by_value(obj)? {
+            return Ok(());
+        } else if self.save_descriptor(obj)? || self.save_proxy_to_memoized(obj)? {
             return Ok(());
         } else {
             if let Some(reducer) = self.long_tail_reducer(&tp)? {

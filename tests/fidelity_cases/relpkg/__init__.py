@@ -1,0 +1,3 @@
+"""A package whose modules import each other relatively."""
+
+NAME = "relpkg"
