@@ -24,6 +24,17 @@ pub use state::PyState;
 pub const BATCHSIZE: usize = 1000;
 const FAST_NESTING_LIMIT: usize = 50;
 
+/// Whether CPython has readied `tp` (`PyType_Ready`). A static type it
+/// never readied (3.11's `line_iterator`, what `co_lines()` returns) has no
+/// MRO yet: `issubclass`, an ABC check or `__mro__` on it crashes the
+/// interpreter, so nothing Python-level may examine it before this check.
+pub fn type_is_ready(tp: &Bound<'_, pyo3::types::PyType>) -> bool {
+    // SAFETY: `tp` is a live type object (we hold it); `tp_flags` is a plain
+    // field of every type object, ready or not.
+    let flags = unsafe { (*tp.as_type_ptr()).tp_flags };
+    flags & pyo3::ffi::Py_TPFLAGS_READY != 0
+}
+
 /// Callables a `Pickler` (or a subclass of it) brings to a dump.
 #[derive(Default)]
 pub struct Hooks<'py> {

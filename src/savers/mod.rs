@@ -177,6 +177,9 @@ impl<'py> Engine<'py> {
         };
         let reduce_value = if let Some(f) = reduce_func {
             f.call1((obj,))?
+        } else if !crate::engine::type_is_ready(&tp) {
+            // Attribute lookup finds nothing on such a type: no `__reduce_ex__`.
+            return Err(self.no_reduction(obj)?);
         } else if tp.is_subclass_of::<pyo3::types::PyType>()? {
             return self.save_class(obj);
         } else if tp_ptr == &raw mut ffi::PyCode_Type {
@@ -206,17 +209,22 @@ impl<'py> Engine<'py> {
             } else if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
                 f.call0()?
             } else {
-                return Err(crate::errors::pickling_error(
-                    py,
-                    format!(
-                        "can't pickle '{}' object: {}",
-                        tp.name()?,
-                        crate::engine::globals::repr_of(obj)
-                    ),
-                ));
+                return Err(self.no_reduction(obj)?);
             }
         };
         self.save_reduce_value(obj, &reduce_value)
+    }
+
+    /// The error for an object with neither `__reduce_ex__` nor `__reduce__`:
+    /// the C pickler's message, as an UnpicklableError (a PicklingError).
+    fn no_reduction(&self, obj: &Bound<'py, PyAny>) -> PyResult<PyErr> {
+        let message = format!(
+            "can't pickle '{}' object: {}",
+            crate::engine::path::type_name(obj),
+            crate::engine::globals::repr_of(obj)
+        );
+        let err = self.st.unpicklable_error.bind(self.py).call1((message,))?;
+        Ok(PyErr::from_value(err))
     }
 
     /// A `__reduce__` result: a global name, or a reduce tuple.
