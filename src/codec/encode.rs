@@ -730,6 +730,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 Ok(None)
             }
             Kind::NamedTuple => {
+                // The registry is a dict anyone can edit: the items are read
+                // with the tuple macros only from an actual tuple.
+                if !obj.is_instance_of::<PyTuple>() {
+                    return Err(EncodeFault::Refused(format!(
+                        "'{}' is registered as a NamedTuple but is not a tuple",
+                        type_name(&obj)
+                    )));
+                }
                 self.start_immutable_seq(obj.as_borrowed(), ext::NAMEDTUPLE, Some(&name))
             }
             Kind::Object => {
