@@ -195,13 +195,6 @@ impl Memo {
         self.slots.len() * 2 / 3
     }
 
-    pub fn clear(&mut self) {
-        self.slots.clear();
-        self.used = 0;
-        self.owned.clear();
-        self.next = 0;
-    }
-
     pub fn len(&self) -> usize {
         self.owned.len()
     }
