@@ -2,9 +2,11 @@
 //! and the module-level `dump` / `dumps`.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::PyTraverseError;
 
 use crate::engine::memo::Memo;
 use crate::engine::{Engine, Hooks, Options, PyState};
@@ -318,6 +320,20 @@ impl Pickler {
         Ok(())
     }
 
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.write)?;
+        visit.call(&self.buffer_callback)?;
+        self.memo.traverse(&visit)
+    }
+
+    /// Break cycles through the file, the callback and the memo (the
+    /// instance `__dict__` is cleared by PyO3).
+    fn __clear__(&mut self) {
+        self.write = None;
+        self.buffer_callback = None;
+        self.memo = Memo::default();
+    }
+
     #[getter]
     fn fast(&self) -> bool {
         self.options.fast
@@ -442,6 +458,10 @@ pub struct MemoProxy {
 
 #[pymethods]
 impl MemoProxy {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.pickler)
+    }
+
     /// A dict `{id(obj): (index, obj)}`.
     fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let entries = borrow(self.pickler.bind(py))?.memo.entries(py);
