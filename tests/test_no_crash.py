@@ -157,3 +157,28 @@ def test_msgpack_registry_entry_that_lies_about_a_tuple_is_an_encode_error():
         f"'{name}' is registered as a NamedTuple but is not a tuple at obj[0]"
         for name in ("Items", "Items", "Wide", "Wide", "object", "object")
     ]
+
+
+def test_picklebuffer_memory_is_held_across_file_write():
+    """A payload of 64 KiB or more goes to `file.write` after a flush; a
+    write that releases the PickleBuffer and then shrinks the bytearray
+    under it must find the memory still exported by the pickler (BufferError),
+    not freed under a slice the pickler holds."""
+    out = run_code(
+        "import pickle, turbodill\n"
+        "data = bytearray(b'x' * 100_000)\n"
+        "pb = pickle.PickleBuffer(data)\n"
+        "class File:\n"
+        "    def write(self, chunk):\n"
+        "        pb.release()\n"
+        "        try:\n"
+        "            data.clear()\n"
+        "        except BufferError as e:\n"
+        "            print('pinned:', e)\n"
+        "turbodill.dump(['head', pb], File(), 5)\n"
+        "print(len(data))\n"
+    )
+    # Pinned for the flush before the payload and for the payload (the
+    # released PickleBuffer itself, handed over as the C pickler hands it);
+    # the last write (STOP) comes after the pickler let go: cleared.
+    assert out.splitlines() == ["pinned: Existing exports of data: object cannot be re-sized"] * 2 + ["0"]

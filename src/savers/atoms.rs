@@ -52,25 +52,23 @@ impl<'a> PickleBufferView<'a> {
     }
 
     fn is_contiguous(&self) -> bool {
-        // SAFETY: a valid view.
-        self.0.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(self.0, b'A' as _) } != 0
+        is_contiguous(self.0)
     }
 
     fn readonly(&self) -> bool {
         self.0.readonly != 0
     }
-
-    fn bytes(&self) -> &[u8] {
-        if self.0.len == 0 {
-            return &[];
-        }
-        // SAFETY: a contiguous buffer of `len` bytes, kept alive by its owner.
-        unsafe { std::slice::from_raw_parts(self.0.buf as *const u8, self.0.len as usize) }
-    }
 }
 
-/// RAII view of a bytearray's buffer: while it is held, the bytearray cannot
-/// be resized (by a `file.write` we call, say) under the slice we read.
+fn is_contiguous(view: &ffi::Py_buffer) -> bool {
+    // SAFETY: `view` is a valid, filled-in buffer view.
+    view.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(view, b'A' as _) } != 0
+}
+
+/// RAII export of an object's buffer (a bytearray's, a PickleBuffer's):
+/// while it is held, the memory stays put whatever Python code we call
+/// meanwhile (a `file.write` resizing the bytearray, releasing the
+/// PickleBuffer).
 struct BufferView(ffi::Py_buffer);
 
 impl BufferView {
@@ -86,6 +84,16 @@ impl BufferView {
         }
     }
 
+    fn is_contiguous(&self) -> bool {
+        is_contiguous(&self.0)
+    }
+
+    fn readonly(&self) -> bool {
+        self.0.readonly != 0
+    }
+
+    /// The memory, as one slice: for a contiguous view (a bytearray's, or
+    /// one checked with `is_contiguous`).
     fn bytes(&self) -> &[u8] {
         if self.0.len == 0 {
             return &[];
@@ -474,9 +482,16 @@ impl<'py> Engine<'py> {
             return Ok(());
         }
         // The callback may have released the buffer, whose memory may be
-        // gone with it: take the view again, which fails once it is released
-        // (`_pickle.c` reads the old view, freed or not).
-        let view = PickleBufferView::get(obj)?;
+        // gone with it (`_pickle.c` reads the old view, freed or not). An
+        // export of our own, which fails once the buffer is released, keeps
+        // the memory alive while `file.write` runs, whatever it releases.
+        let view = BufferView::get(obj)?;
+        if !view.is_contiguous() {
+            return Err(pickling_error(
+                self.py,
+                "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+            ));
+        }
         if view.readonly() {
             self.save_bytes_data(obj, view.bytes())
         } else {
