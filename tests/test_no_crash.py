@@ -182,3 +182,27 @@ def test_picklebuffer_memory_is_held_across_file_write():
     # released PickleBuffer itself, handed over as the C pickler hands it);
     # the last write (STOP) comes after the pickler let go: cleared.
     assert out.splitlines() == ["pinned: Existing exports of data: object cannot be re-sized"] * 2 + ["0"]
+
+
+def test_out_of_memory_for_the_output_is_a_memory_error():
+    """The address space capped just above what the interpreter uses: a
+    large payload written at once, and output grown write by write, run out
+    of memory for the output buffer. MemoryError (it was a PanicException),
+    and the next dump works."""
+    out = run_code(
+        "import pickle, resource, turbodill\n"
+        "text = 'x' * (48 << 20)\n"
+        "ints = [1000] * (6 << 20)  # 18 MiB of BININT2, three bytes at a time\n"
+        "status = open('/proc/self/status').read()\n"
+        "vm = int(status.split('VmSize:')[1].split()[0]) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + (8 << 20), resource.RLIM_INFINITY))\n"
+        "for obj in (text, ints):\n"
+        "    for proto in (2, 5):\n"
+        "        try:\n"
+        "            turbodill.dumps(obj, proto)\n"
+        "        except MemoryError as e:\n"
+        "            print('MemoryError', 'out of memory' in str(e))\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))\n"
+        "print(turbodill.dumps([1, 'a'], 5) == pickle.dumps([1, 'a'], 5))\n"
+    )
+    assert out.splitlines() == ["MemoryError True"] * 4 + ["True"]

@@ -268,13 +268,13 @@ impl<'py> Engine<'py> {
     }
 
     /// The pickle, for `dumps` (the output buffer itself, no copy).
-    pub fn into_bytes(mut self) -> Bound<'py, PyBytes> {
+    pub fn into_bytes(mut self) -> PyResult<Bound<'py, PyBytes>> {
         self.out.take_bytes()
     }
 
     /// Take the output of the last dump, leaving the engine ready for the
     /// next one (the memo carries over).
-    pub fn take_output(&mut self) -> Bound<'py, PyBytes> {
+    pub fn take_output(&mut self) -> PyResult<Bound<'py, PyBytes>> {
         self.out.take_bytes()
     }
 
@@ -375,16 +375,30 @@ impl<'py> Engine<'py> {
     /// file, hand the finished bytes over.
     #[inline]
     pub fn opcode_boundary(&mut self) -> PyResult<()> {
-        if self.out.opcode_boundary() && self.file_write.is_some() {
+        if self.out.opcode_boundary() {
+            self.frame_committed()?;
+        }
+        Ok(())
+    }
+
+    /// A frame is complete: hand it to the file, or stop here if memory ran
+    /// out for the output (rather than walk the rest of the graph for
+    /// nothing).
+    #[cold]
+    fn frame_committed(&mut self) -> PyResult<()> {
+        if self.file_write.is_some() || self.out.is_lost() {
             self.flush_to_file()?;
         }
         Ok(())
     }
 
     pub fn flush_to_file(&mut self) -> PyResult<()> {
+        if self.out.is_lost() {
+            return self.out.take_bytes().map(drop); // the MemoryError
+        }
         if let Some(write) = &self.file_write {
             if self.out.len() > 0 {
-                write.call1((self.out.take_bytes(),))?;
+                write.call1((self.out.take_bytes()?,))?;
             }
         }
         Ok(())
