@@ -60,10 +60,12 @@ fn read_settings(settings: &Bound<'_, PyDict>) -> PyResult<SettingsSnapshot> {
 fn resolve_protocol(default: i64, protocol: Option<i64>) -> PyResult<u8> {
     match protocol.unwrap_or(default) {
         p if p < 0 => Ok(HIGHEST_PROTOCOL),
-        p if p > HIGHEST_PROTOCOL as i64 => Err(PyValueError::new_err(format!(
-            "pickle protocol must be <= {HIGHEST_PROTOCOL}"
-        ))),
-        p => Ok(p as u8),
+        p => u8::try_from(p)
+            .ok()
+            .filter(|&p| p <= HIGHEST_PROTOCOL)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("pickle protocol must be <= {HIGHEST_PROTOCOL}"))
+            }),
     }
 }
 

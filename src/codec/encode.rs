@@ -214,7 +214,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             } else if tp == &raw mut ffi::PyBytes_Type {
                 let data = std::slice::from_raw_parts(
                     ffi::PyBytes_AS_STRING(ptr) as *const u8,
-                    ffi::Py_SIZE(ptr) as usize,
+                    crate::sizes::len(ffi::Py_SIZE(ptr)),
                 );
                 infallible(write::write_bin_len(
                     &mut self.out,
@@ -239,7 +239,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             }
             std::slice::from_raw_parts(
                 ffi::PyUnicode_DATA(ptr) as *const u8,
-                ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+                crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr)),
             )
         };
         infallible(write::write_str_len(
@@ -264,7 +264,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             if ffi::PyUnicode_READY(ptr) != 0 {
                 return Err(PyErr::fetch(self.py).into());
             }
-            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
             let data = ffi::PyUnicode_DATA(ptr);
             match ffi::PyUnicode_KIND(ptr) {
                 ffi::PyUnicode_1BYTE_KIND => {
@@ -278,6 +278,10 @@ impl<'a, 'py> Encoder<'a, 'py> {
         }
     }
 
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "each UTF-8 byte takes the low bits of a shifted code point"
+    )]
     fn write_code_points<T: Copy + Into<u32>>(&mut self, units: &[T]) -> Res<()> {
         let utf8_len = |c: u32| match c {
             0..=0x7f => 1,
@@ -348,6 +352,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         // SAFETY: `obj` is an exact int; an overflow sets an exception,
         // which we clear.
         let value = unsafe { ffi::PyLong_AsUnsignedLongLong(obj.as_ptr()) };
+        // SAFETY: reads the thread's error indicator.
         if value != u64::MAX || unsafe { ffi::PyErr_Occurred() }.is_null() {
             infallible(write::write_uint(&mut self.out, value));
             return Ok(());
@@ -359,16 +364,12 @@ impl<'a, 'py> Encoder<'a, 'py> {
 
     fn write_backref(&mut self, index: u32) {
         let bytes = index.to_be_bytes();
-        let payload = match index {
-            0..=0xff => &bytes[3..],
-            0x100..=0xffff => &bytes[2..],
-            _ => &bytes[..],
+        let (payload, len): (&[u8], u32) = match index {
+            0..=0xff => (&bytes[3..], 1),
+            0x100..=0xffff => (&bytes[2..], 2),
+            _ => (&bytes[..], 4),
         };
-        infallible(write::write_ext_meta(
-            &mut self.out,
-            payload.len() as u32,
-            ext::BACKREF,
-        ));
+        infallible(write::write_ext_meta(&mut self.out, len, ext::BACKREF));
         let Ok(()) = self.out.write_bytes(payload);
     }
 
@@ -417,7 +418,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return Ok(None);
         }
         // SAFETY: `obj` is an exact dict.
-        let len = unsafe { ffi::PyDict_Size(obj.as_ptr()) } as usize;
+        let len = crate::sizes::len(unsafe { ffi::PyDict_Size(obj.as_ptr()) });
         infallible(write::write_map_len(&mut self.out, len_u32(len, "dict")?));
         if len == 0 {
             return Ok(None);
@@ -444,13 +445,13 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return Ok(None);
         }
         // SAFETY: `obj` is an exact list, or a tuple (or a subclass of it).
-        let len = unsafe {
+        let len = crate::sizes::len(unsafe {
             if is_list {
                 ffi::PyList_GET_SIZE(obj.as_ptr())
             } else {
                 ffi::PyTuple_GET_SIZE(obj.as_ptr())
             }
-        } as usize;
+        });
         infallible(write::write_array_len(
             &mut self.out,
             len_u32(len, "sequence")?,
@@ -505,15 +506,15 @@ impl<'a, 'py> Encoder<'a, 'py> {
             // its own reference first when it may run some).
             let item = unsafe {
                 let item = if f.is_list {
-                    if ffi::PyList_GET_SIZE(ptr) as usize != f.len {
+                    if crate::sizes::len(ffi::PyList_GET_SIZE(ptr)) != f.len {
                         return Err(PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(
                             "list changed size during encoding",
                         )
                         .into());
                     }
-                    ffi::PyList_GET_ITEM(ptr, f.next as ffi::Py_ssize_t)
+                    ffi::PyList_GET_ITEM(ptr, crate::sizes::ssize(f.next))
                 } else {
-                    ffi::PyTuple_GET_ITEM(ptr, f.next as ffi::Py_ssize_t)
+                    ffi::PyTuple_GET_ITEM(ptr, crate::sizes::ssize(f.next))
                 };
                 Borrowed::from_ptr(self.py, item)
             };
@@ -643,7 +644,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 let data = unsafe {
                     std::slice::from_raw_parts(
                         ffi::PyByteArray_AsString(obj.as_ptr()) as *const u8,
-                        ffi::PyByteArray_Size(obj.as_ptr()) as usize,
+                        crate::sizes::len(ffi::PyByteArray_Size(obj.as_ptr())),
                     )
                 };
                 write_ext(&mut self.out, ext::BYTEARRAY, data)?;

@@ -244,7 +244,7 @@ mod tests {
             assert!(objs[..100]
                 .iter()
                 .enumerate()
-                .all(|(i, o)| memo.get(o) == Some(i as u32)));
+                .all(|(i, o)| memo.get(o) == u32::try_from(i).ok()));
             assert!(objs[100..].iter().all(|o| memo.get(o).is_none()));
             assert_eq!(memo.put(&objs[150]), 100);
         });

@@ -84,6 +84,9 @@ impl std::borrow::Borrow<usize> for ObjectKey<'_> {
     }
 }
 
+/// Object address -> `(module, name)` of a class's module-level sentinels.
+pub type SentinelNames<'py> = AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>;
+
 /// Per-dump answers about types and code objects, by address.
 #[derive(Default)]
 pub struct Caches<'py> {
@@ -95,8 +98,7 @@ pub struct Caches<'py> {
     /// Module-level stateless instances of a class: object address ->
     /// `(module, name)`, by class. The addresses come from an index that
     /// may be stale (see `savers::instance::sentinel_name`).
-    pub sentinels:
-        AHashMap<ObjectKey<'py>, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
+    pub sentinels: AHashMap<ObjectKey<'py>, SentinelNames<'py>>,
     /// The global names each code object reads.
     pub code_global_names: AHashMap<ObjectKey<'py>, Vec<Bound<'py, pyo3::types::PyString>>>,
 }
@@ -334,9 +336,9 @@ impl<'py> Engine<'py> {
             self.out
                 .write(format!("{}{}\n", PUT as char, idx).as_bytes());
         } else if idx < 256 {
-            self.out.write(&[BINPUT, idx as u8]);
+            self.out.write(&[BINPUT, idx.to_le_bytes()[0]]);
         } else {
-            self.out.write_op_len(LONG_BINPUT, idx as u64, 4);
+            self.out.write_op_len(LONG_BINPUT, u64::from(idx), 4);
         }
     }
 
@@ -346,9 +348,9 @@ impl<'py> Engine<'py> {
             self.out
                 .write(format!("{}{}\n", GET as char, idx).as_bytes());
         } else if idx < 256 {
-            self.out.write(&[BINGET, idx as u8]);
+            self.out.write(&[BINGET, idx.to_le_bytes()[0]]);
         } else {
-            self.out.write_op_len(LONG_BINGET, idx as u64, 4);
+            self.out.write_op_len(LONG_BINGET, u64::from(idx), 4);
         }
     }
 

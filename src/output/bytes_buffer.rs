@@ -200,7 +200,7 @@ impl<'py> BytesBuffer<'py> {
         // SAFETY: we hold the only reference to `obj`; shrinking it may still
         // fail, which frees it, sets it to null and raises MemoryError.
         unsafe {
-            if _PyBytes_Resize(&mut obj, len as ffi::Py_ssize_t) != 0 {
+            if _PyBytes_Resize(&mut obj, crate::sizes::ssize(len)) != 0 {
                 obj = std::ptr::null_mut();
             }
             Ok(Bound::from_owned_ptr_or_err(self.py, obj)?.cast_into_unchecked())

@@ -60,9 +60,13 @@ impl<'a> PickleBufferView<'a> {
     }
 }
 
+/// `PyBuffer_IsContiguous`'s order argument: C or Fortran.
+#[allow(clippy::cast_possible_wrap, reason = "an ASCII letter fits any c_char")]
+const ANY_ORDER: std::os::raw::c_char = b'A' as _;
+
 fn is_contiguous(view: &ffi::Py_buffer) -> bool {
     // SAFETY: `view` is a valid, filled-in buffer view.
-    view.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(view, b'A' as _) } != 0
+    view.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(view, ANY_ORDER) } != 0
 }
 
 /// RAII export of an object's buffer (a bytearray's, a PickleBuffer's):
@@ -100,7 +104,9 @@ impl BufferView {
         }
         // SAFETY: a contiguous buffer of `len` bytes starting at `buf`, kept
         // alive by the view we hold.
-        unsafe { std::slice::from_raw_parts(self.0.buf as *const u8, self.0.len as usize) }
+        unsafe {
+            std::slice::from_raw_parts(self.0.buf as *const u8, crate::sizes::len(self.0.len))
+        }
     }
 }
 
@@ -131,10 +137,10 @@ pub fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
                 (var as *const u8).add(std::mem::size_of::<ffi::PyVarObject>()) as *const u32;
             match size {
                 0 => return Some(0),
-                1 => return Some(*digits as i64),
-                -1 => return Some(-(*digits as i64)),
+                1 => return Some(i64::from(*digits)),
+                -1 => return Some(-i64::from(*digits)),
                 2 | -2 => {
-                    let v = (*digits as i64) | ((*digits.add(1) as i64) << 30);
+                    let v = i64::from(*digits) | (i64::from(*digits.add(1)) << 30);
                     return Some(if size < 0 { -v } else { v });
                 }
                 _ => {}
@@ -220,15 +226,17 @@ impl<'py> Engine<'py> {
     #[inline]
     pub fn save_long(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         let value = small_long_value(obj);
-        if let Some(val) = value.filter(|v| (i32::MIN as i64..=i32::MAX as i64).contains(v)) {
+        if let Some(val) = value.filter(|v| (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(v))
+        {
             if !self.bin {
                 self.out.write(format!("{}{val}\n", INT as char).as_bytes());
             } else if (0..=0xff).contains(&val) {
-                self.out.write(&[BININT1, val as u8]);
+                self.out.write(&[BININT1, val.to_le_bytes()[0]]);
             } else if (0..=0xffff).contains(&val) {
-                self.out.write(&[BININT2, val as u8, (val >> 8) as u8]);
+                let b = val.to_le_bytes();
+                self.out.write(&[BININT2, b[0], b[1]]);
             } else {
-                let b = (val as i32).to_le_bytes();
+                let b = val.to_le_bytes();
                 self.out.write(&[BININT, b[0], b[1], b[2], b[3]]);
             }
             return Ok(());
@@ -241,11 +249,11 @@ impl<'py> Engine<'py> {
             return Ok(());
         }
         let data = match value {
-            Some(val) => long_le_bytes(val as i128),
+            Some(val) => long_le_bytes(i128::from(val)),
             None => int_to_le_bytes(obj)?,
         };
         if data.len() < 256 {
-            self.out.write(&[LONG1, data.len() as u8]);
+            self.out.write(&[LONG1, data.len().to_le_bytes()[0]]);
         } else {
             if data.len() > 0x7fff_ffff {
                 return Err(PyOverflowError::new_err("int too large to pickle"));
@@ -280,7 +288,7 @@ impl<'py> Engine<'py> {
             unsafe {
                 let ptr = obj.as_ptr();
                 if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
-                    let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+                    let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
                     let data =
                         std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, len);
                     self.write_str_payload(data, None)?;
@@ -302,7 +310,9 @@ impl<'py> Engine<'py> {
                 self.write_str_payload(bytes, Some(&encoded))?;
             } else {
                 // SAFETY: see above.
-                let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, size as usize) };
+                let bytes = unsafe {
+                    std::slice::from_raw_parts(data as *const u8, crate::sizes::len(size))
+                };
                 self.write_str_payload(bytes, None)?;
             }
         } else {
@@ -315,18 +325,18 @@ impl<'py> Engine<'py> {
                 if ffi::PyUnicode_READY(ptr) != 0 {
                     return Err(PyErr::fetch(self.py));
                 }
-                let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+                let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
                 let data = ffi::PyUnicode_DATA(ptr);
                 match ffi::PyUnicode_KIND(ptr) {
                     ffi::PyUnicode_1BYTE_KIND => raw_unicode_escape(
                         std::slice::from_raw_parts(data as *const u8, len)
                             .iter()
-                            .map(|&c| c as u32),
+                            .map(|&c| u32::from(c)),
                     ),
                     ffi::PyUnicode_2BYTE_KIND => raw_unicode_escape(
                         std::slice::from_raw_parts(data as *const u16, len)
                             .iter()
-                            .map(|&c| c as u32),
+                            .map(|&c| u32::from(c)),
                     ),
                     _ => raw_unicode_escape(
                         std::slice::from_raw_parts(data as *const u32, len)
@@ -352,11 +362,11 @@ impl<'py> Engine<'py> {
         let mut header = [0u8; 9];
         let hlen = if size <= 0xff && self.proto >= 4 {
             header[0] = SHORT_BINUNICODE;
-            header[1] = size as u8;
+            header[1] = size.to_le_bytes()[0];
             2
         } else if size <= 0xffff_ffff {
             header[0] = BINUNICODE;
-            header[1..5].copy_from_slice(&(size as u32).to_le_bytes());
+            header[1..5].copy_from_slice(&size.to_le_bytes()[..4]);
             5
         } else if self.proto >= 4 {
             header[0] = BINUNICODE8;
@@ -400,11 +410,11 @@ impl<'py> Engine<'py> {
         let mut header = [0u8; 9];
         let hlen = if size <= 0xff {
             header[0] = SHORT_BINBYTES;
-            header[1] = size as u8;
+            header[1] = size.to_le_bytes()[0];
             2
         } else if size <= 0xffff_ffff {
             header[0] = BINBYTES;
-            header[1..5].copy_from_slice(&(size as u32).to_le_bytes());
+            header[1..5].copy_from_slice(&size.to_le_bytes()[..4]);
             5
         } else if self.proto >= 4 {
             header[0] = BINBYTES8;
@@ -519,7 +529,7 @@ fn raw_unicode_escape(code_points: impl Iterator<Item = u32>) -> Vec<u8> {
         } else if c >= 256 || matches!(c, 0x5c | 0 | 0x0a | 0x0d | 0x1a) {
             escape(&mut out, b'u', c, 4);
         } else {
-            out.push(c as u8);
+            out.push(c.to_le_bytes()[0]);
         }
     }
     out
@@ -537,7 +547,10 @@ mod tests {
         assert_eq!(long_le_bytes(-128), [0x80]);
         assert_eq!(long_le_bytes(-129), [0x7f, 0xff]);
         assert_eq!(long_le_bytes(1 << 31), [0, 0, 0, 0x80, 0]);
-        assert_eq!(long_le_bytes(i64::MIN as i128), [0, 0, 0, 0, 0, 0, 0, 0x80]);
+        assert_eq!(
+            long_le_bytes(i128::from(i64::MIN)),
+            [0, 0, 0, 0, 0, 0, 0, 0x80]
+        );
     }
 
     #[test]
