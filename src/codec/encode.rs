@@ -189,41 +189,47 @@ impl<'a, 'py> Encoder<'a, 'py> {
     /// that writes its items.
     #[inline(always)]
     fn write_value(&mut self, obj: Borrowed<'_, 'py, PyAny>) -> Res<Option<Frame<'py>>> {
+        // Dispatch on the exact type pointer; what may run Python code (the
+        // containers, `write_other`) holds no unsafe read across it.
         let ptr = obj.as_ptr();
-        // SAFETY: `obj` is a live object; comparing its type pointer with
-        // the static builtin types reads no mutable state, and the typed
-        // accessors below are called only on objects of their exact type.
-        unsafe {
-            let tp = ffi::Py_TYPE(ptr);
-            if tp == &raw mut ffi::PyUnicode_Type {
-                self.write_str(&obj)?;
-            } else if tp == &raw mut ffi::PyLong_Type {
-                self.write_int(&obj)?;
-            } else if tp == &raw mut ffi::PyFloat_Type {
-                infallible(write::write_f64(&mut self.out, ffi::PyFloat_AS_DOUBLE(ptr)));
-            } else if tp == &raw mut ffi::PyDict_Type {
-                return self.start_dict(obj);
-            } else if tp == &raw mut ffi::PyList_Type {
-                return self.start_seq(obj, true, None);
-            } else if ptr == ffi::Py_None() {
-                let Ok(()) = write::write_nil(&mut self.out);
-            } else if tp == &raw mut ffi::PyBool_Type {
-                let Ok(()) = write::write_bool(&mut self.out, ptr == ffi::Py_True());
-            } else if tp == &raw mut ffi::PyTuple_Type {
-                return self.start_immutable_seq(obj, ext::TUPLE, None);
-            } else if tp == &raw mut ffi::PyBytes_Type {
-                let data = std::slice::from_raw_parts(
+        let tp = obj.get_type_ptr();
+        if tp == &raw mut ffi::PyUnicode_Type {
+            self.write_str(&obj)?;
+        } else if tp == &raw mut ffi::PyLong_Type {
+            self.write_int(&obj)?;
+        } else if tp == &raw mut ffi::PyFloat_Type {
+            // SAFETY: `obj` is an exact float.
+            let value = unsafe { ffi::PyFloat_AS_DOUBLE(ptr) };
+            infallible(write::write_f64(&mut self.out, value));
+        } else if tp == &raw mut ffi::PyDict_Type {
+            return self.start_dict(obj);
+        } else if tp == &raw mut ffi::PyList_Type {
+            return self.start_seq(obj, true, None);
+        } else if obj.is_none() {
+            let Ok(()) = write::write_nil(&mut self.out);
+        } else if tp == &raw mut ffi::PyBool_Type {
+            // SAFETY: the address of the True singleton; nothing is read.
+            let is_true = ptr == unsafe { ffi::Py_True() };
+            let Ok(()) = write::write_bool(&mut self.out, is_true);
+        } else if tp == &raw mut ffi::PyTuple_Type {
+            return self.start_immutable_seq(obj, ext::TUPLE, None);
+        } else if tp == &raw mut ffi::PyBytes_Type {
+            // SAFETY: `obj` is an exact bytes: `Py_SIZE` bytes at
+            // `PyBytes_AS_STRING`, immutable, alive while its holder holds it
+            // (no Python code runs before they are copied out).
+            let data = unsafe {
+                std::slice::from_raw_parts(
                     ffi::PyBytes_AS_STRING(ptr) as *const u8,
                     crate::sizes::len(ffi::Py_SIZE(ptr)),
-                );
-                infallible(write::write_bin_len(
-                    &mut self.out,
-                    len_u32(data.len(), "bytes")?,
-                ));
-                let Ok(()) = self.out.write_bytes(data);
-            } else {
-                return self.write_other(obj.to_owned());
-            }
+                )
+            };
+            infallible(write::write_bin_len(
+                &mut self.out,
+                len_u32(data.len(), "bytes")?,
+            ));
+            let Ok(()) = self.out.write_bytes(data);
+        } else {
+            return self.write_other(obj.to_owned());
         }
         Ok(None)
     }

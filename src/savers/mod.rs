@@ -43,56 +43,56 @@ impl<'py> Engine<'py> {
         if !ctx.is_pid && self.hooks.persistent_id.is_some() && self.save_persistent_id(obj)? {
             return Ok(());
         }
+        // Dispatch on the exact type pointer: the savers below may run Python
+        // code, and each keeps its own unsafe reads to itself.
         let ptr = obj.as_ptr();
-        // SAFETY: `ptr` is a live object (we hold `obj`); comparing type
-        // pointers with the static builtin types reads no mutable state.
-        unsafe {
-            let tp = ffi::Py_TYPE(ptr);
-            if ptr == ffi::Py_None() {
-                self.out.write_byte(crate::output::opcodes::NONE);
-                return Ok(());
-            }
-            if ptr == ffi::Py_True() || ptr == ffi::Py_False() {
-                self.save_bool(ptr == ffi::Py_True());
-                return Ok(());
-            }
-            if tp == &raw mut ffi::PyLong_Type {
-                return self.save_long(obj);
-            }
-            if tp == &raw mut ffi::PyFloat_Type {
-                return self.save_float(obj);
-            }
-            if let Some(idx) = self.memo.get(obj) {
-                self.memo_get(idx);
-                return Ok(());
-            }
-            if tp == &raw mut ffi::PyUnicode_Type {
-                return self.save_str(obj);
-            }
-            if tp == &raw mut ffi::PyBytes_Type {
-                return self.save_bytes(obj);
-            }
-            if tp == &raw mut ffi::PyDict_Type {
-                return self.save_dict(obj, ctx);
-            }
-            if tp == &raw mut ffi::PyList_Type {
-                return self.save_list(obj);
-            }
-            if tp == &raw mut ffi::PyTuple_Type {
-                return self.save_tuple(obj);
-            }
-            if tp == &raw mut ffi::PySet_Type {
-                return self.save_set(obj);
-            }
-            if tp == &raw mut ffi::PyFrozenSet_Type {
-                return self.save_frozenset(obj);
-            }
-            if tp == &raw mut ffi::PyByteArray_Type {
-                return self.save_bytearray(obj);
-            }
-            if tp == self.st.picklebuffer_type.as_ptr().cast() {
-                return self.save_picklebuffer(obj);
-            }
+        let tp = obj.get_type_ptr();
+        if obj.is_none() {
+            self.out.write_byte(crate::output::opcodes::NONE);
+            return Ok(());
+        }
+        // SAFETY: the addresses of the two bool singletons; nothing is read.
+        let (true_ptr, false_ptr) = unsafe { (ffi::Py_True(), ffi::Py_False()) };
+        if ptr == true_ptr || ptr == false_ptr {
+            self.save_bool(ptr == true_ptr);
+            return Ok(());
+        }
+        if tp == &raw mut ffi::PyLong_Type {
+            return self.save_long(obj);
+        }
+        if tp == &raw mut ffi::PyFloat_Type {
+            return self.save_float(obj);
+        }
+        if let Some(idx) = self.memo.get(obj) {
+            self.memo_get(idx);
+            return Ok(());
+        }
+        if tp == &raw mut ffi::PyUnicode_Type {
+            return self.save_str(obj);
+        }
+        if tp == &raw mut ffi::PyBytes_Type {
+            return self.save_bytes(obj);
+        }
+        if tp == &raw mut ffi::PyDict_Type {
+            return self.save_dict(obj, ctx);
+        }
+        if tp == &raw mut ffi::PyList_Type {
+            return self.save_list(obj);
+        }
+        if tp == &raw mut ffi::PyTuple_Type {
+            return self.save_tuple(obj);
+        }
+        if tp == &raw mut ffi::PySet_Type {
+            return self.save_set(obj);
+        }
+        if tp == &raw mut ffi::PyFrozenSet_Type {
+            return self.save_frozenset(obj);
+        }
+        if tp == &raw mut ffi::PyByteArray_Type {
+            return self.save_bytearray(obj);
+        }
+        if tp == self.st.picklebuffer_type.as_ptr().cast() {
+            return self.save_picklebuffer(obj);
         }
         self.save_reducible(obj)
     }
