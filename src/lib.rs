@@ -6,6 +6,7 @@
 mod codec;
 mod engine;
 mod errors;
+mod genframe;
 mod inspect;
 mod output;
 mod pickler;
@@ -30,6 +31,9 @@ mod _native {
 
     #[pymodule_export]
     use crate::savers::_forget_type_caches;
+
+    #[pymodule_export]
+    use crate::genframe::_gen_restore;
 
     #[pymodule_export]
     use crate::session::{

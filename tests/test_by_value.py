@@ -3,11 +3,11 @@
 in another, fresh interpreter that never saw them."""
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+import _subproc
 
 DUMP = """
 import sys, {lib}
@@ -24,19 +24,12 @@ print("checked")
 """
 
 
-def run(code, stdin=b"", *, env=None, isolated=False):
-    args = [sys.executable] + (["-I", "-S"] if isolated else []) + ["-c", textwrap.dedent(code)]
-    proc = subprocess.run(args, input=stdin, capture_output=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
-
-
 def dump_in_main(definitions, expr, lib="turbodill", env=None):
-    return run(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env)
+    return _subproc.code(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env).stdout
 
 
 def load_fresh(data, check, *, isolated=False, loader="pickle"):
-    out = run(LOAD.format(check=textwrap.dedent(check), loader=loader), data, isolated=isolated)
+    out = _subproc.code(LOAD.format(check=textwrap.dedent(check), loader=loader), stdin=data, isolated=isolated).stdout
     assert out.strip().endswith(b"checked")
 
 
@@ -144,7 +137,9 @@ def test_functions_load_in_an_interpreter_without_turbodill(case):
     load_fresh(data, check, isolated=True)
 
 
-@pytest.mark.parametrize("case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"])
+@pytest.mark.parametrize(
+    "case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"]
+)
 def test_same_behaviour_as_cloudpickle(case):
     definitions, expr, check = FUNCTIONS[case]
     for lib in ("turbodill", "cloudpickle"):
@@ -263,7 +258,9 @@ def test_classes_and_instances_by_value():
 
 def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
     # Two payloads from one process, the class changed in between.
-    both = dump_in_main(CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))")
+    both = dump_in_main(
+        CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))"
+    )
     first, second = __import__("pickle").loads(both)
     # And the same definitions pickled by another process.
     other = dump_in_main(CLASSES, "objs['p3']")
@@ -281,15 +278,53 @@ def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
     load_fresh(first, check)
 
 
+def test_classes_keep_their_qualified_name():
+    definitions = """
+    def build():
+        class Outer:
+            class Inner:
+                pass
+        return Outer
+    Outer = build()
+    """
+    check = """
+    assert obj.__qualname__ == 'build.<locals>.Outer'
+    assert obj.Inner.__qualname__ == 'build.<locals>.Outer.Inner'
+    """
+    load_fresh(dump_in_main(definitions, "Outer"), check)
+
+
+def test_dataclass_fields_survive():
+    # dataclasses.fields() tells fields by identity with a sentinel of the
+    # dataclasses module: a copied sentinel would hide every field.
+    definitions = """
+    import dataclasses, typing
+    @dataclasses.dataclass
+    class Item:
+        x: int
+        y: list = dataclasses.field(default_factory=list)
+        scale: dataclasses.InitVar[int] = 1
+        total: typing.ClassVar[int] = 0
+    """
+    check = """
+    import dataclasses
+    assert [f.name for f in dataclasses.fields(obj)] == ['x', 'y']
+    assert dataclasses.asdict(obj(1)) == {'x': 1, 'y': []}
+    """
+    load_fresh(dump_in_main(definitions, "Item"), check)
+
+
 def test_dumps_are_deterministic_across_hash_seeds():
-    definitions = CLASSES + """
+    definitions = (
+        CLASSES
+        + """
 def uses_sets(x):
     return x in {'alpha', 'beta', 'gamma', 'delta'} or x in frozenset({'e', 'f'})
 """
+    )
     expr = "(objs, uses_sets, lambda: Point.seven())"
     outputs = {
-        seed: dump_in_main(definitions, expr, env={**os.environ, "PYTHONHASHSEED": str(seed)})
-        for seed in (0, 1, 12345)
+        seed: dump_in_main(definitions, expr, env={**os.environ, "PYTHONHASHSEED": str(seed)}) for seed in (0, 1, 12345)
     }
     assert len(set(outputs.values())) == 1
     load_fresh(outputs[0], "assert obj[1]('gamma') and obj[1]('f') and not obj[1]('z') and obj[2]() == 7")
@@ -398,6 +433,48 @@ def test_long_tail_objects_survive_the_trip(tmp_path):
     load_fresh(data, LONG_TAIL_CHECKS.replace("PATH", path))
 
 
+def test_enum_members_keep_what_their_init_and_new_gave_them():
+    definitions = """
+    import enum
+    class Planet(enum.Enum):
+        EARTH = (5.97e24, 6.37e6)
+        MARS = (6.42e23, 3.39e6)
+        def __init__(self, mass, radius):
+            self.mass, self.radius = mass, radius
+    class Labelled(str, enum.Enum):
+        def __new__(cls, value, label):
+            member = str.__new__(cls, value)
+            member._value_ = value
+            member.label = label
+            return member
+        OK = ("ok", "All good")
+    """
+    check = """
+    Planet, Labelled = obj
+    assert Planet.MARS.radius == 3.39e6 and Planet.EARTH.mass == 5.97e24
+    assert Labelled.OK.label == 'All good' and Labelled('ok') is Labelled.OK
+    """
+    load_fresh(dump_in_main(definitions, "(Planet, Labelled)"), check)
+
+
+def test_context_variables_keep_their_default():
+    definitions = """
+    import contextvars
+    with_default = contextvars.ContextVar('with_default', default=[3])
+    without = contextvars.ContextVar('without')
+    """
+    check = """
+    assert obj[0].name == 'with_default' and obj[0].get() == [3]
+    try:
+        obj[1].get()
+    except LookupError:
+        pass
+    else:
+        raise AssertionError('a variable without a default gained one')
+    """
+    load_fresh(dump_in_main(definitions, "(with_default, without)"), check)
+
+
 def test_unpicklable_objects_name_their_type_and_path():
     code = """
     import socket, turbodill
@@ -409,7 +486,7 @@ def test_unpicklable_objects_name_their_type_and_path():
     except turbodill.PicklingError as e:
         print(type(e).__name__, e, e.__notes__)
     """
-    out = run(code).decode()
+    out = _subproc.code(code).stdout.decode()
     assert "UnpicklableError cannot pickle 'socket' object" in out
     assert "obj['clients'][0].conn" in out
 

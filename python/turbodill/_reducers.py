@@ -12,16 +12,18 @@ whose callables are stdlib functions or the stable names in
 """
 
 import _thread
+import collections
 import contextvars
 import functools
 import io
-import os
 import re
 import struct
 import sys
 import threading
 import types
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 from . import _reconstruct as r
 
@@ -110,9 +112,14 @@ def _reduce_context(ctx, _fmode):
 
 
 def _reduce_contextvar(var, _fmode):
-    # A ContextVar's default is not readable from Python; a new variable of
-    # the same name comes back (values travel with their Context).
-    return contextvars.ContextVar, (var.name,)
+    # A new variable of the same name comes back (values travel with their
+    # Context). Its default shows only through get() in a context where the
+    # variable is unset: a fresh one.
+    try:
+        default = contextvars.Context().run(var.get)
+    except LookupError:
+        return contextvars.ContextVar, (var.name,)
+    return functools.partial(contextvars.ContextVar, default=default), (var.name,)
 
 
 def _reduce_traceback(tb, _fmode):
@@ -124,16 +131,22 @@ def _reduce_traceback(tb, _fmode):
     return r.make_traceback, (frames,)
 
 
+def _registered_by_value(module_name):
+    """Whether ``module_name`` is, or is inside, a module registered with
+    ``register_pickle_by_value`` (the loading side may not import it)."""
+    from . import _by_value_modules
+
+    return any(module_name == m or module_name.startswith(m + ".") for m in _by_value_modules)
+
+
 def _importable(obj):
     """Whether ``obj`` is reachable as ``module.qualname`` from a module the
     loading side can import (then it travels by reference, as the stdlib
     sends it)."""
-    from . import _by_value_modules
-
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
     if not module or module in ("__main__", "__mp_main__") or "<" in qualname:
         return False
-    if any(module == m or module.startswith(m + ".") for m in _by_value_modules):
+    if _registered_by_value(module):
         return False
     target = sys.modules.get(module)
     for part in qualname.split("."):
@@ -191,14 +204,14 @@ _REDUCERS = {
     BaseException: _reduce_exception,
 }
 
-import collections as _collections
-
-_od = _collections.OrderedDict()
-_REDUCERS.update({type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view})
+_od: collections.OrderedDict[None, None] = collections.OrderedDict()
+_REDUCERS.update(
+    {type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view}
+)
 del _od
 
 # dill-style savers registered with `turbodill.register`, by exact type.
-_SAVERS = {}
+_SAVERS: dict[type, Callable[[Any, Any], Any]] = {}
 
 
 class _RecordingPickler:
@@ -265,7 +278,7 @@ def reducer_for(cls):
 
 # ---- module-level sentinels ------------------------------------------------
 
-_object_index = {}
+_object_index: dict[int, tuple[str, str]] = {}
 _indexed_module_count = -1
 
 
@@ -293,9 +306,9 @@ def sentinels_of(cls):
     ``x is SENTINEL`` still holds after loading. The pickler asks once per
     class per dump."""
     if cls is object:
-        return dict(_index_plain_objects())
+        return {k: v for k, v in _index_plain_objects().items() if not _registered_by_value(v[0])}
     module_name = getattr(cls, "__module__", None)
-    if module_name in (None, "__main__", "__mp_main__"):
+    if module_name in (None, "__main__", "__mp_main__") or _registered_by_value(module_name):
         return {}
     module = sys.modules.get(module_name)
     return {

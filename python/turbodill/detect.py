@@ -3,6 +3,8 @@
 
 import inspect
 import types
+from collections.abc import Callable
+from typing import Any
 
 
 def _pickles(obj, exact=False, safe=False):
@@ -19,7 +21,7 @@ def _attributes(obj):
             continue
 
 
-def errors(obj, depth=0, exact=False, safe=False):
+def errors(obj: object, depth: int = 0, exact: bool = False, safe: bool = False) -> Any:
     """The exception pickling ``obj`` raises, or None. With ``depth > 0``, a
     dict of those of its attributes that fail, each explored ``depth - 1``
     further."""
@@ -39,7 +41,7 @@ def errors(obj, depth=0, exact=False, safe=False):
     return None
 
 
-def badobjects(obj, depth=0, exact=False, safe=False):
+def badobjects(obj: object, depth: int = 0, exact: bool = False, safe: bool = False) -> Any:
     """``obj`` if it does not pickle (else None); with ``depth > 0``, a dict
     of its attributes that do not."""
     if depth > 0:
@@ -51,7 +53,7 @@ def badobjects(obj, depth=0, exact=False, safe=False):
     return None if _pickles(obj, exact, safe) else obj
 
 
-def badtypes(obj, depth=0, exact=False, safe=False):
+def badtypes(obj: object, depth: int = 0, exact: bool = False, safe: bool = False) -> Any:
     """Like ``badobjects``, giving the types of what does not pickle."""
     if depth > 0:
         return {
@@ -62,12 +64,12 @@ def badtypes(obj, depth=0, exact=False, safe=False):
     return None if _pickles(obj, exact, safe) else type(obj)
 
 
-def baditems(obj, exact=False, safe=False):
+def baditems(obj: Any, exact: bool = False, safe: bool = False) -> list[Any]:
     """The items of a container (the values of a mapping) that do not pickle."""
     if not hasattr(obj, "__iter__"):
         return [bad for bad in (badobjects(obj, 0, exact, safe),) if bad is not None]
     items = obj.values() if callable(getattr(obj, "values", None)) else obj
-    bad = []
+    bad: list[Any] = []
     for item in items:
         if not _pickles(item, exact, safe) and not any(item is b for b in bad):
             bad.append(item)
@@ -82,7 +84,7 @@ def _code_names(code):
     return names
 
 
-def globalvars(func, recurse=True, builtin=False):
+def globalvars(func: Callable[..., Any], recurse: bool = True, builtin: bool = False) -> dict[str, Any]:
     """The globals ``func`` reads, ``{name: value}`` (and, with ``recurse``,
     those read by the functions it reaches); builtins only with ``builtin``."""
     func = inspect.unwrap(getattr(func, "__func__", func))
@@ -109,7 +111,7 @@ def globalvars(func, recurse=True, builtin=False):
     return found
 
 
-def freevars(func):
+def freevars(func: Callable[..., Any]) -> dict[str, Any]:
     """The variables ``func`` closes over, ``{name: value}`` (empty cells
     are left out)."""
     func = getattr(func, "__func__", func)

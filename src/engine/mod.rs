@@ -166,6 +166,8 @@ pub struct Engine<'py> {
     pub inline_depth: u32,
     /// The memo came from the thread's scratch and goes back there.
     owns_scratch_memo: bool,
+    /// Where non-ASCII strs are encoded to UTF-8 (one allocation per dump).
+    pub utf8_scratch: Vec<u8>,
 }
 
 impl<'py> Engine<'py> {
@@ -202,6 +204,7 @@ impl<'py> Engine<'py> {
             stack: Vec::new(),
             caches: None,
             fast_nesting: 0,
+            utf8_scratch: Vec::new(),
             inline_depth: 0,
             open_reductions: 0,
             fast_memo: None,

@@ -7,6 +7,7 @@ pub mod classes;
 pub mod containers;
 pub mod descriptors;
 pub mod functions;
+pub mod generators;
 pub mod instance;
 
 use pyo3::ffi;
@@ -186,6 +187,8 @@ impl<'py> Engine<'py> {
             return self.save_code(obj);
         } else if tp_ptr == &raw mut ffi::PyCell_Type {
             return self.save_cell(obj);
+        } else if crate::genframe::is_generator(obj) {
+            return self.save_generator(obj);
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
             return self.save_module(obj);
         } else if self.save_descriptor(obj)? {
