@@ -357,10 +357,11 @@ impl<'py> Engine<'py> {
         // A compact ASCII string's characters are its UTF-8 bytes, stored
         // inline after the header.
         if unsafe { ffi::PyUnicode_IS_COMPACT_ASCII(ptr) } != 0 {
+            // SAFETY: as above.
             let ascii = unsafe {
                 std::slice::from_raw_parts(
                     ffi::PyUnicode_DATA(ptr) as *const u8,
-                    ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+                    crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr)),
                 )
             };
             return self.write_str_payload(ascii, None);
@@ -376,7 +377,7 @@ impl<'py> Engine<'py> {
                 self.utf8_scratch = utf8;
                 return Err(PyErr::fetch(self.py));
             }
-            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
             let data = ffi::PyUnicode_DATA(ptr);
             match ffi::PyUnicode_KIND(ptr) {
                 ffi::PyUnicode_1BYTE_KIND => {
