@@ -77,19 +77,52 @@ def iterators():
     code = compile("x = 1\ny = 2", "<no-crash>", "exec")
     d = {"a": 1}
     out = [
-        code.co_lines(), code.co_positions(),
-        iter(d), iter(d.keys()), iter(d.values()), iter(d.items()),
-        reversed(d), reversed(d.keys()), reversed(d.values()), reversed(d.items()),
-        d.keys(), d.values(), d.items(),
-        iter({1}), iter(frozenset({1})), iter([1]), reversed([1]), iter((1,)),
-        iter("ab"), iter("\u20ac"), iter(b"ab"), iter(bytearray(b"ab")),
-        iter(range(3)), iter(range(2**70)), reversed(range(3)), reversed(range(2**70)),
+        code.co_lines(),
+        code.co_positions(),
+        iter(d),
+        iter(d.keys()),
+        iter(d.values()),
+        iter(d.items()),
+        reversed(d),
+        reversed(d.keys()),
+        reversed(d.values()),
+        reversed(d.items()),
+        d.keys(),
+        d.values(),
+        d.items(),
+        iter({1}),
+        iter(frozenset({1})),
+        iter([1]),
+        reversed([1]),
+        iter((1,)),
+        iter("ab"),
+        iter("\u20ac"),
+        iter(b"ab"),
+        iter(bytearray(b"ab")),
+        iter(range(3)),
+        iter(range(2**70)),
+        reversed(range(3)),
+        reversed(range(2**70)),
         iter(Seq()),
-        iter(lambda: 1, 0), enumerate([1]), zip([1], [2]), map(abs, [1]), filter(None, [1]),
-        reversed("ab"), iter(memoryview(b"ab")),
-        re.compile("a").scanner("aa"), re.finditer("a", "aa"), re.match("a", "a"),
-        gen(), types.SimpleNamespace(), types.MappingProxyType(d), super(Seq, Seq()),
-        sys.flags, sys.version_info, os.stat("."), sys._getframe(), (lambda: None).__code__,
+        iter(lambda: 1, 0),
+        enumerate([1]),
+        zip([1], [2]),
+        map(abs, [1]),
+        filter(None, [1]),
+        reversed("ab"),
+        iter(memoryview(b"ab")),
+        re.compile("a").scanner("aa"),
+        re.finditer("a", "aa"),
+        re.match("a", "a"),
+        gen(),
+        types.SimpleNamespace(),
+        types.MappingProxyType(d),
+        super(Seq, Seq()),
+        sys.flags,
+        sys.version_info,
+        os.stat("."),
+        sys._getframe(),
+        (lambda: None).__code__,
     ]
     g = gen()
     next(g)
@@ -102,11 +135,22 @@ def iterators():
     out += [loop, loop.create_future()]
     loop.close()
     out += [
-        itertools.count(), itertools.cycle([1]), itertools.repeat(1), itertools.accumulate([1]),
-        itertools.chain([1]), itertools.chain.from_iterable([[1]]), itertools.compress([1], [1]),
-        itertools.dropwhile(bool, [1]), itertools.filterfalse(None, [1]), itertools.islice([1], 1),
-        itertools.starmap(abs, [(1,)]), itertools.takewhile(bool, [1]), itertools.zip_longest([1]),
-        itertools.product([1]), itertools.permutations([1]), itertools.combinations([1], 1),
+        itertools.count(),
+        itertools.cycle([1]),
+        itertools.repeat(1),
+        itertools.accumulate([1]),
+        itertools.chain([1]),
+        itertools.chain.from_iterable([[1]]),
+        itertools.compress([1], [1]),
+        itertools.dropwhile(bool, [1]),
+        itertools.filterfalse(None, [1]),
+        itertools.islice([1], 1),
+        itertools.starmap(abs, [(1,)]),
+        itertools.takewhile(bool, [1]),
+        itertools.zip_longest([1]),
+        itertools.product([1]),
+        itertools.permutations([1]),
+        itertools.combinations([1], 1),
         itertools.combinations_with_replacement([1], 1),
     ]
     grouped = itertools.groupby([1, 1, 2])
@@ -223,20 +267,63 @@ def bad_values():
     released = memoryview(b"ab")
     released.release()
     return [
-        None, True, 0, -1, -2, 5, 6, 255, 256, 2**31, 2**32 - 1, 2**32, -(2**63), 2**63, 2**64,
-        10**100, -(10**100), 1.5, float("nan"),
-        "", "x", "\ud800", b"", b"\x80\x05N.", b"\xff" * 32, bytearray(b"ab"), memoryview(b"ab"),
-        released, pickle.PickleBuffer(b"ab"), [], [None], [("a", 1)], (), ((),), {}, {1: 2},
-        {1: (2**40, 1)}, {1: (2**32 - 1, 1)}, {1: (2**31, [])}, {"a": (-1, None)}, {1: (0, 1, 2)},
-        {1: [0, 1]}, set(), object(), int, type, list, lambda *a, **k: None,
-        io.BytesIO(), sys, ValueError("x"),
+        None,
+        True,
+        0,
+        -1,
+        -2,
+        5,
+        6,
+        255,
+        256,
+        2**31,
+        2**32 - 1,
+        2**32,
+        -(2**63),
+        2**63,
+        2**64,
+        10**100,
+        -(10**100),
+        1.5,
+        float("nan"),
+        "",
+        "x",
+        "\ud800",
+        b"",
+        b"\x80\x05N.",
+        b"\xff" * 32,
+        bytearray(b"ab"),
+        memoryview(b"ab"),
+        released,
+        pickle.PickleBuffer(b"ab"),
+        [],
+        [None],
+        [("a", 1)],
+        (),
+        ((),),
+        {},
+        {1: 2},
+        {1: (2**40, 1)},
+        {1: (2**32 - 1, 1)},
+        {1: (2**31, [])},
+        {"a": (-1, None)},
+        {1: (0, 1, 2)},
+        {1: [0, 1]},
+        set(),
+        object(),
+        int,
+        type,
+        list,
+        lambda *a, **k: None,
+        io.BytesIO(),
+        sys,
+        ValueError("x"),
     ]
 
 
 def api_calls():
     """`(label, callable)` for every Python-visible function and method of
     `turbodill._native`, on fresh receivers."""
-    import io
 
     native = turbodill._native
     pickler = native.Pickler(Sink())
@@ -271,8 +358,17 @@ def api_calls():
 
 
 KEYWORDS = [
-    "protocol", "byref", "fmode", "recurse", "fix_imports", "buffer_callback",
-    "deterministic", "key", "file", "obj", "nonexistent",
+    "protocol",
+    "byref",
+    "fmode",
+    "recurse",
+    "fix_imports",
+    "buffer_callback",
+    "deterministic",
+    "key",
+    "file",
+    "obj",
+    "nonexistent",
 ]
 
 
@@ -310,15 +406,29 @@ def registry_cases():
     """MsgpackCodec given registries that lie: every entry shape the codec
     reads, for a class that is not what its entry says."""
     import enum
+
     import turbodill.msgpack as shim
 
     class Color(enum.Enum):
         RED = 1
 
     entries = [
-        ("n", 0, ()), ("n", 0, ("a", 1)), ("n", 0, "ab"), ("n", 0, None),
-        ("n", 1, ()), ("n", 1, ("a",)), ("n", 2, ()), ("n", 3, ()), ("n", -1, ()), ("n", 2**70, ()),
-        (1, 1, ()), ("n",), (), "n", None, ["n", 1, ()],
+        ("n", 0, ()),
+        ("n", 0, ("a", 1)),
+        ("n", 0, "ab"),
+        ("n", 0, None),
+        ("n", 1, ()),
+        ("n", 1, ("a",)),
+        ("n", 2, ()),
+        ("n", 3, ()),
+        ("n", -1, ()),
+        ("n", 2**70, ()),
+        (1, 1, ()),
+        ("n",),
+        (),
+        "n",
+        None,
+        ["n", 1, ()],
     ]
     import collections
     import dataclasses
@@ -329,7 +439,19 @@ def registry_cases():
     class Data:
         a: int = 1
 
-    subjects = [Plain(), Items(range(100)), Wide(10**300), [1, 2], {"a": 1}, Point((1, 2)), Color.RED, (1, 2), 5, Data(), Pair(1, 2)]
+    subjects = [
+        Plain(),
+        Items(range(100)),
+        Wide(10**300),
+        [1, 2],
+        {"a": 1},
+        Point((1, 2)),
+        Color.RED,
+        (1, 2),
+        5,
+        Data(),
+        Pair(1, 2),
+    ]
     # Payloads naming registered classes "n", "c" and "o", decoded below
     # with registries that say otherwise.
     for cls, name in ((Pair, "n"), (Color, "c"), (Data, "o")):

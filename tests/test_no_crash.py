@@ -19,9 +19,7 @@ CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_no_crash_chil
 
 def run_child(mode):
     env = dict(os.environ, TURBODILL_NO_CRASH_TRACE="1")
-    proc = subprocess.run(
-        [sys.executable, CHILD, mode], capture_output=True, text=True, env=env, timeout=120
-    )
+    proc = subprocess.run([sys.executable, CHILD, mode], capture_output=True, text=True, env=env, timeout=120)
     tail = "\n".join(proc.stderr.splitlines()[-5:])
     if proc.returncode < 0:
         pytest.fail(f"child killed by {signal.Signals(-proc.returncode).name}; last traced:\n{tail}")
