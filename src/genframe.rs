@@ -122,7 +122,12 @@ fn check_layout() -> Result<(), String> {
             &raw const ffi::PyCoro_Type,
             &raw const ffi::PyAsyncGen_Type,
         ]
-        .map(|tp| ((*tp).tp_basicsize as usize, (*tp).tp_itemsize as usize))
+        .map(|tp| {
+            (
+                crate::sizes::len((*tp).tp_basicsize),
+                crate::sizes::len((*tp).tp_itemsize),
+            )
+        })
     };
     if sizes
         .iter()
@@ -135,7 +140,7 @@ fn check_layout() -> Result<(), String> {
     }
     // SAFETY: as above; a code object's basic size is the offset of its
     // bytecode (`co_code_adaptive`), in 2-byte code units.
-    let code_item = unsafe { (*(&raw const ffi::PyCode_Type)).tp_itemsize };
+    let code_item = unsafe { ffi::PyCode_Type.tp_itemsize };
     if code_item != 2 {
         return Err(format!("unexpected code unit size {code_item}"));
     }
@@ -300,7 +305,7 @@ fn checked_frame<'py>(
         .map_err(|e| e.to_string())?;
     // SAFETY: the type is exactly one of the three generator types, whose
     // basic size was checked against `GenObject` above.
-    let basic = unsafe { (*ffi::Py_TYPE(gen.as_ptr())).tp_basicsize as usize };
+    let basic = crate::sizes::len(unsafe { (*ffi::Py_TYPE(gen.as_ptr())).tp_basicsize });
     let capacity = size.saturating_sub(basic) / SLOT;
     if capacity != shape.nlocalsplus + shape.stacksize {
         return Err(format!(
@@ -316,7 +321,7 @@ fn code_start(code: &Bound<'_, PyAny>) -> *mut u16 {
     // SAFETY: a code object's basic size is the offset of its inline
     // bytecode (`co_code_adaptive`), checked to be in 2-byte units.
     unsafe {
-        let offset = (*(&raw const ffi::PyCode_Type)).tp_basicsize as usize;
+        let offset = crate::sizes::len(ffi::PyCode_Type.tp_basicsize);
         code.as_ptr().cast::<u8>().add(offset).cast::<u16>()
     }
 }
@@ -406,6 +411,9 @@ pub fn _gen_restore<'py>(
     }
     let slots: Vec<Bound<'py, PyAny>> = slots.iter().collect();
     let n = slots.len();
+    let Ok(top) = c_int::try_from(n) else {
+        return Err(refuse("too many generator slots"));
+    };
     if present.len() != n {
         return Err(refuse(
             "generator slots and their presence marks differ in length",
@@ -479,7 +487,7 @@ pub fn _gen_restore<'py>(
                 std::ptr::null_mut()
             };
         }
-        (*frame).stacktop = n as c_int;
+        (*frame).stacktop = top;
         if suspended {
             let start = code_start(&shape.code);
             (*frame).instr = start.add(lasti);

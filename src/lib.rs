@@ -12,6 +12,7 @@ mod output;
 mod pickler;
 mod savers;
 mod session;
+mod sizes;
 
 #[pyo3::pymodule(gil_used = true)]
 mod _native {

@@ -2,9 +2,11 @@
 //! and the module-level `dump` / `dumps`.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::PyTraverseError;
 
 use crate::engine::memo::Memo;
 use crate::engine::{Engine, Hooks, Options, PyState};
@@ -58,10 +60,12 @@ fn read_settings(settings: &Bound<'_, PyDict>) -> PyResult<SettingsSnapshot> {
 fn resolve_protocol(default: i64, protocol: Option<i64>) -> PyResult<u8> {
     match protocol.unwrap_or(default) {
         p if p < 0 => Ok(HIGHEST_PROTOCOL),
-        p if p > HIGHEST_PROTOCOL as i64 => Err(PyValueError::new_err(format!(
-            "pickle protocol must be <= {HIGHEST_PROTOCOL}"
-        ))),
-        p => Ok(p as u8),
+        p => u8::try_from(p)
+            .ok()
+            .filter(|&p| p <= HIGHEST_PROTOCOL)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("pickle protocol must be <= {HIGHEST_PROTOCOL}"))
+            }),
     }
 }
 
@@ -155,7 +159,7 @@ impl<'py> DumpArgs<'py> {
     fn dump_to_bytes(self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let mut engine = self.engine(obj.py(), None)?;
         engine.dump(obj)?;
-        Ok(engine.into_bytes())
+        engine.into_bytes()
     }
 }
 
@@ -200,7 +204,7 @@ pub fn dumps<'py>(
     // Not `dump_to_bytes`: inline here, the unsigned path measures ~5 ns faster.
     let mut engine = args.engine(obj.py(), None)?;
     engine.dump(obj)?;
-    let payload = engine.into_bytes();
+    let payload = engine.into_bytes()?;
     match key {
         None => Ok(payload),
         Some(key) => signed(&payload, key),
@@ -250,6 +254,10 @@ pub fn dump<'py>(
 /// define `persistent_id` and `reducer_override` (the base class defines
 /// neither, as `_pickle.Pickler` does not, so mixins can supply them) and set
 /// `dispatch_table` on the class or the instance.
+///
+/// No Python code runs while its Rust state is borrowed: the methods work out
+/// what they need first, swap it in under a short borrow, and drop what they
+/// replaced (whose `__del__` may use the pickler) after the borrow ends.
 #[pyclass(subclass, dict, weakref, module = "turbodill", name = "Pickler")]
 pub struct Pickler {
     write: Option<Py<PyAny>>,
@@ -257,6 +265,10 @@ pub struct Pickler {
     buffer_callback: Option<Py<PyAny>>,
     memo: Memo,
 }
+
+/// What a `Pickler` gives up when its state is replaced, dropped once the
+/// borrow is over.
+type Replaced = (Option<Py<PyAny>>, Option<Py<PyAny>>, Memo);
 
 #[pymethods]
 impl Pickler {
@@ -274,7 +286,7 @@ impl Pickler {
     #[pyo3(signature = (file, protocol=None, fix_imports=true, buffer_callback=None, *, byref=None, fmode=None, recurse=None, deterministic=false))]
     #[allow(clippy::too_many_arguments)]
     fn __init__(
-        &mut self,
+        slf: &Bound<'_, Self>,
         file: &Bound<'_, PyAny>,
         protocol: Option<i64>,
         fix_imports: bool,
@@ -286,7 +298,7 @@ impl Pickler {
     ) -> PyResult<()> {
         let py = file.py();
         let _ = recurse;
-        self.options = resolve_options(
+        let options = resolve_options(
             py,
             protocol,
             byref,
@@ -295,10 +307,33 @@ impl Pickler {
             deterministic,
             &buffer_callback,
         )?;
-        self.write = Some(file_write(file)?.unbind());
-        self.buffer_callback = some_unless_none(buffer_callback).map(Bound::unbind);
-        self.memo.clear();
+        let write = file_write(file)?.unbind();
+        let buffer_callback = some_unless_none(buffer_callback).map(Bound::unbind);
+        let replaced: Replaced = {
+            let mut me = borrow_mut(slf)?;
+            me.options = options;
+            (
+                me.write.replace(write),
+                std::mem::replace(&mut me.buffer_callback, buffer_callback),
+                std::mem::take(&mut me.memo),
+            )
+        };
+        drop(replaced);
         Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.write)?;
+        visit.call(&self.buffer_callback)?;
+        self.memo.traverse(&visit)
+    }
+
+    /// Break cycles through the file, the callback and the memo (the
+    /// instance `__dict__` is cleared by PyO3).
+    fn __clear__(&mut self) {
+        self.write = None;
+        self.buffer_callback = None;
+        self.memo = Memo::default();
     }
 
     #[getter]
@@ -315,8 +350,9 @@ impl Pickler {
     fn dump(slf: &Bound<'_, Self>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let (opts, memo, write, buffer_callback) = {
-            let mut me = slf.borrow_mut();
+            let mut me = borrow_mut(slf)?;
             let Some(write) = me.write.as_ref().map(|w| w.bind(py).clone()) else {
+                drop(me);
                 let name = slf.get_type().name()?;
                 return Err(pickling_error(
                     py,
@@ -337,13 +373,19 @@ impl Pickler {
         // the pickler (read `memo`, set attributes) while it works.
         let mut engine = Engine::new(py, opts, hooks, Some(memo), Some(write))?;
         let result = engine.dump(obj);
-        slf.borrow_mut().memo = engine.take_memo();
+        let memo = engine.take_memo();
+        drop(engine);
+        // A memo a hook set during the dump is replaced by the dump's own.
+        let replaced = std::mem::replace(&mut borrow_mut(slf)?.memo, memo);
+        drop(replaced);
         result
     }
 
     /// Forget the objects pickled so far.
-    fn clear_memo(&mut self) {
-        self.memo.clear();
+    fn clear_memo(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let replaced = std::mem::take(&mut borrow_mut(slf)?.memo);
+        drop(replaced);
+        Ok(())
     }
 
     #[getter]
@@ -361,14 +403,15 @@ impl Pickler {
     /// Prime the memo from another pickler's memo (a `MemoProxy`) or from a
     /// dict `{key: (index, obj)}`.
     #[setter]
-    fn set_memo(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_memo(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = value.py();
         let entries: Vec<(u32, Bound<'_, PyAny>)> = if let Ok(proxy) = value.cast::<MemoProxy>() {
             let source = proxy.get().pickler.bind(py);
-            if source.is(value) {
+            if source.is(slf) {
                 return Ok(());
             }
-            source.borrow().memo.entries(py)
+            let entries = borrow(source)?.memo.entries(py);
+            entries
         } else if let Ok(dict) = value.cast::<PyDict>() {
             dict.values()
                 .iter()
@@ -382,11 +425,31 @@ impl Pickler {
         };
         let mut memo = Memo::default();
         for (idx, obj) in entries {
+            // Indices above this could run the memo's counter past u32.
+            if idx > MAX_PRIMED_INDEX {
+                return Err(PyValueError::new_err(format!(
+                    "memo index {idx} is too large (at most {MAX_PRIMED_INDEX})"
+                )));
+            }
             memo.insert_at(&obj, idx);
         }
-        self.memo = memo;
+        let replaced = std::mem::replace(&mut borrow_mut(slf)?.memo, memo);
+        drop(replaced);
         Ok(())
     }
+}
+
+/// The largest memo index a primed memo may hold: from there, the counter
+/// has room for more objects than a dump can hold in memory.
+const MAX_PRIMED_INDEX: u32 = i32::MAX as u32;
+
+/// The pickler's state, or a RuntimeError (never a panic) if it is in use.
+fn borrow<'py>(pickler: &Bound<'py, Pickler>) -> PyResult<PyRef<'py, Pickler>> {
+    Ok(pickler.try_borrow()?)
+}
+
+fn borrow_mut<'py>(pickler: &Bound<'py, Pickler>) -> PyResult<PyRefMut<'py, Pickler>> {
+    Ok(pickler.try_borrow_mut()?)
 }
 
 /// The live memo of a `Pickler` (like `_pickle.PicklerMemoProxy`).
@@ -397,20 +460,25 @@ pub struct MemoProxy {
 
 #[pymethods]
 impl MemoProxy {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.pickler)
+    }
+
     /// A dict `{id(obj): (index, obj)}`.
     fn copy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let entries = borrow(self.pickler.bind(py))?.memo.entries(py);
         let out = PyDict::new(py);
-        for (idx, obj) in self.pickler.bind(py).borrow().memo.entries(py) {
+        for (idx, obj) in entries {
             out.set_item(obj.as_ptr() as usize, (idx, obj))?;
         }
         Ok(out)
     }
 
-    fn clear(&self, py: Python<'_>) {
-        self.pickler.bind(py).borrow_mut().memo.clear();
+    fn clear(&self, py: Python<'_>) -> PyResult<()> {
+        Pickler::clear_memo(self.pickler.bind(py))
     }
 
-    fn __len__(&self, py: Python<'_>) -> usize {
-        self.pickler.bind(py).borrow().memo.len()
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(borrow(self.pickler.bind(py))?.memo.len())
     }
 }

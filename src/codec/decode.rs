@@ -168,7 +168,9 @@ fn list_push(list: &Bound<'_, PyAny>, item: Bound<'_, PyAny>) -> PyResult<()> {
 /// An empty list with room for `capacity` items.
 fn new_list(py: Python<'_>, capacity: usize) -> PyResult<Bound<'_, PyAny>> {
     // SAFETY: PyList_New only allocates.
-    let list = owned(py, unsafe { ffi::PyList_New(capacity as ffi::Py_ssize_t) })?;
+    let list = owned(py, unsafe {
+        ffi::PyList_New(crate::sizes::ssize(capacity))
+    })?;
     // SAFETY: a list we just made with `capacity` null slots: a size of 0
     // makes it a valid empty list that owns room for `capacity` items.
     unsafe { (*(list.as_ptr() as *mut ffi::PyVarObject)).ob_size = 0 };
@@ -275,8 +277,8 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let py = self.py;
         let marker = Marker::from_u8(self.r.byte()?);
         let obj = match marker {
-            Marker::FixPos(v) => new_int(py, v as i64)?,
-            Marker::FixNeg(v) => new_int(py, v as i64)?,
+            Marker::FixPos(v) => new_int(py, i64::from(v))?,
+            Marker::FixNeg(v) => new_int(py, i64::from(v))?,
             Marker::FixStr(n) => return self.read_str(n as usize, as_key),
             Marker::FixMap(n) => return self.start_map(n as usize),
             Marker::FixArray(n) => return self.start_list(n as usize),
@@ -284,10 +286,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
             Marker::True => pyo3::types::PyBool::new(py, true).to_owned().into_any(),
             Marker::False => pyo3::types::PyBool::new(py, false).to_owned().into_any(),
             Marker::F64 => new_float(py, f64::from_be_bytes(self.r.array()?))?,
-            Marker::F32 => new_float(py, f32::from_be_bytes(self.r.array()?) as f64)?,
-            Marker::U8 => new_int(py, self.r.byte()? as i64)?,
-            Marker::U16 => new_int(py, u16::from_be_bytes(self.r.array()?) as i64)?,
-            Marker::U32 => new_int(py, u32::from_be_bytes(self.r.array()?) as i64)?,
+            Marker::F32 => new_float(py, f64::from(f32::from_be_bytes(self.r.array()?)))?,
+            Marker::U8 => new_int(py, i64::from(self.r.byte()?))?,
+            Marker::U16 => new_int(py, i64::from(u16::from_be_bytes(self.r.array()?)))?,
+            Marker::U32 => new_int(py, i64::from(u32::from_be_bytes(self.r.array()?)))?,
             Marker::U64 => {
                 // SAFETY: makes a new int from a plain value (or returns
                 // null with an exception set, which `owned` turns into an error).
@@ -295,9 +297,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     ffi::PyLong_FromUnsignedLongLong(u64::from_be_bytes(self.r.array()?))
                 })?
             }
-            Marker::I8 => new_int(py, i8::from_be_bytes(self.r.array()?) as i64)?,
-            Marker::I16 => new_int(py, i16::from_be_bytes(self.r.array()?) as i64)?,
-            Marker::I32 => new_int(py, i32::from_be_bytes(self.r.array()?) as i64)?,
+            Marker::I8 => new_int(py, i64::from(i8::from_be_bytes(self.r.array()?)))?,
+            Marker::I16 => new_int(py, i64::from(i16::from_be_bytes(self.r.array()?)))?,
+            Marker::I32 => new_int(py, i64::from(i32::from_be_bytes(self.r.array()?)))?,
             Marker::I64 => new_int(py, i64::from_be_bytes(self.r.array()?))?,
             Marker::Str8 => {
                 let len = self.r.len8()?;
@@ -386,7 +388,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
         self.slots_budget -= room;
         // SAFETY: makes a new dict.
         let dict = owned(self.py, unsafe {
-            _PyDict_NewPresized(room as ffi::Py_ssize_t)
+            _PyDict_NewPresized(crate::sizes::ssize(room))
         })?;
         self.refs.push(dict.clone());
         if len == 0 {
@@ -407,9 +409,9 @@ impl<'a, 'py> Decoder<'a, 'py> {
         let step = match code {
             ext::BACKREF => {
                 let index = match *self.r.take(len)? {
-                    [a] => a as u64,
-                    [a, b] => u16::from_be_bytes([a, b]) as u64,
-                    [a, b, c, d] => u32::from_be_bytes([a, b, c, d]) as u64,
+                    [a] => u64::from(a),
+                    [a, b] => u64::from(u16::from_be_bytes([a, b])),
+                    [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
                     [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
                     _ => {
                         return Err(Fault::malformed(
@@ -457,7 +459,10 @@ impl<'a, 'py> Decoder<'a, 'py> {
                 let data = self.r.take(len)?;
                 // SAFETY: copies `data` (valid for its length) into a new bytearray.
                 let obj = owned(py, unsafe {
-                    ffi::PyByteArray_FromStringAndSize(data.as_ptr().cast(), data.len() as _)
+                    ffi::PyByteArray_FromStringAndSize(
+                        data.as_ptr().cast(),
+                        crate::sizes::ssize(data.len()),
+                    )
                 })?;
                 self.refs.push(obj.clone());
                 Step::Value(obj)
@@ -671,9 +676,9 @@ fn new_tuple<'py>(
     // SAFETY: a new tuple of `len` null slots, each filled exactly once with
     // a reference we give up, before the tuple is handed to anyone.
     unsafe {
-        let tuple = owned(py, ffi::PyTuple_New(items.len() as ffi::Py_ssize_t))?;
+        let tuple = owned(py, ffi::PyTuple_New(crate::sizes::ssize(items.len())))?;
         for (i, item) in items.enumerate() {
-            ffi::PyTuple_SET_ITEM(tuple.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr());
+            ffi::PyTuple_SET_ITEM(tuple.as_ptr(), crate::sizes::ssize(i), item.into_ptr());
         }
         Ok(tuple)
     }

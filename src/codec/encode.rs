@@ -189,41 +189,47 @@ impl<'a, 'py> Encoder<'a, 'py> {
     /// that writes its items.
     #[inline(always)]
     fn write_value(&mut self, obj: Borrowed<'_, 'py, PyAny>) -> Res<Option<Frame<'py>>> {
+        // Dispatch on the exact type pointer; what may run Python code (the
+        // containers, `write_other`) holds no unsafe read across it.
         let ptr = obj.as_ptr();
-        // SAFETY: `obj` is a live object; comparing its type pointer with
-        // the static builtin types reads no mutable state, and the typed
-        // accessors below are called only on objects of their exact type.
-        unsafe {
-            let tp = ffi::Py_TYPE(ptr);
-            if tp == &raw mut ffi::PyUnicode_Type {
-                self.write_str(&obj)?;
-            } else if tp == &raw mut ffi::PyLong_Type {
-                self.write_int(&obj)?;
-            } else if tp == &raw mut ffi::PyFloat_Type {
-                infallible(write::write_f64(&mut self.out, ffi::PyFloat_AS_DOUBLE(ptr)));
-            } else if tp == &raw mut ffi::PyDict_Type {
-                return self.start_dict(obj);
-            } else if tp == &raw mut ffi::PyList_Type {
-                return self.start_seq(obj, true, None);
-            } else if ptr == ffi::Py_None() {
-                let Ok(()) = write::write_nil(&mut self.out);
-            } else if tp == &raw mut ffi::PyBool_Type {
-                let Ok(()) = write::write_bool(&mut self.out, ptr == ffi::Py_True());
-            } else if tp == &raw mut ffi::PyTuple_Type {
-                return self.start_immutable_seq(obj, ext::TUPLE, None);
-            } else if tp == &raw mut ffi::PyBytes_Type {
-                let data = std::slice::from_raw_parts(
+        let tp = obj.get_type_ptr();
+        if tp == &raw mut ffi::PyUnicode_Type {
+            self.write_str(&obj)?;
+        } else if tp == &raw mut ffi::PyLong_Type {
+            self.write_int(&obj)?;
+        } else if tp == &raw mut ffi::PyFloat_Type {
+            // SAFETY: `obj` is an exact float.
+            let value = unsafe { ffi::PyFloat_AS_DOUBLE(ptr) };
+            infallible(write::write_f64(&mut self.out, value));
+        } else if tp == &raw mut ffi::PyDict_Type {
+            return self.start_dict(obj);
+        } else if tp == &raw mut ffi::PyList_Type {
+            return self.start_seq(obj, true, None);
+        } else if obj.is_none() {
+            let Ok(()) = write::write_nil(&mut self.out);
+        } else if tp == &raw mut ffi::PyBool_Type {
+            // SAFETY: the address of the True singleton; nothing is read.
+            let is_true = ptr == unsafe { ffi::Py_True() };
+            let Ok(()) = write::write_bool(&mut self.out, is_true);
+        } else if tp == &raw mut ffi::PyTuple_Type {
+            return self.start_immutable_seq(obj, ext::TUPLE, None);
+        } else if tp == &raw mut ffi::PyBytes_Type {
+            // SAFETY: `obj` is an exact bytes: `Py_SIZE` bytes at
+            // `PyBytes_AS_STRING`, immutable, alive while its holder holds it
+            // (no Python code runs before they are copied out).
+            let data = unsafe {
+                std::slice::from_raw_parts(
                     ffi::PyBytes_AS_STRING(ptr) as *const u8,
-                    ffi::Py_SIZE(ptr) as usize,
-                );
-                infallible(write::write_bin_len(
-                    &mut self.out,
-                    len_u32(data.len(), "bytes")?,
-                ));
-                let Ok(()) = self.out.write_bytes(data);
-            } else {
-                return self.write_other(obj.to_owned());
-            }
+                    crate::sizes::len(ffi::Py_SIZE(ptr)),
+                )
+            };
+            infallible(write::write_bin_len(
+                &mut self.out,
+                len_u32(data.len(), "bytes")?,
+            ));
+            let Ok(()) = self.out.write_bytes(data);
+        } else {
+            return self.write_other(obj.to_owned());
         }
         Ok(None)
     }
@@ -239,7 +245,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             }
             std::slice::from_raw_parts(
                 ffi::PyUnicode_DATA(ptr) as *const u8,
-                ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+                crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr)),
             )
         };
         infallible(write::write_str_len(
@@ -264,7 +270,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             if ffi::PyUnicode_READY(ptr) != 0 {
                 return Err(PyErr::fetch(self.py).into());
             }
-            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
             let data = ffi::PyUnicode_DATA(ptr);
             match ffi::PyUnicode_KIND(ptr) {
                 ffi::PyUnicode_1BYTE_KIND => {
@@ -278,6 +284,10 @@ impl<'a, 'py> Encoder<'a, 'py> {
         }
     }
 
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "each UTF-8 byte takes the low bits of a shifted code point"
+    )]
     fn write_code_points<T: Copy + Into<u32>>(&mut self, units: &[T]) -> Res<()> {
         let utf8_len = |c: u32| match c {
             0..=0x7f => 1,
@@ -348,6 +358,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         // SAFETY: `obj` is an exact int; an overflow sets an exception,
         // which we clear.
         let value = unsafe { ffi::PyLong_AsUnsignedLongLong(obj.as_ptr()) };
+        // SAFETY: reads the thread's error indicator.
         if value != u64::MAX || unsafe { ffi::PyErr_Occurred() }.is_null() {
             infallible(write::write_uint(&mut self.out, value));
             return Ok(());
@@ -359,16 +370,12 @@ impl<'a, 'py> Encoder<'a, 'py> {
 
     fn write_backref(&mut self, index: u32) {
         let bytes = index.to_be_bytes();
-        let payload = match index {
-            0..=0xff => &bytes[3..],
-            0x100..=0xffff => &bytes[2..],
-            _ => &bytes[..],
+        let (payload, len): (&[u8], u32) = match index {
+            0..=0xff => (&bytes[3..], 1),
+            0x100..=0xffff => (&bytes[2..], 2),
+            _ => (&bytes[..], 4),
         };
-        infallible(write::write_ext_meta(
-            &mut self.out,
-            payload.len() as u32,
-            ext::BACKREF,
-        ));
+        infallible(write::write_ext_meta(&mut self.out, len, ext::BACKREF));
         let Ok(()) = self.out.write_bytes(payload);
     }
 
@@ -417,7 +424,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return Ok(None);
         }
         // SAFETY: `obj` is an exact dict.
-        let len = unsafe { ffi::PyDict_Size(obj.as_ptr()) } as usize;
+        let len = crate::sizes::len(unsafe { ffi::PyDict_Size(obj.as_ptr()) });
         infallible(write::write_map_len(&mut self.out, len_u32(len, "dict")?));
         if len == 0 {
             return Ok(None);
@@ -444,13 +451,13 @@ impl<'a, 'py> Encoder<'a, 'py> {
             return Ok(None);
         }
         // SAFETY: `obj` is an exact list, or a tuple (or a subclass of it).
-        let len = unsafe {
+        let len = crate::sizes::len(unsafe {
             if is_list {
                 ffi::PyList_GET_SIZE(obj.as_ptr())
             } else {
                 ffi::PyTuple_GET_SIZE(obj.as_ptr())
             }
-        } as usize;
+        });
         infallible(write::write_array_len(
             &mut self.out,
             len_u32(len, "sequence")?,
@@ -505,15 +512,15 @@ impl<'a, 'py> Encoder<'a, 'py> {
             // its own reference first when it may run some).
             let item = unsafe {
                 let item = if f.is_list {
-                    if ffi::PyList_GET_SIZE(ptr) as usize != f.len {
+                    if crate::sizes::len(ffi::PyList_GET_SIZE(ptr)) != f.len {
                         return Err(PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(
                             "list changed size during encoding",
                         )
                         .into());
                     }
-                    ffi::PyList_GET_ITEM(ptr, f.next as ffi::Py_ssize_t)
+                    ffi::PyList_GET_ITEM(ptr, crate::sizes::ssize(f.next))
                 } else {
-                    ffi::PyTuple_GET_ITEM(ptr, f.next as ffi::Py_ssize_t)
+                    ffi::PyTuple_GET_ITEM(ptr, crate::sizes::ssize(f.next))
                 };
                 Borrowed::from_ptr(self.py, item)
             };
@@ -643,7 +650,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 let data = unsafe {
                     std::slice::from_raw_parts(
                         ffi::PyByteArray_AsString(obj.as_ptr()) as *const u8,
-                        ffi::PyByteArray_Size(obj.as_ptr()) as usize,
+                        crate::sizes::len(ffi::PyByteArray_Size(obj.as_ptr())),
                     )
                 };
                 write_ext(&mut self.out, ext::BYTEARRAY, data)?;
@@ -730,6 +737,14 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 Ok(None)
             }
             Kind::NamedTuple => {
+                // The registry is a dict anyone can edit: the items are read
+                // with the tuple macros only from an actual tuple.
+                if !obj.is_instance_of::<PyTuple>() {
+                    return Err(EncodeFault::Refused(format!(
+                        "'{}' is registered as a NamedTuple but is not a tuple",
+                        type_name(&obj)
+                    )));
+                }
                 self.start_immutable_seq(obj.as_borrowed(), ext::NAMEDTUPLE, Some(&name))
             }
             Kind::Object => {

@@ -74,7 +74,7 @@ impl Kind {
 pub fn open_ext(out: &mut rmp::encode::ByteBuf, code: i8) -> usize {
     let out = out.as_mut_vec();
     let at = out.len();
-    out.extend_from_slice(&[0xc7, 0, code as u8]);
+    out.extend_from_slice(&[0xc7, 0, code.to_be_bytes()[0]]);
     at
 }
 
@@ -85,12 +85,12 @@ pub fn close_ext(out: &mut rmp::encode::ByteBuf, at: usize) -> Result<(), String
     let out = out.as_mut_vec();
     let len = out.len() - at - 3;
     let code = out[at + 2];
-    if len <= 0xff {
-        out[at + 1] = len as u8;
+    if let Ok(len) = u8::try_from(len) {
+        out[at + 1] = len;
         return Ok(());
     }
-    let header: Vec<u8> = if len <= 0xffff {
-        [&[0xc8][..], &(len as u16).to_be_bytes(), &[code]].concat()
+    let header: Vec<u8> = if let Ok(len) = u16::try_from(len) {
+        [&[0xc8][..], &len.to_be_bytes(), &[code]].concat()
     } else if let Ok(len) = u32::try_from(len) {
         [&[0xc9][..], &len.to_be_bytes(), &[code]].concat()
     } else {

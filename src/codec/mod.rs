@@ -16,8 +16,10 @@ mod scalars;
 mod strings;
 
 use pyo3::buffer::PyBuffer;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
+use pyo3::PyTraverseError;
 
 use scalars::StdTypes;
 
@@ -56,6 +58,16 @@ impl MsgpackCodec {
                 .getattr("__setattr__")?
                 .unbind(),
         })
+    }
+
+    /// The references a caller gave (the shim's exceptions and registry,
+    /// which cycles may run through); the stdlib types are its modules'.
+    /// Frozen, it has no `__clear__`: clearing a registry dict breaks a cycle.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.encode_error)?;
+        visit.call(&self.decode_error)?;
+        visit.call(&self.by_type)?;
+        visit.call(&self.by_name)
     }
 
     /// Encode `obj` as one MessagePack document.

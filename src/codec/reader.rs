@@ -120,7 +120,7 @@ impl<'a> Reader<'a> {
             Marker::Ext32 => self.len32()?,
             _ => unreachable!("not an ext marker"),
         };
-        let code = self.byte()? as i8;
+        let code = i8::from_be_bytes([self.byte()?]);
         if len > self.remaining() {
             return self.malformed(format!(
                 "truncated input: ext payload of {len} bytes, {} left",
@@ -134,16 +134,16 @@ impl<'a> Reader<'a> {
     pub fn int(&mut self) -> Res<i64> {
         let at = self.pos;
         let value = match Marker::from_u8(self.byte()?) {
-            Marker::FixPos(v) => v as i64,
-            Marker::FixNeg(v) => v as i64,
-            Marker::U8 => self.byte()? as i64,
-            Marker::U16 => u16::from_be_bytes(self.array()?) as i64,
-            Marker::U32 => u32::from_be_bytes(self.array()?) as i64,
+            Marker::FixPos(v) => i64::from(v),
+            Marker::FixNeg(v) => i64::from(v),
+            Marker::U8 => i64::from(self.byte()?),
+            Marker::U16 => i64::from(u16::from_be_bytes(self.array()?)),
+            Marker::U32 => i64::from(u32::from_be_bytes(self.array()?)),
             Marker::U64 => i64::try_from(u64::from_be_bytes(self.array()?))
                 .or_else(|_| self.malformed("integer out of range"))?,
-            Marker::I8 => i8::from_be_bytes(self.array()?) as i64,
-            Marker::I16 => i16::from_be_bytes(self.array()?) as i64,
-            Marker::I32 => i32::from_be_bytes(self.array()?) as i64,
+            Marker::I8 => i64::from(i8::from_be_bytes(self.array()?)),
+            Marker::I16 => i64::from(i16::from_be_bytes(self.array()?)),
+            Marker::I32 => i64::from(i32::from_be_bytes(self.array()?)),
             Marker::I64 => i64::from_be_bytes(self.array()?),
             _ => {
                 self.pos = at;

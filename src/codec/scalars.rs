@@ -121,9 +121,9 @@ pub fn write_datetime(
     let at = open_ext(out, ext::DATETIME);
     infallible(write::write_array_len(out, 9));
     for part in [
-        dt.get_year() as i64,
-        dt.get_month() as i64,
-        dt.get_day() as i64,
+        i64::from(dt.get_year()),
+        i64::from(dt.get_month()),
+        i64::from(dt.get_day()),
     ] {
         write_int(out, part);
     }
@@ -150,10 +150,10 @@ fn write_clock(
     types: &StdTypes,
 ) -> Result<(), EncodeFault> {
     for part in [
-        hour as i64,
-        minute as i64,
-        second as i64,
-        microsecond as i64,
+        i64::from(hour),
+        i64::from(minute),
+        i64::from(second),
+        i64::from(microsecond),
     ] {
         write_int(out, part);
     }
@@ -166,9 +166,9 @@ pub fn write_date(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), Encod
     let at = open_ext(out, ext::DATE);
     infallible(write::write_array_len(out, 3));
     for part in [
-        d.get_year() as i64,
-        d.get_month() as i64,
-        d.get_day() as i64,
+        i64::from(d.get_year()),
+        i64::from(d.get_month()),
+        i64::from(d.get_day()),
     ] {
         write_int(out, part);
     }
@@ -199,9 +199,9 @@ pub fn write_timedelta(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), 
     let at = open_ext(out, ext::TIMEDELTA);
     infallible(write::write_array_len(out, 3));
     for part in [
-        td.get_days() as i64,
-        td.get_seconds() as i64,
-        td.get_microseconds() as i64,
+        i64::from(td.get_days()),
+        i64::from(td.get_seconds()),
+        i64::from(td.get_microseconds()),
     ] {
         write_int(out, part);
     }
@@ -227,8 +227,8 @@ pub fn is_known_tz(obj: &Bound<'_, PyAny>, types: &StdTypes) -> bool {
 }
 
 fn delta_microseconds(delta: &Bound<'_, PyDelta>) -> i64 {
-    (delta.get_days() as i64 * 86_400 + delta.get_seconds() as i64) * 1_000_000
-        + delta.get_microseconds() as i64
+    (i64::from(delta.get_days()) * 86_400 + i64::from(delta.get_seconds())) * 1_000_000
+        + i64::from(delta.get_microseconds())
 }
 
 /// The tz value inside a datetime/time payload: nil (naive), an int (a
@@ -317,7 +317,7 @@ pub fn read<'py>(
             let obj = unsafe {
                 ffi::PyUnicode_DecodeUTF8(
                     bytes.as_ptr().cast(),
-                    bytes.len() as ffi::Py_ssize_t,
+                    crate::sizes::ssize(bytes.len()),
                     c"surrogatepass".as_ptr(),
                 )
             };
@@ -409,13 +409,15 @@ fn read_tz<'py>(
 ) -> Res<Option<Bound<'py, PyTzInfo>>> {
     let fixed = |offset: i64, name: Option<&str>| -> Res<Bound<'py, PyTzInfo>> {
         // |i64::MAX| microseconds is about 1.07e8 days: always an i32.
-        let days = offset.div_euclid(86_400_000_000) as i32;
+        let int = |v: i64| {
+            i32::try_from(v).map_err(|_| PyErr::new::<pyo3::exceptions::PyOverflowError, _>(v))
+        };
         let rest = offset.rem_euclid(86_400_000_000);
         let delta = PyDelta::new(
             py,
-            days,
-            (rest / 1_000_000) as i32,
-            (rest % 1_000_000) as i32,
+            int(offset.div_euclid(86_400_000_000))?,
+            int(rest / 1_000_000)?,
+            int(rest % 1_000_000)?,
             true,
         )?;
         let tz = match name {

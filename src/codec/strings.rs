@@ -24,7 +24,7 @@ pub fn new_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Option<Bound<'py,
     unsafe {
         let obj = ffi::PyUnicode_DecodeUTF8(
             bytes.as_ptr().cast(),
-            bytes.len() as ffi::Py_ssize_t,
+            crate::sizes::ssize(bytes.len()),
             std::ptr::null(),
         );
         if obj.is_null() {
@@ -50,7 +50,7 @@ fn new_ascii_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAn
     unsafe {
         let obj = Bound::from_owned_ptr_or_err(
             py,
-            ffi::PyUnicode_New(bytes.len() as ffi::Py_ssize_t, 127),
+            ffi::PyUnicode_New(crate::sizes::ssize(bytes.len()), 127),
         )?;
         std::ptr::copy_nonoverlapping(
             bytes.as_ptr(),
@@ -114,7 +114,7 @@ impl KeyCache {
                 let ptr = key.as_ptr();
                 std::slice::from_raw_parts(
                     ffi::PyUnicode_DATA(ptr) as *const u8,
-                    ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+                    crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr)),
                 )
             };
             if *cached_hash == hash && cached == bytes {

@@ -273,11 +273,11 @@ impl<'py> Engine<'py> {
             ));
         }
         if code <= 0xff {
-            self.out.write(&[EXT1, code as u8]);
+            self.out.write(&[EXT1, code.to_le_bytes()[0]]);
         } else if code <= 0xffff {
-            self.out.write_op_len(EXT2, code as u64, 2);
+            self.out.write_op_len(EXT2, code.unsigned_abs(), 2);
         } else {
-            self.out.write_op_len(EXT4, code as u64, 4);
+            self.out.write_op_len(EXT4, code.unsigned_abs(), 4);
         }
         Ok(())
     }

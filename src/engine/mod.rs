@@ -24,6 +24,17 @@ pub use state::PyState;
 pub const BATCHSIZE: usize = 1000;
 const FAST_NESTING_LIMIT: usize = 50;
 
+/// Whether CPython has readied `tp` (`PyType_Ready`). A static type it
+/// never readied (3.11's `line_iterator`, what `co_lines()` returns) has no
+/// MRO yet: `issubclass`, an ABC check or `__mro__` on it crashes the
+/// interpreter, so nothing Python-level may examine it before this check.
+pub fn type_is_ready(tp: &Bound<'_, pyo3::types::PyType>) -> bool {
+    // SAFETY: `tp` is a live type object (we hold it); `tp_flags` is a plain
+    // field of every type object, ready or not.
+    let flags = unsafe { (*tp.as_type_ptr()).tp_flags };
+    flags & pyo3::ffi::Py_TPFLAGS_READY != 0
+}
+
 /// Callables a `Pickler` (or a subclass of it) brings to a dump.
 #[derive(Default)]
 pub struct Hooks<'py> {
@@ -73,6 +84,9 @@ impl std::borrow::Borrow<usize> for ObjectKey<'_> {
     }
 }
 
+/// Object address -> `(module, name)` of a class's module-level sentinels.
+pub type SentinelNames<'py> = AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>;
+
 /// Per-dump answers about types and code objects, by address.
 #[derive(Default)]
 pub struct Caches<'py> {
@@ -84,8 +98,7 @@ pub struct Caches<'py> {
     /// Module-level stateless instances of a class: object address ->
     /// `(module, name)`, by class. The addresses come from an index that
     /// may be stale (see `savers::instance::sentinel_name`).
-    pub sentinels:
-        AHashMap<ObjectKey<'py>, AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
+    pub sentinels: AHashMap<ObjectKey<'py>, SentinelNames<'py>>,
     /// The global names each code object reads.
     pub code_global_names: AHashMap<ObjectKey<'py>, Vec<Bound<'py, pyo3::types::PyString>>>,
     /// One fresh copy of each function and code name, by value (see
@@ -263,13 +276,13 @@ impl<'py> Engine<'py> {
     }
 
     /// The pickle, for `dumps` (the output buffer itself, no copy).
-    pub fn into_bytes(mut self) -> Bound<'py, PyBytes> {
+    pub fn into_bytes(mut self) -> PyResult<Bound<'py, PyBytes>> {
         self.out.take_bytes()
     }
 
     /// Take the output of the last dump, leaving the engine ready for the
     /// next one (the memo carries over).
-    pub fn take_output(&mut self) -> Bound<'py, PyBytes> {
+    pub fn take_output(&mut self) -> PyResult<Bound<'py, PyBytes>> {
         self.out.take_bytes()
     }
 
@@ -329,9 +342,9 @@ impl<'py> Engine<'py> {
             self.out
                 .write(format!("{}{}\n", PUT as char, idx).as_bytes());
         } else if idx < 256 {
-            self.out.write(&[BINPUT, idx as u8]);
+            self.out.write(&[BINPUT, idx.to_le_bytes()[0]]);
         } else {
-            self.out.write_op_len(LONG_BINPUT, idx as u64, 4);
+            self.out.write_op_len(LONG_BINPUT, u64::from(idx), 4);
         }
     }
 
@@ -341,9 +354,9 @@ impl<'py> Engine<'py> {
             self.out
                 .write(format!("{}{}\n", GET as char, idx).as_bytes());
         } else if idx < 256 {
-            self.out.write(&[BINGET, idx as u8]);
+            self.out.write(&[BINGET, idx.to_le_bytes()[0]]);
         } else {
-            self.out.write_op_len(LONG_BINGET, idx as u64, 4);
+            self.out.write_op_len(LONG_BINGET, u64::from(idx), 4);
         }
     }
 
@@ -370,16 +383,30 @@ impl<'py> Engine<'py> {
     /// file, hand the finished bytes over.
     #[inline]
     pub fn opcode_boundary(&mut self) -> PyResult<()> {
-        if self.out.opcode_boundary() && self.file_write.is_some() {
+        if self.out.opcode_boundary() {
+            self.frame_committed()?;
+        }
+        Ok(())
+    }
+
+    /// A frame is complete: hand it to the file, or stop here if memory ran
+    /// out for the output (rather than walk the rest of the graph for
+    /// nothing).
+    #[cold]
+    fn frame_committed(&mut self) -> PyResult<()> {
+        if self.file_write.is_some() || self.out.is_lost() {
             self.flush_to_file()?;
         }
         Ok(())
     }
 
     pub fn flush_to_file(&mut self) -> PyResult<()> {
+        if self.out.is_lost() {
+            return self.out.take_bytes().map(drop); // the MemoryError
+        }
         if let Some(write) = &self.file_write {
             if self.out.len() > 0 {
-                write.call1((self.out.take_bytes(),))?;
+                write.call1((self.out.take_bytes()?,))?;
             }
         }
         Ok(())

@@ -51,6 +51,17 @@ impl<'a> Reader<'a> {
     }
 
     /// A little-endian unsigned integer of `width` bytes (1, 2, 4 or 8).
+    /// A 4-byte little-endian signed argument (`_pickle.c`'s `calc_binint`).
+    pub fn int4(&mut self) -> Result<i32, WalkError> {
+        let bytes = self.take(4)?;
+        Ok(i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    /// A 1- or 2-byte unsigned argument, widened.
+    pub fn small_uint(&mut self, width: usize) -> Result<u16, WalkError> {
+        Ok(u16::try_from(self.uint(width.min(2))?).unwrap_or(u16::MAX))
+    }
+
     pub fn uint(&mut self, width: usize) -> Result<u64, WalkError> {
         let bytes = self.take(width as u64)?;
         Ok(bytes

@@ -516,7 +516,7 @@ impl Walker<'_> {
                 let len = if op == LONG1 {
                     self.r.uint(1)?
                 } else {
-                    let len = self.r.uint(4)? as u32 as i32;
+                    let len = self.r.int4()?;
                     u64::try_from(len)
                         .map_err(|_| malformed("LONG pickle has negative byte count"))?
                 };
@@ -549,7 +549,7 @@ impl Walker<'_> {
                 self.push_str(len, Encoding::Latin1, true)?;
             }
             BINSTRING => {
-                let len = self.r.uint(4)? as u32 as i32;
+                let len = self.r.int4()?;
                 let len = u64::try_from(len)
                     .map_err(|_| malformed("BINSTRING pickle has negative byte count"))?;
                 self.push_str(len, Encoding::Latin1, true)?;
@@ -663,9 +663,9 @@ impl Walker<'_> {
             }
             EXT1 | EXT2 | EXT4 => {
                 let code = match op {
-                    EXT1 => self.r.uint(1)? as i32,
-                    EXT2 => self.r.uint(2)? as i32,
-                    _ => self.r.uint(4)? as u32 as i32,
+                    EXT1 => i32::from(self.r.small_uint(1)?),
+                    EXT2 => i32::from(self.r.small_uint(2)?),
+                    _ => self.r.int4()?,
                 };
                 if code <= 0 {
                     return Err(malformed("EXT specifies code <= 0"));
@@ -733,11 +733,11 @@ impl Walker<'_> {
                 self.memo_get(key)?;
             }
             BINGET => {
-                let key = self.r.uint(1)? as i64;
+                let key = i64::from(self.r.small_uint(1)?);
                 self.memo_get(key)?;
             }
             LONG_BINGET => {
-                let key = self.r.uint(4)? as i64;
+                let key = i64::try_from(self.r.uint(4)?).unwrap_or(i64::MAX);
                 self.memo_get(key)?;
             }
             PUT => {
@@ -745,11 +745,11 @@ impl Walker<'_> {
                 self.memo_put(key)?;
             }
             BINPUT => {
-                let key = self.r.uint(1)? as i64;
+                let key = i64::from(self.r.small_uint(1)?);
                 self.memo_put(key)?;
             }
             LONG_BINPUT => {
-                let key = self.r.uint(4)? as i64;
+                let key = i64::try_from(self.r.uint(4)?).unwrap_or(i64::MAX);
                 self.memo_put(key)?;
             }
             MEMOIZE => {
@@ -778,7 +778,8 @@ impl Walker<'_> {
                 if len > self.r.remaining() as u64 {
                     return Err(WalkError::Truncated);
                 }
-                self.frame_end = Some(self.r.pos() + len as usize);
+                self.frame_end =
+                    Some(self.r.pos() + usize::try_from(len).map_err(|_| WalkError::Truncated)?);
                 self.facts.frames += 1;
             }
             _ => return Err(malformed(format!("invalid opcode {op:#04x}"))),
@@ -947,6 +948,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "random bytes and positions: truncation is the point"
+    )]
     fn random_and_mutated_input_never_panics() {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || {

@@ -22,14 +22,19 @@ extern "C" {
 /// cheap to make and to trim: most pickles fit.
 const INITIAL_CAPACITY: usize = 256;
 
+/// Out of memory, the buffer goes on counting what is written without
+/// storing it (`lost`): offsets taken before (a frame's start) stay valid
+/// for the writer, and `finish` reports a MemoryError instead of bytes.
 pub struct BytesBuffer<'py> {
     py: Python<'py>,
     /// The bytes object (one owned reference, never shared until `finish`),
-    /// or null before the first write.
+    /// or null before the first write and once memory ran out.
     obj: *mut ffi::PyObject,
     data: *mut u8,
     len: usize,
     cap: usize,
+    /// The size that could not be allocated, once memory ran out.
+    lost: Option<usize>,
 }
 
 impl<'py> BytesBuffer<'py> {
@@ -40,6 +45,7 @@ impl<'py> BytesBuffer<'py> {
             data: std::ptr::null_mut(),
             len: 0,
             cap: 0,
+            lost: None,
         }
     }
 
@@ -48,31 +54,65 @@ impl<'py> BytesBuffer<'py> {
         self.len
     }
 
+    /// Whether memory ran out: the contents are lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_some()
+    }
+
+    /// Make room for `needed` bytes in all; false (and the contents lost)
+    /// when memory runs out.
     #[cold]
     #[inline(never)]
-    fn grow(&mut self, needed: usize) {
+    fn grow(&mut self, needed: usize) -> bool {
+        if self.lost.is_some() {
+            return false;
+        }
         let growth = if self.cap < (1 << 20) {
             self.cap
         } else {
             self.cap / 2
         };
-        let new_cap = needed.max(self.cap + growth).max(INITIAL_CAPACITY);
+        let new_cap = needed
+            .max(self.cap.saturating_add(growth))
+            .max(INITIAL_CAPACITY);
+        let Ok(size) = ffi::Py_ssize_t::try_from(new_cap) else {
+            self.lose(new_cap);
+            return false;
+        };
         // SAFETY: `obj` is null or a bytes object we alone reference, so it
-        // may be resized in place; a new one is made when there is none.
-        unsafe {
+        // may be resized in place; a new one is made when there is none. On
+        // failure the object is freed and set to null, with MemoryError set.
+        let grown = unsafe {
             if self.obj.is_null() {
-                self.obj =
-                    ffi::PyBytes_FromStringAndSize(std::ptr::null(), new_cap as ffi::Py_ssize_t);
-            } else if _PyBytes_Resize(&mut self.obj, new_cap as ffi::Py_ssize_t) != 0 {
+                self.obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+            } else if _PyBytes_Resize(&mut self.obj, size) != 0 {
                 self.obj = std::ptr::null_mut();
             }
-            if self.obj.is_null() {
-                ffi::PyErr_Clear();
-                panic!("out of memory: cannot grow the pickle output to {new_cap} bytes");
-            }
-            self.data = ffi::PyBytes_AS_STRING(self.obj) as *mut u8;
+            !self.obj.is_null()
+        };
+        if !grown {
+            // SAFETY: clears the MemoryError just set (`finish` raises one).
+            unsafe { ffi::PyErr_Clear() };
+            self.lose(new_cap);
+            return false;
         }
+        // SAFETY: `obj` is a live bytes object of `new_cap` bytes.
+        self.data = unsafe { ffi::PyBytes_AS_STRING(self.obj) }
+            .cast::<u8>()
+            .cast_mut();
         self.cap = new_cap;
+        true
+    }
+
+    fn lose(&mut self, wanted: usize) {
+        if !self.obj.is_null() {
+            // SAFETY: we own one reference and hold the GIL (the `'py` token).
+            unsafe { ffi::Py_DECREF(self.obj) };
+        }
+        self.obj = std::ptr::null_mut();
+        self.data = std::ptr::null_mut();
+        self.cap = 0;
+        self.lost = Some(wanted);
     }
 
     #[inline]
@@ -84,8 +124,11 @@ impl<'py> BytesBuffer<'py> {
 
     #[inline]
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.reserve(bytes.len());
-        // SAFETY: `reserve` made room for `bytes.len()` more bytes after `len`.
+        if self.len + bytes.len() > self.cap && !self.grow(self.len + bytes.len()) {
+            self.len += bytes.len(); // counted, not stored (see `lost`)
+            return;
+        }
+        // SAFETY: there is room for `bytes.len()` more bytes after `len`.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.add(self.len), bytes.len())
         };
@@ -94,8 +137,11 @@ impl<'py> BytesBuffer<'py> {
 
     #[inline]
     pub fn push(&mut self, byte: u8) {
-        self.reserve(1);
-        // SAFETY: `reserve` made room for one more byte.
+        if self.len >= self.cap && !self.grow(self.len + 1) {
+            self.len += 1; // counted, not stored (see `lost`)
+            return;
+        }
+        // SAFETY: there is room for one more byte.
         unsafe { *self.data.add(self.len) = byte };
         self.len += 1;
     }
@@ -109,9 +155,10 @@ impl<'py> BytesBuffer<'py> {
         unsafe { std::slice::from_raw_parts(self.data, self.len) }
     }
 
+    /// The contents, for writing in place (empty once lost).
     #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        if self.len == 0 {
+        if self.len == 0 || self.lost.is_some() {
             return &mut [];
         }
         // SAFETY: as above, and we hold `&mut self`.
@@ -121,32 +168,42 @@ impl<'py> BytesBuffer<'py> {
     /// Remove `start..end`, moving what follows down.
     pub fn remove(&mut self, start: usize, end: usize) {
         assert!(start <= end && end <= self.len);
-        let tail = self.len - end;
-        // SAFETY: both ranges lie within the initialized `len` bytes.
-        unsafe { std::ptr::copy(self.data.add(end), self.data.add(start), tail) };
+        if self.lost.is_none() {
+            let tail = self.len - end;
+            // SAFETY: both ranges lie within the initialized `len` bytes.
+            unsafe { std::ptr::copy(self.data.add(end), self.data.add(start), tail) };
+        }
         self.len -= end - start;
     }
 
+    /// Empty the buffer, keeping its allocation; a lost buffer starts over.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.lost = None;
+    }
+
     /// The contents as a `bytes` object, trimmed in place; the buffer starts
-    /// over empty.
-    pub fn finish(&mut self) -> Bound<'py, PyBytes> {
-        if self.obj.is_null() {
-            return PyBytes::new(self.py, b"");
+    /// over empty. A MemoryError if memory ran out on the way.
+    pub fn finish(&mut self) -> PyResult<Bound<'py, PyBytes>> {
+        let len = std::mem::take(&mut self.len);
+        if let Some(wanted) = self.lost.take() {
+            return Err(pyo3::exceptions::PyMemoryError::new_err(format!(
+                "out of memory for the pickle's output ({wanted} bytes)"
+            )));
         }
-        // SAFETY: we hold the only reference to `obj`; shrinking never needs
-        // more memory, but a failure is still handled by `from_owned_ptr_or_err`.
+        if self.obj.is_null() {
+            return Ok(PyBytes::new(self.py, b""));
+        }
+        let mut obj = std::mem::replace(&mut self.obj, std::ptr::null_mut());
+        self.data = std::ptr::null_mut();
+        self.cap = 0;
+        // SAFETY: we hold the only reference to `obj`; shrinking it may still
+        // fail, which frees it, sets it to null and raises MemoryError.
         unsafe {
-            let mut obj = std::mem::replace(&mut self.obj, std::ptr::null_mut());
-            if _PyBytes_Resize(&mut obj, self.len as ffi::Py_ssize_t) != 0 {
+            if _PyBytes_Resize(&mut obj, crate::sizes::ssize(len)) != 0 {
                 obj = std::ptr::null_mut();
             }
-            self.data = std::ptr::null_mut();
-            self.len = 0;
-            self.cap = 0;
-            match Bound::from_owned_ptr_or_err(self.py, obj) {
-                Ok(bytes) => bytes.cast_into_unchecked(),
-                Err(_) => panic!("out of memory: cannot trim the pickle output"),
-            }
+            Ok(Bound::from_owned_ptr_or_err(self.py, obj)?.cast_into_unchecked())
         }
     }
 }

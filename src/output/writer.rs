@@ -70,6 +70,9 @@ impl<'py> Writer<'py> {
         let Some(start) = self.frame_start.take() else {
             return;
         };
+        if self.buf.is_lost() {
+            return;
+        }
         let frame_len = self.buf.len() - start - FRAME_HEADER_SIZE;
         if frame_len >= FRAME_SIZE_MIN {
             let header = &mut self.buf.as_mut_slice()[start..start + FRAME_HEADER_SIZE];
@@ -134,10 +137,15 @@ impl<'py> Writer<'py> {
     pub fn discard(&mut self) {
         self.frame_start = None;
         self.framing = false;
-        self.buf.remove(0, self.buf.len());
+        self.buf.clear();
     }
 
-    pub fn take_bytes(&mut self) -> Bound<'py, PyBytes> {
+    /// Whether memory ran out for the output (see `BytesBuffer`).
+    pub fn is_lost(&self) -> bool {
+        self.buf.is_lost()
+    }
+
+    pub fn take_bytes(&mut self) -> PyResult<Bound<'py, PyBytes>> {
         debug_assert!(self.frame_start.is_none());
         self.buf.finish()
     }

@@ -52,25 +52,27 @@ impl<'a> PickleBufferView<'a> {
     }
 
     fn is_contiguous(&self) -> bool {
-        // SAFETY: a valid view.
-        self.0.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(self.0, b'A' as _) } != 0
+        is_contiguous(self.0)
     }
 
     fn readonly(&self) -> bool {
         self.0.readonly != 0
     }
-
-    fn bytes(&self) -> &[u8] {
-        if self.0.len == 0 {
-            return &[];
-        }
-        // SAFETY: a contiguous buffer of `len` bytes, kept alive by its owner.
-        unsafe { std::slice::from_raw_parts(self.0.buf as *const u8, self.0.len as usize) }
-    }
 }
 
-/// RAII view of a bytearray's buffer: while it is held, the bytearray cannot
-/// be resized (by a `file.write` we call, say) under the slice we read.
+/// `PyBuffer_IsContiguous`'s order argument: C or Fortran.
+#[allow(clippy::cast_possible_wrap, reason = "an ASCII letter fits any c_char")]
+const ANY_ORDER: std::os::raw::c_char = b'A' as _;
+
+fn is_contiguous(view: &ffi::Py_buffer) -> bool {
+    // SAFETY: `view` is a valid, filled-in buffer view.
+    view.suboffsets.is_null() && unsafe { ffi::PyBuffer_IsContiguous(view, ANY_ORDER) } != 0
+}
+
+/// RAII export of an object's buffer (a bytearray's, a PickleBuffer's):
+/// while it is held, the memory stays put whatever Python code we call
+/// meanwhile (a `file.write` resizing the bytearray, releasing the
+/// PickleBuffer).
 struct BufferView(ffi::Py_buffer);
 
 impl BufferView {
@@ -86,13 +88,25 @@ impl BufferView {
         }
     }
 
+    fn is_contiguous(&self) -> bool {
+        is_contiguous(&self.0)
+    }
+
+    fn readonly(&self) -> bool {
+        self.0.readonly != 0
+    }
+
+    /// The memory, as one slice: for a contiguous view (a bytearray's, or
+    /// one checked with `is_contiguous`).
     fn bytes(&self) -> &[u8] {
         if self.0.len == 0 {
             return &[];
         }
         // SAFETY: a contiguous buffer of `len` bytes starting at `buf`, kept
         // alive by the view we hold.
-        unsafe { std::slice::from_raw_parts(self.0.buf as *const u8, self.0.len as usize) }
+        unsafe {
+            std::slice::from_raw_parts(self.0.buf as *const u8, crate::sizes::len(self.0.len))
+        }
     }
 }
 
@@ -123,10 +137,10 @@ pub fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
                 (var as *const u8).add(std::mem::size_of::<ffi::PyVarObject>()) as *const u32;
             match size {
                 0 => return Some(0),
-                1 => return Some(*digits as i64),
-                -1 => return Some(-(*digits as i64)),
+                1 => return Some(i64::from(*digits)),
+                -1 => return Some(-i64::from(*digits)),
                 2 | -2 => {
-                    let v = (*digits as i64) | ((*digits.add(1) as i64) << 30);
+                    let v = i64::from(*digits) | (i64::from(*digits.add(1)) << 30);
                     return Some(if size < 0 { -v } else { v });
                 }
                 _ => {}
@@ -212,15 +226,17 @@ impl<'py> Engine<'py> {
     #[inline]
     pub fn save_long(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         let value = small_long_value(obj);
-        if let Some(val) = value.filter(|v| (i32::MIN as i64..=i32::MAX as i64).contains(v)) {
+        if let Some(val) = value.filter(|v| (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(v))
+        {
             if !self.bin {
                 self.out.write(format!("{}{val}\n", INT as char).as_bytes());
             } else if (0..=0xff).contains(&val) {
-                self.out.write(&[BININT1, val as u8]);
+                self.out.write(&[BININT1, val.to_le_bytes()[0]]);
             } else if (0..=0xffff).contains(&val) {
-                self.out.write(&[BININT2, val as u8, (val >> 8) as u8]);
+                let b = val.to_le_bytes();
+                self.out.write(&[BININT2, b[0], b[1]]);
             } else {
-                let b = (val as i32).to_le_bytes();
+                let b = val.to_le_bytes();
                 self.out.write(&[BININT, b[0], b[1], b[2], b[3]]);
             }
             return Ok(());
@@ -233,11 +249,11 @@ impl<'py> Engine<'py> {
             return Ok(());
         }
         let data = match value {
-            Some(val) => long_le_bytes(val as i128),
+            Some(val) => long_le_bytes(i128::from(val)),
             None => int_to_le_bytes(obj)?,
         };
         if data.len() < 256 {
-            self.out.write(&[LONG1, data.len() as u8]);
+            self.out.write(&[LONG1, data.len().to_le_bytes()[0]]);
         } else {
             if data.len() > 0x7fff_ffff {
                 return Err(PyOverflowError::new_err("int too large to pickle"));
@@ -278,18 +294,18 @@ impl<'py> Engine<'py> {
                 if ffi::PyUnicode_READY(ptr) != 0 {
                     return Err(PyErr::fetch(self.py));
                 }
-                let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+                let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
                 let data = ffi::PyUnicode_DATA(ptr);
                 match ffi::PyUnicode_KIND(ptr) {
                     ffi::PyUnicode_1BYTE_KIND => raw_unicode_escape(
                         std::slice::from_raw_parts(data as *const u8, len)
                             .iter()
-                            .map(|&c| c as u32),
+                            .map(|&c| u32::from(c)),
                     ),
                     ffi::PyUnicode_2BYTE_KIND => raw_unicode_escape(
                         std::slice::from_raw_parts(data as *const u16, len)
                             .iter()
-                            .map(|&c| c as u32),
+                            .map(|&c| u32::from(c)),
                     ),
                     _ => raw_unicode_escape(
                         std::slice::from_raw_parts(data as *const u32, len)
@@ -341,10 +357,11 @@ impl<'py> Engine<'py> {
         // A compact ASCII string's characters are its UTF-8 bytes, stored
         // inline after the header.
         if unsafe { ffi::PyUnicode_IS_COMPACT_ASCII(ptr) } != 0 {
+            // SAFETY: as above.
             let ascii = unsafe {
                 std::slice::from_raw_parts(
                     ffi::PyUnicode_DATA(ptr) as *const u8,
-                    ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+                    crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr)),
                 )
             };
             return self.write_str_payload(ascii, None);
@@ -360,7 +377,7 @@ impl<'py> Engine<'py> {
                 self.utf8_scratch = utf8;
                 return Err(PyErr::fetch(self.py));
             }
-            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
             let data = ffi::PyUnicode_DATA(ptr);
             match ffi::PyUnicode_KIND(ptr) {
                 ffi::PyUnicode_1BYTE_KIND => {
@@ -391,11 +408,11 @@ impl<'py> Engine<'py> {
         let mut header = [0u8; 9];
         let hlen = if size <= 0xff && self.proto >= 4 {
             header[0] = SHORT_BINUNICODE;
-            header[1] = size as u8;
+            header[1] = size.to_le_bytes()[0];
             2
         } else if size <= 0xffff_ffff {
             header[0] = BINUNICODE;
-            header[1..5].copy_from_slice(&(size as u32).to_le_bytes());
+            header[1..5].copy_from_slice(&size.to_le_bytes()[..4]);
             5
         } else if self.proto >= 4 {
             header[0] = BINUNICODE8;
@@ -439,11 +456,11 @@ impl<'py> Engine<'py> {
         let mut header = [0u8; 9];
         let hlen = if size <= 0xff {
             header[0] = SHORT_BINBYTES;
-            header[1] = size as u8;
+            header[1] = size.to_le_bytes()[0];
             2
         } else if size <= 0xffff_ffff {
             header[0] = BINBYTES;
-            header[1..5].copy_from_slice(&(size as u32).to_le_bytes());
+            header[1..5].copy_from_slice(&size.to_le_bytes()[..4]);
             5
         } else if self.proto >= 4 {
             header[0] = BINBYTES8;
@@ -521,9 +538,16 @@ impl<'py> Engine<'py> {
             return Ok(());
         }
         // The callback may have released the buffer, whose memory may be
-        // gone with it: take the view again, which fails once it is released
-        // (`_pickle.c` reads the old view, freed or not).
-        let view = PickleBufferView::get(obj)?;
+        // gone with it (`_pickle.c` reads the old view, freed or not). An
+        // export of our own, which fails once the buffer is released, keeps
+        // the memory alive while `file.write` runs, whatever it releases.
+        let view = BufferView::get(obj)?;
+        if !view.is_contiguous() {
+            return Err(pickling_error(
+                self.py,
+                "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
+            ));
+        }
         if view.readonly() {
             self.save_bytes_data(obj, view.bytes())
         } else {
@@ -580,7 +604,7 @@ fn raw_unicode_escape(code_points: impl Iterator<Item = u32>) -> Vec<u8> {
         } else if c >= 256 || matches!(c, 0x5c | 0 | 0x0a | 0x0d | 0x1a) {
             escape(&mut out, b'u', c, 4);
         } else {
-            out.push(c as u8);
+            out.push(c.to_le_bytes()[0]);
         }
     }
     out
@@ -598,7 +622,10 @@ mod tests {
         assert_eq!(long_le_bytes(-128), [0x80]);
         assert_eq!(long_le_bytes(-129), [0x7f, 0xff]);
         assert_eq!(long_le_bytes(1 << 31), [0, 0, 0, 0x80, 0]);
-        assert_eq!(long_le_bytes(i64::MIN as i128), [0, 0, 0, 0, 0, 0, 0, 0x80]);
+        assert_eq!(
+            long_le_bytes(i128::from(i64::MIN)),
+            [0, 0, 0, 0, 0, 0, 0, 0x80]
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Digest {
 
     fn feed(&mut self, bytes: &[u8]) {
         for b in bytes.iter().chain([0xffu8].iter()) {
-            self.0 ^= *b as u64;
+            self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }

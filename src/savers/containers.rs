@@ -34,7 +34,7 @@ fn dict_next<'py>(
 }
 
 fn check_dict_size(dict: &Bound<'_, PyDict>, size: isize) -> PyResult<()> {
-    if dict.len() as isize != size {
+    if crate::sizes::ssize(dict.len()) != size {
         return Err(PyRuntimeError::new_err(
             "dictionary changed size during iteration",
         ));
@@ -172,7 +172,7 @@ impl<'py> Engine<'py> {
             let item = unsafe {
                 Bound::from_borrowed_ptr(
                     self.py,
-                    ffi::PyList_GET_ITEM(f.list.as_ptr(), f.next as isize),
+                    ffi::PyList_GET_ITEM(f.list.as_ptr(), crate::sizes::ssize(f.next)),
                 )
             };
             f.next += 1;
@@ -225,7 +225,7 @@ impl<'py> Engine<'py> {
         self.start(Frame::Dict(DictFrame {
             dict: dict.clone(),
             pos: 0,
-            size: size as isize,
+            size: crate::sizes::ssize(size),
             in_batch: 0,
             key: None,
             is_state: ctx.is_state,
@@ -480,7 +480,7 @@ impl<'py> Engine<'py> {
         self.start(Frame::Set(SetFrame {
             set: obj.clone(),
             iter,
-            size: size as isize,
+            size: crate::sizes::ssize(size),
             in_batch: 0,
         }))
     }
@@ -513,7 +513,7 @@ impl<'py> Engine<'py> {
     }
 
     fn check_set_size(&self, f: &SetFrame<'py>) -> PyResult<()> {
-        if f.set.len()? as isize != f.size {
+        if crate::sizes::ssize(f.set.len()?) != f.size {
             return Err(PyRuntimeError::new_err("set changed size during iteration"));
         }
         Ok(())

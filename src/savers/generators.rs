@@ -80,7 +80,11 @@ impl<'py> Engine<'py> {
             .import(intern!(py, "sys"))?
             .getattr(intern!(py, "version_info"))?
             .get_item(pyo3::types::PySlice::new(py, 0, 2, 1))?;
-        let present: Vec<u8> = snapshot.slots.iter().map(|s| s.is_some() as u8).collect();
+        let present: Vec<u8> = snapshot
+            .slots
+            .iter()
+            .map(|s| u8::from(s.is_some()))
+            .collect();
         let slots = PyList::new(
             py,
             snapshot

@@ -105,7 +105,7 @@ impl<'py> Engine<'py> {
         use pyo3::ffi;
         use pyo3::intern;
         const PY_TPFLAGS_MANAGED_DICT: std::os::raw::c_ulong = 1 << 4;
-        const PTR: isize = std::mem::size_of::<*mut ffi::PyObject>() as isize;
+        let ptr_size = crate::sizes::ssize(std::mem::size_of::<*mut ffi::PyObject>());
 
         let py = self.py;
         if self.proto < 2 {
@@ -191,13 +191,13 @@ impl<'py> Engine<'py> {
         // SAFETY: reading a field of the static `object` type.
         let mut expected = unsafe { ffi::PyBaseObject_Type.tp_basicsize };
         if dictoffset != 0 && flags & PY_TPFLAGS_MANAGED_DICT == 0 {
-            expected += PTR;
+            expected += ptr_size;
         }
         if weaklistoffset != 0 {
-            expected += PTR;
+            expected += ptr_size;
         }
         if let Some(names) = &slotnames {
-            expected += PTR * names.len() as isize;
+            expected += ptr_size * crate::sizes::ssize(names.len());
         }
         if basicsize > expected {
             return Ok(None);

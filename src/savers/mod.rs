@@ -52,56 +52,56 @@ impl<'py> Engine<'py> {
         if !ctx.is_pid && self.hooks.persistent_id.is_some() && self.save_persistent_id(obj)? {
             return Ok(());
         }
+        // Dispatch on the exact type pointer: the savers below may run Python
+        // code, and each keeps its own unsafe reads to itself.
         let ptr = obj.as_ptr();
-        // SAFETY: `ptr` is a live object (we hold `obj`); comparing type
-        // pointers with the static builtin types reads no mutable state.
-        unsafe {
-            let tp = ffi::Py_TYPE(ptr);
-            if ptr == ffi::Py_None() {
-                self.out.write_byte(crate::output::opcodes::NONE);
-                return Ok(());
-            }
-            if ptr == ffi::Py_True() || ptr == ffi::Py_False() {
-                self.save_bool(ptr == ffi::Py_True());
-                return Ok(());
-            }
-            if tp == &raw mut ffi::PyLong_Type {
-                return self.save_long(obj);
-            }
-            if tp == &raw mut ffi::PyFloat_Type {
-                return self.save_float(obj);
-            }
-            if let Some(idx) = self.memo.get(obj) {
-                self.memo_get(idx);
-                return Ok(());
-            }
-            if tp == &raw mut ffi::PyUnicode_Type {
-                return self.save_str(obj);
-            }
-            if tp == &raw mut ffi::PyBytes_Type {
-                return self.save_bytes(obj);
-            }
-            if tp == &raw mut ffi::PyDict_Type {
-                return self.save_dict(obj, ctx);
-            }
-            if tp == &raw mut ffi::PyList_Type {
-                return self.save_list(obj);
-            }
-            if tp == &raw mut ffi::PyTuple_Type {
-                return self.save_tuple(obj);
-            }
-            if tp == &raw mut ffi::PySet_Type {
-                return self.save_set(obj);
-            }
-            if tp == &raw mut ffi::PyFrozenSet_Type {
-                return self.save_frozenset(obj);
-            }
-            if tp == &raw mut ffi::PyByteArray_Type {
-                return self.save_bytearray(obj);
-            }
-            if tp == self.st.picklebuffer_type.as_ptr().cast() {
-                return self.save_picklebuffer(obj);
-            }
+        let tp = obj.get_type_ptr();
+        if obj.is_none() {
+            self.out.write_byte(crate::output::opcodes::NONE);
+            return Ok(());
+        }
+        // SAFETY: the addresses of the two bool singletons; nothing is read.
+        let (true_ptr, false_ptr) = unsafe { (ffi::Py_True(), ffi::Py_False()) };
+        if ptr == true_ptr || ptr == false_ptr {
+            self.save_bool(ptr == true_ptr);
+            return Ok(());
+        }
+        if tp == &raw mut ffi::PyLong_Type {
+            return self.save_long(obj);
+        }
+        if tp == &raw mut ffi::PyFloat_Type {
+            return self.save_float(obj);
+        }
+        if let Some(idx) = self.memo.get(obj) {
+            self.memo_get(idx);
+            return Ok(());
+        }
+        if tp == &raw mut ffi::PyUnicode_Type {
+            return self.save_str(obj);
+        }
+        if tp == &raw mut ffi::PyBytes_Type {
+            return self.save_bytes(obj);
+        }
+        if tp == &raw mut ffi::PyDict_Type {
+            return self.save_dict(obj, ctx);
+        }
+        if tp == &raw mut ffi::PyList_Type {
+            return self.save_list(obj);
+        }
+        if tp == &raw mut ffi::PyTuple_Type {
+            return self.save_tuple(obj);
+        }
+        if tp == &raw mut ffi::PySet_Type {
+            return self.save_set(obj);
+        }
+        if tp == &raw mut ffi::PyFrozenSet_Type {
+            return self.save_frozenset(obj);
+        }
+        if tp == &raw mut ffi::PyByteArray_Type {
+            return self.save_bytearray(obj);
+        }
+        if tp == self.st.picklebuffer_type.as_ptr().cast() {
+            return self.save_picklebuffer(obj);
         }
         self.save_reducible(obj)
             .map_err(|err| self.recursion_in_python_code(err, obj))
@@ -200,6 +200,9 @@ impl<'py> Engine<'py> {
         };
         let reduce_value = if let Some(f) = reduce_func {
             f.call1((obj,))?
+        } else if !crate::engine::type_is_ready(&tp) {
+            // Attribute lookup finds nothing on such a type: no `__reduce_ex__`.
+            return Err(self.no_reduction(obj)?);
         } else if tp.is_subclass_of::<pyo3::types::PyType>()? {
             return self.save_class(obj);
         } else if tp_ptr == &raw mut ffi::PyCode_Type {
@@ -233,17 +236,22 @@ impl<'py> Engine<'py> {
             } else if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
                 f.call0()?
             } else {
-                return Err(crate::errors::pickling_error(
-                    py,
-                    format!(
-                        "can't pickle '{}' object: {}",
-                        tp.name()?,
-                        crate::engine::globals::repr_of(obj)
-                    ),
-                ));
+                return Err(self.no_reduction(obj)?);
             }
         };
         self.save_reduce_value(obj, &reduce_value)
+    }
+
+    /// The error for an object with neither `__reduce_ex__` nor `__reduce__`:
+    /// the C pickler's message, as an UnpicklableError (a PicklingError).
+    fn no_reduction(&self, obj: &Bound<'py, PyAny>) -> PyResult<PyErr> {
+        let message = format!(
+            "can't pickle '{}' object: {}",
+            crate::engine::path::type_name(obj),
+            crate::engine::globals::repr_of(obj)
+        );
+        let err = self.st.unpicklable_error.bind(self.py).call1((message,))?;
+        Ok(PyErr::from_value(err))
     }
 
     /// A `__reduce__` result: a global name, or a reduce tuple.

@@ -39,8 +39,8 @@ pub fn _session_pickle_entries<'py>(
     for entry in entries.iter() {
         let (_, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = entry.extract()?;
         let checkpoint = engine.memo.checkpoint();
-        match engine.dump(&value) {
-            Ok(()) => results.append(engine.take_output())?,
+        match engine.dump(&value).and_then(|()| engine.take_output()) {
+            Ok(pickle) => results.append(pickle)?,
             Err(err) => {
                 engine.discard_failed_dump(checkpoint);
                 results.append(err.into_value(py))?;
