@@ -213,9 +213,10 @@ impl<'py> Engine<'py> {
             return self.save_generator(obj);
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
             return self.save_module(obj);
-        } else if tp.is(self.st.method_type.bind(py)) && self.save_method_by_value(obj)? {
-            return Ok(());
-        } else if self.save_descriptor(obj)? || self.save_proxy_to_memoized(obj)? {
+        } else if (tp.is(self.st.method_type.bind(py)) && self.save_method_by_value(obj)?)
+            || self.save_descriptor(obj)?
+            || self.save_proxy_to_memoized(obj)?
+        {
             return Ok(());
         } else {
             if let Some(reducer) = self.long_tail_reducer(&tp)? {
