@@ -215,9 +215,13 @@ impl<'py> Engine<'py> {
             }
         }
         match parent {
+            Some(_) if self.proto < 4 && cfg!(Py_3_13) => {
+                self.write_dotted_global(obj, module_name, global_name)
+            }
             Some(parent) if self.proto < 4 => {
-                // A nested attribute: getattr(parent, name) via REDUCE. The
-                // reduce tail memoizes `obj` once the call is written.
+                // A nested attribute (up to 3.12): getattr(parent, name) via
+                // REDUCE. The reduce tail memoizes `obj` once the call is
+                // written.
                 let args = PyTuple::new(py, [parent, last_name])?;
                 let reduce_value =
                     PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
@@ -226,6 +230,53 @@ impl<'py> Engine<'py> {
             Some(_) => self.write_global(obj, module_name, global_name),
             None => self.write_global(obj, module_name, last_name),
         }
+    }
+
+    /// A dotted name below protocol 4, as 3.13's `save_global` writes it:
+    /// `getattr(getattr(module.first, a), b)`, where only the builtin
+    /// `getattr`, the attribute names and `obj` itself are memoized (the
+    /// parents and argument tuples are not). The module's extension binary
+    /// is built for one minor version, so the compile-time gate is the
+    /// runtime version.
+    fn write_dotted_global(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        module_name: Bound<'py, PyAny>,
+        global_name: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        use super::frames::{deferred, Frame};
+        let py = self.py;
+        let path = global_name
+            .call_method1(intern!(py, "split"), (intern!(py, "."),))?
+            .cast_into::<PyList>()?;
+        let first = path.get_item(0)?;
+        let attributes: Vec<_> = path.iter().skip(1).collect();
+        let getattr = self.st.getattr.bind(py).clone().into_any();
+        let proto = self.proto;
+        // Queued, not written at once: `save` may itself queue work (a
+        // reducer_override for `getattr`, say).
+        let mut frames = Vec::with_capacity(4 * attributes.len() + 2);
+        for _ in &attributes {
+            frames.push(Frame::Save(getattr.clone(), SaveCtx::default()));
+            if proto < 2 {
+                frames.push(Frame::Write(MARK));
+            }
+        }
+        frames.push(deferred(move |engine| {
+            engine.write_global_opcode(module_name, first)
+        }));
+        for attribute in attributes {
+            frames.push(Frame::Save(attribute, SaveCtx::default()));
+            frames.push(Frame::Write(if proto < 2 { TUPLE } else { TUPLE2 }));
+            frames.push(Frame::Write(REDUCE));
+        }
+        let obj = obj.clone();
+        frames.push(deferred(move |engine| {
+            engine.memo_put(&obj);
+            Ok(())
+        }));
+        self.queue(frames);
+        Ok(())
     }
 
     /// Write `module.name` (STACK_GLOBAL, or GLOBAL below protocol 4) and
