@@ -304,24 +304,26 @@ impl<'py> Engine<'py> {
         code: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
         let py = self.py;
-        let code: i64 = code.extract().map_err(|_| {
-            pickling_error(
+        // 3.13 reads the code as a C long (TypeError, OverflowError) and
+        // raises RuntimeError out of range; before, PicklingError for both.
+        if !cfg!(Py_3_13) && !code.is_instance_of::<pyo3::types::PyInt>() {
+            return Err(pickling_error(
                 py,
                 format!(
                     "Can't pickle {}: extension code {} isn't an integer",
                     repr_of(obj),
                     repr_of(code)
                 ),
-            )
-        })?;
-        if code <= 0 || code > 0x7fff_ffff {
-            return Err(pickling_error(
-                py,
-                format!(
-                    "Can't pickle {}: extension code {code} is out of range",
-                    repr_of(obj)
-                ),
             ));
+        }
+        let code: std::os::raw::c_long = code.extract()?;
+        if code <= 0 || code > 0x7fff_ffff {
+            let message = format!("extension code {code} is out of range");
+            return Err(if cfg!(Py_3_13) {
+                pyo3::exceptions::PyRuntimeError::new_err(message)
+            } else {
+                pickling_error(py, format!("Can't pickle {}: {message}", repr_of(obj)))
+            });
         }
         if code <= 0xff {
             self.out.write(&[EXT1, code as u8]);

@@ -458,10 +458,13 @@ impl<'py> Engine<'py> {
 
     pub fn save_picklebuffer(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         if self.proto < 5 {
-            return Err(pickling_error(
-                self.py,
-                "PickleBuffer can only pickled with protocol >= 5",
-            ));
+            // The C pickler's message, whose typo 3.13 fixed.
+            let message = if cfg!(Py_3_13) {
+                "PickleBuffer can only be pickled with protocol >= 5"
+            } else {
+                "PickleBuffer can only pickled with protocol >= 5"
+            };
+            return Err(pickling_error(self.py, message));
         }
         let readonly = {
             let view = PickleBufferView::get(obj)?;
