@@ -8,6 +8,8 @@ closures, classes defined in ``__main__``, locks, files, ...) is pickled by
 value. Loading uses the standard library's C unpickler.
 """
 
+from . import _versions  # first: a clear ImportError on an unsupported interpreter
+
 import pickle as _pickle
 import subprocess as _subprocess
 import sys as _sys

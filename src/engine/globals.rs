@@ -287,15 +287,26 @@ impl<'py> Engine<'py> {
         module_name: Bound<'py, PyAny>,
         name: Bound<'py, PyAny>,
     ) -> PyResult<()> {
+        self.write_global_name(module_name, name)?;
+        self.memo_put(obj);
+        Ok(())
+    }
+
+    /// Write `module.name` (STACK_GLOBAL, or GLOBAL below protocol 4),
+    /// memoizing nothing.
+    pub fn write_global_name(
+        &mut self,
+        module_name: Bound<'py, PyAny>,
+        name: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
         if self.proto >= 4 {
             self.save(&module_name, SaveCtx::default())?;
             self.save(&name, SaveCtx::default())?;
             self.out.write_byte(STACK_GLOBAL);
+            Ok(())
         } else {
-            self.write_global_opcode(module_name, name)?;
+            self.write_global_opcode(module_name, name)
         }
-        self.memo_put(obj);
-        Ok(())
     }
 
     fn write_extension_code(
