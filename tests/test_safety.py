@@ -26,8 +26,7 @@ import zoneinfo
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import turbodill
 from turbodill import ForbiddenGlobalError, InspectError, SignatureError, UnsafePickleError
@@ -85,7 +84,11 @@ def realistic_data():
         "queue": collections.deque([1, 2, 3], maxlen=5),
         "groups": collections.defaultdict(list, {"x": [1], "y": []}),
         "tallies": collections.defaultdict(int, {"k": 3}),
-        "net": [ipaddress.ip_address("10.1.2.3"), ipaddress.ip_network("2001:db8::/32"), ipaddress.ip_interface("192.168.0.1/24")],
+        "net": [
+            ipaddress.ip_address("10.1.2.3"),
+            ipaddress.ip_network("2001:db8::/32"),
+            ipaddress.ip_interface("192.168.0.1/24"),
+        ],
         "paths": [pathlib.PurePosixPath("/srv/a"), pathlib.Path("/tmp/b"), pathlib.PureWindowsPath("C:/x")],
         "numbers": [1, -(2**80), 1.5, float("inf"), 3 + 4j, True, None],
         "text": ["", "é\n\\u1234", "x" * 300],
@@ -184,9 +187,17 @@ def test_key_and_allow_combine(tmp_path):
 
 
 def test_keys_are_checked():
-    for bad, error in ((b"", ValueError), ("", ValueError), ([], ValueError), (3, TypeError), ([b"k", None], TypeError)):
+    for bad, error in (
+        (b"", ValueError),
+        ("", ValueError),
+        ([], ValueError),
+        (3, TypeError),
+        ([b"k", None], TypeError),
+    ):
         with pytest.raises(error):
-            turbodill.dumps(1, key=bad) if not isinstance(bad, list) else turbodill.loads(turbodill.dumps(1, key="k"), key=bad)
+            turbodill.dumps(1, key=bad) if not isinstance(bad, list) else turbodill.loads(
+                turbodill.dumps(1, key="k"), key=bad
+            )
 
 
 def test_envelope_fields_are_covered_by_the_tag():
@@ -270,7 +281,9 @@ def test_extension_codes_do_not_bypass_the_allowlist(tmp_path):
         assert pickle.loads(b"\x80\x02\x83\xf0\x7f.") is os.system
         command = str(target).encode()
         data = b"\x80\x02\x83\xf0\x7fB" + len(command).to_bytes(4, "little") + command + b"\x85R."
-        data = b"\x80\x02\x83\xf0\x7fX" + len(b"touch " + command).to_bytes(4, "little") + b"touch " + command + b"\x85R."
+        data = (
+            b"\x80\x02\x83\xf0\x7fX" + len(b"touch " + command).to_bytes(4, "little") + b"touch " + command + b"\x85R."
+        )
         for load in (
             lambda: turbodill.loads(data, allow="data"),
             lambda: turbodill.RestrictedUnpickler(io.BytesIO(data), allow="data").load(),
@@ -380,7 +393,11 @@ def test_allowlist_entries():
     with pytest.raises(ForbiddenGlobalError, match="collections.OrderedDict"):
         turbodill.loads(data, allow=["uuid.*"])
     # module.* allows neither attributes of its names nor submodules.
-    for module, name in (("collections", "OrderedDict.fromkeys"), ("collections.abc", "Mapping"), ("collections", "__builtins__")):
+    for module, name in (
+        ("collections", "OrderedDict.fromkeys"),
+        ("collections.abc", "Mapping"),
+        ("collections", "__builtins__"),
+    ):
         with pytest.raises(ForbiddenGlobalError, match=f"'{module}.{name}'"):
             turbodill.loads(stack_global(module, name) + b")R.", allow="collections.*")
     for bad in ("", "nodot", "a.*.b", ".x", "x.", "*", ["data", 3]):
@@ -474,7 +491,12 @@ def test_malformed_input_is_a_typed_error_and_quick():
         with pytest.raises(InspectError, match="truncated"):
             turbodill.inspect(b"\x80\x05" + op + huge + b"x" * 100)
         assert time.perf_counter() - start < 0.1
-    for data, message in ((b"\x80\x04N\x80\x04.", "PROTO"), (b"N(R.", "underflow"), (b"h\x07.", "never stored"), (b"\xff", "invalid opcode")):
+    for data, message in (
+        (b"\x80\x04N\x80\x04.", "PROTO"),
+        (b"N(R.", "underflow"),
+        (b"h\x07.", "never stored"),
+        (b"\xff", "invalid opcode"),
+    ):
         with pytest.raises(InspectError, match=message):
             turbodill.inspect(data)
     rng = random.Random(7)
@@ -513,13 +535,15 @@ data_strategy = st.recursive(
     | st.uuids()
     | st.datetimes(timezones=st.sampled_from([None, datetime.timezone.utc]))
     | st.complex_numbers(allow_nan=False),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=3), inner, max_size=3)
-    | st.frozensets(st.integers(), max_size=3)
-    | st.sets(st.text(max_size=2), max_size=3)
-    | st.builds(collections.OrderedDict, st.dictionaries(st.text(max_size=2), inner, max_size=2))
-    | st.builds(collections.deque, st.lists(inner, max_size=3)),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        | st.frozensets(st.integers(), max_size=3)
+        | st.sets(st.text(max_size=2), max_size=3)
+        | st.builds(collections.OrderedDict, st.dictionaries(st.text(max_size=2), inner, max_size=2))
+        | st.builds(collections.deque, st.lists(inner, max_size=3))
+    ),
     max_leaves=12,
 )
 

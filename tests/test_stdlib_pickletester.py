@@ -6,13 +6,12 @@ wires its abstract test classes to the C pickler. We wire the same classes
 turbodill's pickler, loading with the C unpickler as turbodill does.
 """
 
+import _pickle
 import collections
 import copyreg
-import io
 import pickle
 import unittest
 
-import _pickle
 import test.test_pickle as stdlib_wiring
 from test import pickletester
 
@@ -138,9 +137,7 @@ class TurbodillIdPersPicklerTests(stdlib_wiring.PyIdPersPicklerTests):
     unpickler = _pickle.Unpickler
 
 
-class TurbodillPicklerUnpicklerObjectTests(
-    pickletester.AbstractPicklerUnpicklerObjectTests, unittest.TestCase
-):
+class TurbodillPicklerUnpicklerObjectTests(pickletester.AbstractPicklerUnpicklerObjectTests, unittest.TestCase):
     pickler_class = turbodill.Pickler
     unpickler_class = _pickle.Unpickler
 
@@ -152,9 +149,7 @@ class TurbodillDispatchTableTests(pickletester.AbstractDispatchTableTests, unitt
         return pickle.dispatch_table.copy()
 
 
-class TurbodillChainDispatchTableTests(
-    pickletester.AbstractDispatchTableTests, unittest.TestCase
-):
+class TurbodillChainDispatchTableTests(pickletester.AbstractDispatchTableTests, unittest.TestCase):
     pickler_class = turbodill.Pickler
 
     def get_dispatch_table(self):

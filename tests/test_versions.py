@@ -116,9 +116,23 @@ def test_code_objects_keep_every_field_of_this_version():
     code = gen.__code__
     copy = pickle.loads(turbodill.dumps(code))
     for field in (
-        "co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals", "co_stacksize",
-        "co_flags", "co_code", "co_consts", "co_names", "co_varnames", "co_filename", "co_name",
-        "co_qualname", "co_firstlineno", "co_linetable", "co_exceptiontable", "co_freevars",
+        "co_argcount",
+        "co_posonlyargcount",
+        "co_kwonlyargcount",
+        "co_nlocals",
+        "co_stacksize",
+        "co_flags",
+        "co_code",
+        "co_consts",
+        "co_names",
+        "co_varnames",
+        "co_filename",
+        "co_name",
+        "co_qualname",
+        "co_firstlineno",
+        "co_linetable",
+        "co_exceptiontable",
+        "co_freevars",
         "co_cellvars",
     ):
         assert getattr(copy, field) == getattr(code, field), field
@@ -162,7 +176,15 @@ Recursive.__qualname__ = "Recursive.ref"
         Recursive,
         (Recursive, Recursive),
     ],
-    ids=["nested class", "nested and parent", "int subclass", "int subclasses", "partial", "self-ref", "self-ref twice"],
+    ids=[
+        "nested class",
+        "nested and parent",
+        "int subclass",
+        "int subclasses",
+        "partial",
+        "self-ref",
+        "self-ref twice",
+    ],
 )
 def test_dotted_names_are_written_as_this_versions_pickle_writes_them(obj, protocol):
     try:

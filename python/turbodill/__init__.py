@@ -8,8 +8,6 @@ closures, classes defined in ``__main__``, locks, files, ...) is pickled by
 value. Loading uses the standard library's C unpickler.
 """
 
-from . import _versions  # first: a clear ImportError on an unsupported interpreter
-
 import pickle as _pickle
 import subprocess as _subprocess
 import sys as _sys
@@ -22,7 +20,13 @@ from pickle import (
     UnpicklingError,
 )
 
-from . import _restricted, _signing, detect, msgpack
+from . import (
+    _restricted,
+    _signing,
+    _versions,  # first: a clear ImportError on an unsupported interpreter
+    detect,
+    msgpack,
+)
 from ._allowlist import ForbiddenGlobalError, UnsafePickleError
 from ._inspect import InspectReport, inspect
 from ._native import (

@@ -35,7 +35,9 @@ _RECURSIVELY_FREED = frozenset({"collections.deque", "collections.defaultdict"})
 
 def _refuse_encoding(what, encoding):
     if not (isinstance(encoding, str) and encoding.lower() in _LATIN1):
-        raise ForbiddenGlobalError(f"restricted loading runs {what} with the latin-1 encoding only, not {encoding!r}", what)
+        raise ForbiddenGlobalError(
+            f"restricted loading runs {what} with the latin-1 encoding only, not {encoding!r}", what
+        )
 
 
 def _encode(text, encoding="utf-8"):
@@ -137,7 +139,9 @@ class RestrictedUnpickler(_pickle.Unpickler):
         base = self._name_of(obj)
         dotted = f"{base}.{name}" if base is not None and isinstance(name, str) else None
         if dotted is None or not self._allowlist.may_import(dotted):
-            raise ForbiddenGlobalError(f"getattr of {dotted or 'an object that is not an allowed global'} is forbidden", dotted)
+            raise ForbiddenGlobalError(
+                f"getattr of {dotted or 'an object that is not an allowed global'} is forbidden", dotted
+            )
         value = getattr(obj, name, *default)
         self._found[id(value)] = (value, dotted)
         return value
