@@ -3,6 +3,11 @@
 //! reduce protocol, globals), `savers` (per-type writers) and `pickler`
 //! (the Python-facing API); `inspect` walks pickles without running them.
 
+// The engine, the codec and the caches rely on the GIL (borrowed references
+// read before any Python code can run, per-interpreter state without locks).
+#[cfg(Py_GIL_DISABLED)]
+compile_error!("turbodill does not support free-threaded CPython builds");
+
 mod codec;
 mod engine;
 mod errors;

@@ -5,7 +5,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use pyo3::PyTraverseError;
 
 use crate::engine::memo::Memo;
@@ -250,10 +250,37 @@ pub fn dump<'py>(
     args.engine(obj.py(), Some(write))?.dump(obj)
 }
 
+/// The hook `name` of `pickler`, unless it is the base class's own method
+/// (then calling it for every object would only say "no"), as `_pickle.c`
+/// skips its default `persistent_id`.
+fn overridden_hook<'py>(
+    pickler: &Bound<'py, Pickler>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some(hook) = pickler.getattr_opt(name)? else {
+        return Ok(None);
+    };
+    let py = pickler.py();
+    let base = py.get_type::<Pickler>().getattr_opt(name)?;
+    let inherited = match base {
+        Some(base) => {
+            pickler.get_type().getattr(name)?.is(&base)
+                && !pickler
+                    .getattr(intern!(py, "__dict__"))?
+                    .cast_into::<PyDict>()?
+                    .contains(name)?
+        }
+        None => false,
+    };
+    Ok((!inherited).then_some(hook))
+}
+
 /// A pickler writing to a file, with the stdlib's hooks: subclasses may
-/// define `persistent_id` and `reducer_override` (the base class defines
-/// neither, as `_pickle.Pickler` does not, so mixins can supply them) and set
-/// `dispatch_table` on the class or the instance.
+/// define `persistent_id` and `reducer_override` and set `dispatch_table` on
+/// the class or the instance. As `_pickle.Pickler` of the same version, the
+/// base class defines no `reducer_override` (so mixins can supply it) and,
+/// from 3.13, a `persistent_id` returning None that subclasses may call
+/// through `super()` (before 3.13 it has none).
 ///
 /// No Python code runs while its Rust state is borrowed: the methods work out
 /// what they need first, swap it in under a short borrow, and drop what they
@@ -364,7 +391,7 @@ impl Pickler {
             (opts, std::mem::take(&mut me.memo), write, callback)
         };
         let hooks = Hooks {
-            persistent_id: slf.getattr_opt(intern!(py, "persistent_id"))?,
+            persistent_id: overridden_hook(slf, intern!(py, "persistent_id"))?,
             reducer_override: slf.getattr_opt(intern!(py, "reducer_override"))?,
             dispatch_table: slf.getattr_opt(intern!(py, "dispatch_table"))?,
             buffer_callback,
@@ -379,6 +406,13 @@ impl Pickler {
         let replaced = std::mem::replace(&mut borrow_mut(slf)?.memo, memo);
         drop(replaced);
         result
+    }
+
+    /// The default persistent id: none, so `obj` is pickled as usual.
+    #[cfg(Py_3_13)]
+    fn persistent_id(&self, obj: &Bound<'_, PyAny>) -> Option<Py<PyAny>> {
+        let _ = obj;
+        None
     }
 
     /// Forget the objects pickled so far.

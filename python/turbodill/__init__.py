@@ -24,6 +24,9 @@ from pickle import (
 )
 from typing import Any as _Any, TypeVar as _TypeVar
 
+from . import _versions  # noqa: F401  (first: a clear ImportError on an unsupported interpreter)
+
+# isort: split
 from . import _restricted, _signing, _typing as _t, detect, msgpack
 from ._allowlist import ForbiddenGlobalError, UnsafePickleError
 from ._inspect import InspectReport, inspect as inspect

@@ -74,6 +74,18 @@ _GUARDED = {
 }
 
 
+# From 3.13 the C Unpickler has a persistent_load of its own, which raises
+# UnpicklingError: only one that a subclass or an instance supplies counts.
+_BASE_PERSISTENT_LOAD = getattr(_pickle.Unpickler, "persistent_load", None)
+
+
+def _has_persistent_load(unpickler):
+    if "persistent_load" in getattr(unpickler, "__dict__", ()):
+        return True
+    found = getattr(type(unpickler), "persistent_load", None)
+    return found is not None and found is not _BASE_PERSISTENT_LOAD
+
+
 class RestrictedUnpickler(_pickle.Unpickler):
     """The stdlib's C unpickler, importing and calling only what ``allow``
     allows: ``"module.name"`` entries, ``"module.*"`` patterns and presets
@@ -195,7 +207,7 @@ class RestrictedUnpickler(_pickle.Unpickler):
         if native is None:
             native = _walk(data)
         findings = Findings(native, self._fix_imports)
-        refusal = self._allowlist.refusal(findings, persistent_load=hasattr(self, "persistent_load"))
+        refusal = self._allowlist.refusal(findings, persistent_load=_has_persistent_load(self))
         if refusal is None:
             refusal = self._over_limits(findings)
         if refusal is not None:
@@ -234,7 +246,7 @@ class _OnePickle(_pickle.Unpickler):
     a second ``__init__`` resets, and the walk numbered them from 0."""
 
     def __init__(self, owner, data):
-        if hasattr(owner, "persistent_load"):
+        if _has_persistent_load(owner):
             self.persistent_load = owner.persistent_load
         self.find_class = owner.find_class
         super().__init__(io.BytesIO(data), fix_imports=False, **owner._options)

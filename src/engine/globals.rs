@@ -215,9 +215,13 @@ impl<'py> Engine<'py> {
             }
         }
         match parent {
+            Some(_) if self.proto < 4 && cfg!(Py_3_13) => {
+                self.write_dotted_global(obj, module_name, global_name)
+            }
             Some(parent) if self.proto < 4 => {
-                // A nested attribute: getattr(parent, name) via REDUCE. The
-                // reduce tail memoizes `obj` once the call is written.
+                // A nested attribute (up to 3.12): getattr(parent, name) via
+                // REDUCE. The reduce tail memoizes `obj` once the call is
+                // written.
                 let args = PyTuple::new(py, [parent, last_name])?;
                 let reduce_value =
                     PyTuple::new(py, [self.st.getattr.bind(py).clone(), args.into_any()])?;
@@ -228,6 +232,53 @@ impl<'py> Engine<'py> {
         }
     }
 
+    /// A dotted name below protocol 4, as 3.13's `save_global` writes it:
+    /// `getattr(getattr(module.first, a), b)`, where only the builtin
+    /// `getattr`, the attribute names and `obj` itself are memoized (the
+    /// parents and argument tuples are not). The module's extension binary
+    /// is built for one minor version, so the compile-time gate is the
+    /// runtime version.
+    fn write_dotted_global(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        module_name: Bound<'py, PyAny>,
+        global_name: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        use super::frames::{deferred, Frame};
+        let py = self.py;
+        let path = global_name
+            .call_method1(intern!(py, "split"), (intern!(py, "."),))?
+            .cast_into::<PyList>()?;
+        let first = path.get_item(0)?;
+        let attributes: Vec<_> = path.iter().skip(1).collect();
+        let getattr = self.st.getattr.bind(py).clone().into_any();
+        let proto = self.proto;
+        // Queued, not written at once: `save` may itself queue work (a
+        // reducer_override for `getattr`, say).
+        let mut frames = Vec::with_capacity(4 * attributes.len() + 2);
+        for _ in &attributes {
+            frames.push(Frame::Save(getattr.clone(), SaveCtx::default()));
+            if proto < 2 {
+                frames.push(Frame::Write(MARK));
+            }
+        }
+        frames.push(deferred(move |engine| {
+            engine.write_global_opcode(module_name, first)
+        }));
+        for attribute in attributes {
+            frames.push(Frame::Save(attribute, SaveCtx::default()));
+            frames.push(Frame::Write(if proto < 2 { TUPLE } else { TUPLE2 }));
+            frames.push(Frame::Write(REDUCE));
+        }
+        let obj = obj.clone();
+        frames.push(deferred(move |engine| {
+            engine.memo_put(&obj);
+            Ok(())
+        }));
+        self.queue(frames);
+        Ok(())
+    }
+
     /// Write `module.name` (STACK_GLOBAL, or GLOBAL below protocol 4) and
     /// memoize `obj` as its value.
     pub fn write_global(
@@ -236,15 +287,26 @@ impl<'py> Engine<'py> {
         module_name: Bound<'py, PyAny>,
         name: Bound<'py, PyAny>,
     ) -> PyResult<()> {
+        self.write_global_name(module_name, name)?;
+        self.memo_put(obj);
+        Ok(())
+    }
+
+    /// Write `module.name` (STACK_GLOBAL, or GLOBAL below protocol 4),
+    /// memoizing nothing.
+    pub fn write_global_name(
+        &mut self,
+        module_name: Bound<'py, PyAny>,
+        name: Bound<'py, PyAny>,
+    ) -> PyResult<()> {
         if self.proto >= 4 {
             self.save(&module_name, SaveCtx::default())?;
             self.save(&name, SaveCtx::default())?;
             self.out.write_byte(STACK_GLOBAL);
+            Ok(())
         } else {
-            self.write_global_opcode(module_name, name)?;
+            self.write_global_opcode(module_name, name)
         }
-        self.memo_put(obj);
-        Ok(())
     }
 
     fn write_extension_code(
@@ -253,24 +315,26 @@ impl<'py> Engine<'py> {
         code: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
         let py = self.py;
-        let code: i64 = code.extract().map_err(|_| {
-            pickling_error(
+        // 3.13 reads the code as a C long (TypeError, OverflowError) and
+        // raises RuntimeError out of range; before, PicklingError for both.
+        if !cfg!(Py_3_13) && !code.is_instance_of::<pyo3::types::PyInt>() {
+            return Err(pickling_error(
                 py,
                 format!(
                     "Can't pickle {}: extension code {} isn't an integer",
                     repr_of(obj),
                     repr_of(code)
                 ),
-            )
-        })?;
-        if code <= 0 || code > 0x7fff_ffff {
-            return Err(pickling_error(
-                py,
-                format!(
-                    "Can't pickle {}: extension code {code} is out of range",
-                    repr_of(obj)
-                ),
             ));
+        }
+        let code: std::os::raw::c_long = code.extract()?;
+        if code <= 0 || code > 0x7fff_ffff {
+            let message = format!("extension code {code} is out of range");
+            return Err(if cfg!(Py_3_13) {
+                pyo3::exceptions::PyRuntimeError::new_err(message)
+            } else {
+                pickling_error(py, format!("Can't pickle {}: {message}", repr_of(obj)))
+            });
         }
         if code <= 0xff {
             self.out.write(&[EXT1, code.to_le_bytes()[0]]);

@@ -119,31 +119,42 @@ impl Drop for BufferView {
 
 /// The value of an exact int that fits in an `i64`, or `None`.
 ///
-/// On 3.11 an int of at most two 30-bit digits is read straight from the
-/// object (the layout `_PyLong_Sign`/`ob_digit` of `longintrepr.h`), which
-/// saves a call per integer on int-heavy data; other versions and larger
-/// ints ask `PyLong_AsLongAndOverflow`.
+/// On 3.11 to 3.13 an int of at most two 30-bit digits is read straight
+/// from the object, which saves a call per integer on int-heavy data; other
+/// versions and larger ints ask `PyLong_AsLongAndOverflow`.
 #[inline]
 pub fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
-    #[cfg(all(Py_3_11, not(Py_3_12)))]
+    #[cfg(all(Py_3_11, not(Py_3_14)))]
     {
-        // SAFETY: `obj` is an exact int, so it is a PyLongObject: a
-        // PyVarObject header whose ob_size is the signed digit count,
-        // followed by that many u32 digits of 30 bits.
+        // SAFETY: `obj` is an exact int, so it is a PyLongObject: a header
+        // giving the sign and digit count, followed by that many u32 digits
+        // of 30 bits. 3.11 (`longintrepr.h`): a PyVarObject whose ob_size
+        // is the signed digit count. 3.12 and 3.13: a PyObject followed by
+        // `lv_tag`, the digit count shifted left by 3 over two sign bits
+        // (0 positive, 1 zero, 2 negative).
         unsafe {
-            let var = obj.as_ptr() as *const ffi::PyVarObject;
-            let size = (*var).ob_size;
-            let digits =
-                (var as *const u8).add(std::mem::size_of::<ffi::PyVarObject>()) as *const u32;
-            match size {
-                0 => return Some(0),
-                1 => return Some(i64::from(*digits)),
-                -1 => return Some(-i64::from(*digits)),
-                2 | -2 => {
-                    let v = i64::from(*digits) | (i64::from(*digits.add(1)) << 30);
-                    return Some(if size < 0 { -v } else { v });
-                }
-                _ => {}
+            let header = obj.as_ptr() as *const u8;
+            #[cfg(not(Py_3_12))]
+            let (negative, ndigits, digits) = {
+                let size = (*(header as *const ffi::PyVarObject)).ob_size;
+                let digits = header.add(std::mem::size_of::<ffi::PyVarObject>());
+                (size < 0, size.unsigned_abs(), digits as *const u32)
+            };
+            #[cfg(Py_3_12)]
+            let (negative, ndigits, digits) = {
+                let tag_at = header.add(std::mem::size_of::<ffi::PyObject>());
+                let tag = *(tag_at as *const usize);
+                let digits = tag_at.add(std::mem::size_of::<usize>());
+                (tag & 3 == 2, tag >> 3, digits as *const u32)
+            };
+            let magnitude = match ndigits {
+                0 => Some(0),
+                1 => Some(i64::from(*digits)),
+                2 => Some(i64::from(*digits) | (i64::from(*digits.add(1)) << 30)),
+                _ => None,
+            };
+            if let Some(v) = magnitude {
+                return Some(if negative { -v } else { v });
             }
         }
     }
@@ -511,10 +522,13 @@ impl<'py> Engine<'py> {
 
     pub fn save_picklebuffer(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         if self.proto < 5 {
-            return Err(pickling_error(
-                self.py,
-                "PickleBuffer can only pickled with protocol >= 5",
-            ));
+            // The C pickler's message, whose typo 3.13 fixed.
+            let message = if cfg!(Py_3_13) {
+                "PickleBuffer can only be pickled with protocol >= 5"
+            } else {
+                "PickleBuffer can only pickled with protocol >= 5"
+            };
+            return Err(pickling_error(self.py, message));
         }
         let readonly = {
             let view = PickleBufferView::get(obj)?;

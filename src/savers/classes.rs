@@ -165,9 +165,13 @@ impl<'py> Engine<'py> {
         let py = self.py;
         let reconstruct = py.import("turbodill._reconstruct")?;
         let dict = cls.getattr(intern!(py, "__dict__"))?;
+        // From 3.12 a NamedTuple class keeps `(NamedTuple,)` as its original
+        // bases, whose metaclass wants the fields at creation: it is rebuilt
+        // from its real bases (`tuple`), as on 3.11.
+        let named_tuple = py.import("typing")?.getattr(intern!(py, "NamedTuple"))?;
         let bases = match dict.get_item(intern!(py, "__orig_bases__")) {
-            Ok(orig) => orig,
-            Err(_) => cls.getattr(intern!(py, "__bases__"))?,
+            Ok(orig) if !orig.contains(&named_tuple)? => orig,
+            _ => cls.getattr(intern!(py, "__bases__"))?,
         };
         let metaclass = cls.get_type().into_any();
         let name = cls.getattr(intern!(py, "__name__"))?;

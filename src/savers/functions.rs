@@ -705,7 +705,7 @@ impl<'py> Engine<'py> {
         let args = PyTuple::new(py, args)?.into_any();
         let code = code.clone();
         self.queue([
-            Frame::Save(code.get_type().into_any(), SaveCtx::default()),
+            deferred(|e| e.save_code_constructor()),
             Frame::Save(args, SaveCtx::default()),
             Frame::Write(REDUCE),
             deferred(move |e| {
@@ -713,6 +713,82 @@ impl<'py> Engine<'py> {
                 Ok(())
             }),
         ]);
+        Ok(())
+    }
+
+    /// `types.CodeType` as a payload's code objects call it, resolved at load
+    /// time: `getattr(CodeType, {TAG: "__call__"}.get(TAG_OF_LOADER, REFUSAL))`
+    /// where TAG is `sys.implementation.cache_tag` (`cpython-311`). Bytecode,
+    /// exception tables and line tables are formats of one minor version,
+    /// which another must not run: there the lookup fails, before any code
+    /// object is made, with an AttributeError naming the writing version.
+    /// Plain stdlib objects, so the payload still loads without turbodill;
+    /// written once per pickle (memoized through a private marker).
+    fn save_code_constructor(&mut self) -> PyResult<()> {
+        static MARKER: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+        let py = self.py;
+        let marker = MARKER
+            .get_or_try_init(py, || {
+                PyResult::Ok(py.get_type::<pyo3::PyAny>().call0()?.unbind())
+            })?
+            .bind(py)
+            .clone();
+        if self.memo.get(&marker).is_some() {
+            return self.memo_get_existing(&marker);
+        }
+        let tag = py
+            .import("sys")?
+            .getattr(intern!(py, "implementation"))?
+            .getattr(intern!(py, "cache_tag"))?;
+        let versions = PyDict::new(py);
+        versions.set_item(&tag, intern!(py, "__call__"))?;
+        let refusal = format!(
+            "code of {tag} (a by-value function or code object written by that Python \
+             version, which loads on that version only)"
+        );
+        let getattr = self.st.getattr.bind(py).clone();
+        let dict_get = py.get_type::<PyDict>().getattr(intern!(py, "get"))?;
+        let code_type = py.get_type::<pyo3::types::PyCode>().into_any();
+        // Below protocol 2 argument tuples are MARK ... TUPLE.
+        let mark: &[u8] = if self.proto < 2 { &[MARK] } else { &[] };
+        let (pair, triple) = if self.proto < 2 {
+            (TUPLE, TUPLE)
+        } else {
+            (TUPLE2, TUPLE3)
+        };
+        let mut frames = Vec::with_capacity(20);
+        frames.push(Frame::Save(getattr.clone(), SaveCtx::default()));
+        frames.extend(mark.iter().map(|&op| Frame::Write(op)));
+        frames.push(Frame::Save(code_type, SaveCtx::default()));
+        frames.push(Frame::Save(dict_get, SaveCtx::default()));
+        frames.extend(mark.iter().map(|&op| Frame::Write(op)));
+        frames.push(Frame::Save(versions.into_any(), SaveCtx::default()));
+        frames.push(Frame::Save(getattr, SaveCtx::default()));
+        frames.extend(mark.iter().map(|&op| Frame::Write(op)));
+        frames.push(deferred(|e| {
+            let sys = intern!(e.py, "sys").clone().into_any();
+            e.write_global_name(sys, intern!(e.py, "implementation").clone().into_any())
+        }));
+        frames.push(Frame::Save(
+            intern!(py, "cache_tag").clone().into_any(),
+            SaveCtx::default(),
+        ));
+        frames.extend([Frame::Write(pair), Frame::Write(REDUCE)]);
+        frames.push(Frame::Save(
+            PyString::new(py, &refusal).into_any(),
+            SaveCtx::default(),
+        ));
+        frames.extend([
+            Frame::Write(triple),
+            Frame::Write(REDUCE),
+            Frame::Write(pair),
+            Frame::Write(REDUCE),
+        ]);
+        frames.push(deferred(move |e| {
+            e.memo_put(&marker);
+            Ok(())
+        }));
+        self.queue(frames);
         Ok(())
     }
 

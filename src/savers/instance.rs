@@ -7,8 +7,12 @@
 //! write `cls () NEWOBJ MEMOIZE state BUILD`. We write those same bytes
 //! directly, without the reduce tuple or the temporary `(dict, slots)` state.
 //!
-//! The per-type checks mirror CPython 3.11's `object___reduce_ex__` and
-//! `object_getstate_default`; other versions take the general path.
+//! The per-type checks mirror `object___reduce_ex__` and
+//! `object_getstate_default` of CPython 3.11 to 3.13, which agree on what
+//! is checked (3.12 moved weakrefs and dicts into a pre-header, 3.13 keeps
+//! dict values inline; `PyObject_GenericGetDict` reads either). Other
+//! versions (3.14: `_PyType_Lookup` and the version-tag flag are unverified
+//! there) take the general path, with its 100,000-level nesting limit.
 
 use std::rc::Rc;
 
@@ -18,7 +22,7 @@ use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
 use crate::engine::{Engine, ObjectKey};
 
-#[cfg(all(Py_3_11, not(Py_3_12)))]
+#[cfg(all(Py_3_11, not(Py_3_14)))]
 extern "C" {
     // Exported by libpython (Include/cpython/object.h), not bound by pyo3-ffi:
     // `name` looked up along the MRO of `tp`, as attribute access does.
@@ -47,13 +51,21 @@ pub struct Layout<'py> {
 
 impl Layout<'_> {
     fn is_current(&self, tp: &Bound<'_, PyType>) -> bool {
-        // SAFETY: reading two fields of a live type object.
-        unsafe {
-            let t = tp.as_type_ptr();
-            (*t).tp_flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0
-                && (*t).tp_version_tag == self.version_tag
-        }
+        version_tag(tp) == Some(self.version_tag)
     }
+}
+
+/// The version tag of `tp`, when it has a valid one. Up to 3.12 a valid tag
+/// is flagged with `Py_TPFLAGS_VALID_VERSION_TAG`; 3.13 no longer sets the
+/// flag, and a tag of 0 alone means none (as in every version).
+fn version_tag(tp: &Bound<'_, PyType>) -> Option<std::os::raw::c_uint> {
+    // SAFETY: reading two fields of a live type object.
+    let (flags, tag) = unsafe {
+        let t = tp.as_type_ptr();
+        ((*t).tp_flags, (*t).tp_version_tag)
+    };
+    let flagged = cfg!(Py_3_13) || flags & pyo3::ffi::Py_TPFLAGS_VALID_VERSION_TAG != 0;
+    (flagged && tag != 0).then_some(tag)
 }
 
 impl<'py> Engine<'py> {
@@ -95,12 +107,12 @@ impl<'py> Engine<'py> {
         Ok(layout)
     }
 
-    #[cfg(not(all(Py_3_11, not(Py_3_12))))]
+    #[cfg(not(all(Py_3_11, not(Py_3_14))))]
     fn classify(&self, _tp: &Bound<'py, PyType>) -> PyResult<Option<Layout<'py>>> {
         Ok(None)
     }
 
-    #[cfg(all(Py_3_11, not(Py_3_12)))]
+    #[cfg(all(Py_3_11, not(Py_3_14)))]
     fn classify(&self, tp: &Bound<'py, PyType>) -> PyResult<Option<Layout<'py>>> {
         use pyo3::ffi;
         use pyo3::intern;
@@ -193,7 +205,8 @@ impl<'py> Engine<'py> {
         if dictoffset != 0 && flags & PY_TPFLAGS_MANAGED_DICT == 0 {
             expected += ptr_size;
         }
-        if weaklistoffset != 0 {
+        // From 3.12 a managed weakref has a negative offset (pre-header).
+        if weaklistoffset > 0 {
             expected += ptr_size;
         }
         if let Some(names) = &slotnames {
@@ -207,12 +220,9 @@ impl<'py> Engine<'py> {
         // SAFETY: `t` is live; a lookup gives the class a version tag if it
         // has none (only when CPython has run out of tags does it stay
         // without one, and then the fast path is not taken).
-        let version_tag = unsafe {
-            _PyType_Lookup(t, intern!(py, "__reduce_ex__").as_ptr());
-            if (*t).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0 {
-                return Ok(None);
-            }
-            (*t).tp_version_tag
+        unsafe { _PyType_Lookup(t, intern!(py, "__reduce_ex__").as_ptr()) };
+        let Some(version_tag) = version_tag(tp) else {
+            return Ok(None);
         };
         Ok(Some(Layout {
             cls: tp.clone().into_any(),
