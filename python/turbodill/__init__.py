@@ -122,7 +122,7 @@ class Unpickler(_pickle.Unpickler):
 
             # An instance attribute: the C unpickler calls it for each global;
             # without compat, none is set and no Python call is made.
-            self.find_class = _functools.partial(_compat.find_class, super().find_class)
+            self.find_class = _functools.partial(_compat.find_class, super().find_class)  # type: ignore[method-assign]
 
 
 def loads(

@@ -102,7 +102,7 @@ _DILL_TYPES = {
     "PyBufferedWriterType": _io_type("_pyio", "BufferedWriter"),
     "PyTextWrapperType": _io_type("_pyio", "TextIOWrapper"),
     "ExitType": _io_type("_sitebuiltins", "Quitter"),
-    "GenericAliasIteratorType": lambda: type(iter(list[int])),
+    "GenericAliasIteratorType": lambda: type(iter(list[int])),  # type: ignore[call-overload]
 }
 
 
@@ -296,7 +296,7 @@ DILL = {
 
 # Classes (and TypeVars) by the tracker id cloudpickle gave them: every
 # payload with the same id loads the same object, as under cloudpickle.
-_tracked = weakref.WeakValueDictionary()
+_tracked: weakref.WeakValueDictionary[str, object] = weakref.WeakValueDictionary()
 
 
 def _track(tracker_id, obj):

@@ -26,8 +26,8 @@ GENERATOR_FLAGS = 0x20 | 0x80 | 0x200
 # Caches, each dropped whole past _CACHE_SIZE entries: id(code) -> (code,
 # digest) (the code is held, so its id is not reused), digest -> depths.
 _CACHE_SIZE = 4096
-_digests = {}
-_depths = {}
+_digests: dict[int, tuple[object, str]] = {}
+_depths: dict[str, object] = {}
 
 
 def _code_fields(code):

@@ -16,6 +16,7 @@ __all__ = [
     "__version__",
     "_by_value_modules",
     "_forget_type_caches",
+    "_gen_restore",
     "_session_header_size",
     "_session_pack_header",
     "_session_pickle_entries",
@@ -67,6 +68,9 @@ def dump(
     key: bytes | str | None = None,
 ) -> None: ...
 def _forget_type_caches() -> None: ...
+def _gen_restore(
+    gen: Any, frame_state: int, lasti: int, slots: list[Any], present: bytes, exc_value: BaseException | None
+) -> None: ...
 def inspect_opcodes(data: bytes | bytearray | memoryview) -> dict[str, Any]: ...
 
 @final

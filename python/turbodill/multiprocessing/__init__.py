@@ -26,7 +26,7 @@ class ForkingPickler(_Pickler):
     the reducers registered with this package's ``reduction.register`` or
     with the stdlib's (connections, sockets, shared ctypes...) apply."""
 
-    _extra_reducers = {}
+    _extra_reducers: dict[type, object] = {}
     _copyreg_dispatch_table = copyreg.dispatch_table
 
     def __init__(self, file, protocol=None, **kwds):
@@ -66,7 +66,7 @@ sys.meta_path.append(
     )
 )
 
-from . import context  # noqa: E402  (needs the finder)
+from . import context  # type: ignore[attr-defined]  # noqa: E402  (loaded by the finder)
 
 # The default context's methods, as the stdlib's package exports them.
 __all__ = [x for x in dir(context._default_context) if not x.startswith("_")]

@@ -136,4 +136,4 @@ def share_context_state(context):
     context._tls = _stdlib_context._tls
 
 
-stdlib_extra_reducers = _stdlib_reduction.ForkingPickler._extra_reducers
+stdlib_extra_reducers = _stdlib_reduction.ForkingPickler._extra_reducers  # type: ignore[attr-defined]
