@@ -31,6 +31,9 @@ mod _native {
     use crate::savers::_forget_type_caches;
 
     #[pymodule_export]
+    use crate::engine::trace::_set_trace_sink;
+
+    #[pymodule_export]
     use crate::session::{
         _session_header_size, _session_pack_header, _session_pickle_entries, _session_read_header,
     };

@@ -10,6 +10,7 @@ pub mod path;
 pub mod reduce;
 pub mod scratch;
 pub mod state;
+pub mod trace;
 
 use ahash::AHashMap;
 use pyo3::prelude::*;
@@ -81,6 +82,9 @@ pub struct Caches<'py> {
         AHashMap<ObjectKey<'py>, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
     pub long_tail_reducers: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
+    /// State setters for instances whose class delegates attribute access
+    /// (see `savers::Engine::set_state_directly`).
+    pub direct_state_setters: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
     /// Module-level stateless instances of a class: object address ->
     /// `(module, name)`, by class. The addresses come from an index that
     /// may be stale (see `savers::instance::sentinel_name`).

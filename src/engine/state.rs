@@ -34,8 +34,6 @@ pub struct PyState {
     pub staticmethod_type: Py<PyType>,
     pub classmethod_type: Py<PyType>,
     pub property_type: Py<PyType>,
-    /// `typing.TypeVar`, which reduces to its bare name.
-    pub typevar_type: Py<PyAny>,
     /// Descriptors fetched back from their class's `__dict__`.
     pub class_dict_descriptor_types: [Py<PyType>; 3],
     /// `turbodill.settings`, dill's defaults for `protocol`, `byref`,
@@ -87,7 +85,6 @@ impl PyState {
             staticmethod_type: builtins_type(py, "staticmethod")?,
             classmethod_type: builtins_type(py, "classmethod")?,
             property_type: builtins_type(py, "property")?,
-            typevar_type: py.import("typing")?.getattr("TypeVar")?.unbind(),
             class_dict_descriptor_types: [
                 types_type(py, "ClassMethodDescriptorType")?,
                 types_type(py, "GetSetDescriptorType")?,
