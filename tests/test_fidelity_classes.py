@@ -437,3 +437,155 @@ def test_unbuffered_file_comes_back_unbuffered(tmp_path):
         again = pickle.loads(turbodill.dumps(f))
     with again:
         assert type(again) is io.FileIO and again.mode == "wb" and again.tell() == 3
+
+
+# ---- 15: dill's API, for code that does `import turbodill as dill` ------------
+
+dill = pytest.importorskip("dill", reason="dill is the reference for its own API")
+import dill.detect  # noqa: E402
+import turbodill.detect  # noqa: E402
+
+SCALE = 5
+
+
+def helper(x):
+    return x * SCALE
+
+
+def outer(a):
+    k = 2
+
+    def inner(b):
+        return helper(b) + k + round(b)
+
+    return inner
+
+
+class WithMethod:
+    def method(self):
+        return helper(1)
+
+
+def _as_comparable(value):
+    if isinstance(value, (list, type({}.keys()))):
+        return sorted(map(repr, value))
+    return value
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["code", "nestedcode", "nestedglobals", "referredglobals", "varnames", "outermost", "referrednested", "freevars"],
+)
+def test_detect_inspection_functions_answer_as_dill(name):
+    inner = outer(1)
+    for obj in (outer, inner, helper, WithMethod().method, outer.__code__, len):
+        theirs = getattr(dill.detect, name)(obj)
+        ours = getattr(turbodill.detect, name)(obj)
+        assert _as_comparable(ours) == _as_comparable(theirs), (name, obj)
+
+
+def test_detect_globalvars_answers_as_dill():
+    inner = outer(1)
+    for recurse in (True, False):
+        for builtin in (True, False):
+            for obj in (outer, inner, helper, WithMethod().method, outer.__code__):
+                assert turbodill.detect.globalvars(obj, recurse, builtin) == dill.detect.globalvars(obj, recurse, builtin)
+    assert turbodill.detect.globalvars(inner) == {"helper": helper, "SCALE": SCALE}
+
+
+def test_pointers_find_objects_as_dill():
+    import weakref
+
+    import turbodill.pointers
+
+    assert turbodill.detect.at is turbodill.pointers.at
+    target = WithMethod()
+    proxy = weakref.proxy(target)
+    assert turbodill.detect.reference(proxy) == dill.detect.reference(proxy) == id(target)
+    assert turbodill.detect.reference(target) == dill.detect.reference(target) == id(target)
+    assert turbodill.detect.at(id(target)) is dill.detect.at(id(target)) is target
+    with pytest.raises(ReferenceError):
+        turbodill.detect.at(1)
+    numbers = [4, 5, 6, 7]
+    iterator = iter(numbers)
+    assert turbodill.detect.parent(iterator, list) is numbers
+    assert turbodill.detect.parents(iterator, list) == dill.detect.parents(iterator, list) == [iterator, numbers]
+    assert turbodill.detect.parent(iterator, dict) is dill.detect.parent(iterator, dict) is None
+    assert turbodill.detect.children(numbers, type(iterator)) == dill.detect.children(numbers, type(iterator))
+    assert turbodill.detect.children(numbers, type(iterator))[0] is iterator
+
+
+def test_warnings_have_dills_bases():
+    for name, bases in [
+        ("PickleWarning", (Warning, pickle.PickleError)),
+        ("PicklingWarning", (turbodill.PickleWarning, pickle.PicklingError)),
+        ("UnpicklingWarning", (turbodill.PickleWarning, pickle.UnpicklingError)),
+    ]:
+        assert getattr(turbodill, name).__bases__ == bases
+        assert [b.__name__ for b in getattr(dill, name).__mro__] == [b.__name__ for b in getattr(turbodill, name).__mro__]
+
+
+def test_load_types_fills_objects_and_objtypes_by_dills_names():
+    try:
+        turbodill.load_types(pickleable=True, unpickleable=False)
+        assert all(pickle.loads(turbodill.dumps(obj)) is not None or obj is None for obj in turbodill.objects.values())
+        assert turbodill.objtypes.ListType is list and turbodill.types is turbodill.objtypes
+        turbodill.load_types(pickleable=True, unpickleable=True)
+        assert turbodill.objtypes.FrameType is type(sys._getframe())
+        dill.load_types(pickleable=True, unpickleable=True)
+        shared = set(turbodill.objects) & set(dill.objects)
+        assert len(shared) >= 100
+        # (ClassInstanceType's sample is an instance of a class of each library's own)
+        mismatched = [n for n in shared if type(turbodill.objects[n]) is not type(dill.objects[n])]
+        assert mismatched == ["ClassInstanceType"]
+        for name in shared - {"ClassInstanceType"}:
+            assert getattr(turbodill.objtypes, name) is getattr(dill.types, name)
+        turbodill.load_types(pickleable=False, unpickleable=False)
+        assert turbodill.objects == {} and not hasattr(turbodill.objtypes, "ListType")
+    finally:
+        turbodill.objects.clear()
+
+
+def test_extend_teaches_the_pure_python_pickler_and_reverts():
+    square = lambda x: x * x  # noqa: E731
+    before = dict(pickle._Pickler.dispatch)
+    turbodill.extend()
+    try:
+        payload = pickle._dumps({"f": square, "again": square, "lock": __import__("threading").Lock()})
+        out = load_fresh(payload, 'assert obj["f"] is obj["again"] and obj["f"](4) == 16 and not obj["lock"].locked(); print("ok")')
+        assert out.strip() == "ok"
+        assert pickle.loads(pickle._dumps(helper)) is helper  # by name where pickle finds it
+    finally:
+        turbodill.extend(False)
+    assert dict(pickle._Pickler.dispatch) == before
+
+
+def test_trace_reports_each_object_its_path_and_reduction(capsys):
+    import threading
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.lock = threading.Lock()
+    holder.f = lambda: 1
+    buffer = io.StringIO()
+    with turbodill.detect.trace(buffer) as log:
+        log("> D = %r", "holder")
+        turbodill.dumps({"h": holder, "n": [1, (len,)]})
+    lines = buffer.getvalue().splitlines()
+    assert lines[0] == "> D = 'holder'"
+    assert any(line.startswith("obj['h']  ") and ".Holder <" in line and "instance" in line for line in lines)
+    assert any(line.startswith("obj['h']  type") and "class by value" in line for line in lines)
+    assert any(line.startswith("obj['h'].lock  lock") and "make_lock" in line for line in lines)
+    assert any(line.startswith("obj['h'].f  function") and "function by value" in line for line in lines)
+    assert any(line.startswith("obj['n'][1][0]  builtin_function_or_method") and "global len" in line for line in lines)
+    turbodill.dumps([len])
+    assert buffer.getvalue().splitlines() == lines, "the trace ends with its block"
+    turbodill.detect.trace(True)
+    try:
+        turbodill.dumps([len])
+    finally:
+        turbodill.detect.trace(False)
+    turbodill.dumps([len])
+    assert capsys.readouterr().err.count("global len") == 1

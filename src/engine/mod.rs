@@ -157,6 +157,9 @@ pub struct Engine<'py> {
     pub inline_depth: u32,
     /// The memo came from the thread's scratch and goes back there.
     owns_scratch_memo: bool,
+    /// While tracing: the path segments of the container frames being
+    /// stepped in hand (off the stack), outermost first.
+    pub traced_segments: Vec<Option<String>>,
 }
 
 impl<'py> Engine<'py> {
@@ -196,6 +199,7 @@ impl<'py> Engine<'py> {
             inline_depth: 0,
             open_reductions: 0,
             fast_memo: None,
+            traced_segments: Vec::new(),
         })
     }
 

@@ -63,9 +63,18 @@ fn next_item<'py>(iter: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>
 /// step returns. On error the frame goes there too, so the error path (read
 /// off the stack) names where the failure happened.
 macro_rules! save_children_or_park {
-    ($engine:expr, $save:expr, $frame:expr) => {{
+    ($engine:expr, $save:expr, $frame:expr, $in_hand:expr) => {{
         let depth = $engine.stack.len();
+        // While tracing, the frame in hand tells the trace where it is.
+        let traced = crate::engine::trace::is_on();
+        if traced {
+            let segment = crate::engine::path::Segment::segment($in_hand);
+            $engine.traced_segments.push(segment);
+        }
         let result = $save;
+        if traced {
+            $engine.traced_segments.pop();
+        }
         if !result.as_ref().is_ok_and(|pushed| !pushed) {
             $engine.stack.insert(depth, $frame);
             result?;
@@ -163,7 +172,7 @@ impl<'py> Engine<'py> {
             };
             f.next += 1;
             f.in_batch += 1;
-            save_children_or_park!(self, self.save_children(&item, None), Frame::List(f));
+            save_children_or_park!(self, self.save_children(&item, None), Frame::List(f), &f);
         }
     }
 
@@ -239,7 +248,12 @@ impl<'py> Engine<'py> {
             };
             f.in_batch += 1;
             f.key = Some(key.clone());
-            save_children_or_park!(self, self.save_children(&key, Some(value)), Frame::Dict(f));
+            save_children_or_park!(
+                self,
+                self.save_children(&key, Some(value)),
+                Frame::Dict(f),
+                &f
+            );
         }
     }
 
@@ -341,11 +355,12 @@ impl<'py> Engine<'py> {
                     }
                 }
             };
+            let children = Self::item_children(&mut f, item);
             save_children_or_park!(
                 self,
-                Self::item_children(&mut f, item)
-                    .and_then(|(first, value)| self.save_children(&first, value)),
-                Frame::Items(f)
+                children.and_then(|(first, value)| self.save_children(&first, value)),
+                Frame::Items(f),
+                &f
             );
         }
     }
@@ -378,7 +393,7 @@ impl<'py> Engine<'py> {
         while f.next < len {
             let item = f.tuple.get_item(f.next)?;
             f.next += 1;
-            save_children_or_park!(self, self.save_children(&item, None), Frame::Tuple(f));
+            save_children_or_park!(self, self.save_children(&item, None), Frame::Tuple(f), &f);
         }
         let short_form = len <= 3 && self.proto >= 2;
         if let Some(idx) = self.memo.get(f.tuple.as_any()) {
@@ -475,7 +490,7 @@ impl<'py> Engine<'py> {
                 }
             };
             f.in_batch += 1;
-            save_children_or_park!(self, self.save_children(&item, None), Frame::Set(f));
+            save_children_or_park!(self, self.save_children(&item, None), Frame::Set(f), &f);
         }
     }
 
@@ -500,7 +515,12 @@ impl<'py> Engine<'py> {
 
     pub fn step_frozenset(&mut self, f: FrozenSetFrame<'py>) -> PyResult<()> {
         while let Some(item) = next_item(&f.iter)? {
-            save_children_or_park!(self, self.save_children(&item, None), Frame::FrozenSet(f));
+            save_children_or_park!(
+                self,
+                self.save_children(&item, None),
+                Frame::FrozenSet(f),
+                &f
+            );
         }
         if let Some(idx) = self.memo.get(&f.obj) {
             // Recursive through its items: drop them, fetch the memoized one.
