@@ -29,6 +29,12 @@ LIBRARIES = ("turbodill", "cloudpickle", "dill")
 PLACEMENTS = ("main", "function", "by_value")
 CASES_DIR = os.path.join(os.path.dirname(__file__), "fidelity_cases")
 
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
 # name -> (definitions, payloads, live check, fresh check). `payloads` is a
 # list of expressions, each dumped on its own; the live check sees the
 # definitions and `loaded` (each payload loaded in the dumping process); the
@@ -168,20 +174,7 @@ CASES = {
     # 10: a class delegating attribute access: loading must not consult
     # __getattr__ on the half-built instance (it would recurse).
     "delegating_getattr": (
-        """
-        class Client:
-            def __init__(self):
-                self.calls = 0
-            def ping(self):
-                self.calls += 1
-                return "pong"
-        class Namespaced:
-            def __init__(self, client):
-                self.client = client
-            def __getattr__(self, name):
-                return getattr(self.client, name)
-        ns = Namespaced(Client())
-        """,
+        _read(os.path.join(CASES_DIR, "classes_delegating.py")) + "\nns = Namespaced(Client())\n",
         ["ns", "[ns, ns.client]"],
         "assert loaded[0].ping() == 'pong' and loaded[1][0].client is loaded[1][1]",
         """

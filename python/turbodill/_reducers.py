@@ -175,6 +175,8 @@ def _type_parameter_parts(param):
     for option in ("bound", "covariant", "contravariant", "infer_variance"):
         if hasattr(param, f"__{option}__"):
             options[option] = getattr(param, f"__{option}__")
+    if options.get("bound", None) in (None, type(None)):  # 3.12's ParamSpec says NoneType for none
+        options.pop("bound", None)
     if getattr(param, "has_default", lambda: False)():
         options["default"] = param.__default__
     return constraints, options
