@@ -218,7 +218,7 @@ def open_file(name, mode, position, closed, text, encoding, fmode):
         raise FileNotFoundError(f"cannot reopen {name!r}: it no longer exists")
     # Opened by descriptor, with flags that never truncate (nor fail on the
     # file an 'x' mode made); FileIO's mode only reflects them.
-    flags = _OPEN_FLAGS[kind.replace("x", "w")] | getattr(os, "O_CLOEXEC", 0)
+    flags = _OPEN_FLAGS[kind.replace("x", "w")] | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     raw = io.FileIO(os.open(name, flags, 0o666), kind)
     raw.name = name
     if text is None:

@@ -1,14 +1,18 @@
 """Reducers for the long tail of objects the stdlib refuses: locks, thread
 locals, weakrefs and weak collections (a weakref *proxy* the stdlib already
 pickles, as its referent), open files, dict views, memoryviews,
-``struct.Struct``, ``contextvars``, and tracebacks of exceptions.
+``struct.Struct``, ``contextvars``, tracebacks of exceptions, subclasses of
+classmethod/staticmethod/property (abc's abstract ones), and type
+parameters (TypeVar, ParamSpec, TypeVarTuple) that their name does not give
+back. ``state_setter_for`` decides which instances load without BUILD
+consulting their class's ``__getattr__``.
 
 Each reducer takes the object and dill's ``fmode``. The pickler consults
-``reducer_for(type)`` only for objects that neither a
-dispatch table nor the object itself knows how to reduce (it never changes
-what the stdlib can already pickle). Each reducer returns a reduce tuple
-whose callables are stdlib functions or the stable names in
-``turbodill._reconstruct``.
+``reducer_for(type)`` only for objects that no dispatch table reduces, and
+a reducer never changes what the stdlib can already pickle (a type parameter
+found by its name is written by that name, the stdlib's bytes). Each reducer
+returns a reduce tuple whose callables are stdlib functions or the stable
+names in ``turbodill._reconstruct``.
 """
 
 import _thread
