@@ -582,3 +582,16 @@ def test_trace_reports_each_object_its_path_and_reduction(capsys):
         turbodill.detect.trace(False)
     turbodill.dumps([len])
     assert capsys.readouterr().err.count("global len") == 1
+
+
+def test_signatures_are_dills():
+    import inspect
+
+    def parameters(func):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+
+    assert set(dill.detect.__all__) <= set(turbodill.detect.__all__)
+    for name in dill.detect.__all__:
+        assert parameters(getattr(turbodill.detect, name)) == parameters(getattr(dill.detect, name)), name
+    for name in ("extend", "load_types"):
+        assert parameters(getattr(turbodill, name)) == parameters(getattr(dill, name)), name
