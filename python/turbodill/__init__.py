@@ -63,12 +63,15 @@ def load_types(pickleable=True, unpickleable=True):
     those it does not (``unpickleable``), and ``objtypes`` (``types``) with
     their types (dill's ``load_types``)."""
     import importlib
+    import warnings
 
     from . import _objects
 
     for name, sample in _objects.samples().items():
         try:
-            dumps(sample)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # itertools' pickling, on 3.12+
+                dumps(sample)
             wanted = pickleable
         except Exception:
             wanted = unpickleable
