@@ -33,9 +33,7 @@ class Slotted:
         self.c = c
 
     def __eq__(self, other):
-        return type(other) is type(self) and all(
-            getattr(self, name) == getattr(other, name) for name in self.__slots__
-        )
+        return type(other) is type(self) and all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
 
     __hash__ = None
 

@@ -69,8 +69,9 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 if BENCH_DIR not in sys.path:
@@ -128,18 +129,38 @@ BM_DICT = {
     "country": "BR",
     "encrypted_id": "G9urXXAJwjE",
     "favorite_artists": [
-        "Geo Lopes", "Ivete Sangalo", "Mariah Carey", "Mutiny", "Diana Sanches",
-        "John Mayer", "Mariah Carey", "Nelly Furtado", "Raquel Boleia",
-        "Leo Oliveira", "Mutiny", "Black Eyed Peas",
+        "Geo Lopes",
+        "Ivete Sangalo",
+        "Mariah Carey",
+        "Mutiny",
+        "Diana Sanches",
+        "John Mayer",
+        "Mariah Carey",
+        "Nelly Furtado",
+        "Raquel Boleia",
+        "Leo Oliveira",
+        "Mutiny",
+        "Black Eyed Peas",
     ],
     "favorite_authors": ["Sun Tzu"],
     "favorite_bands": [
-        "Mutiny", "Black Eyed Peas", "Raquel Boleia", "Mariah Carey", "Mutiny",
-        "Nelly Furtado", "Geo Lopes", "Ivete Sangalo", "John Mayer",
-        "Diana Sanches", "Leo Oliveira",
+        "Mutiny",
+        "Black Eyed Peas",
+        "Raquel Boleia",
+        "Mariah Carey",
+        "Mutiny",
+        "Nelly Furtado",
+        "Geo Lopes",
+        "Ivete Sangalo",
+        "John Mayer",
+        "Diana Sanches",
+        "Leo Oliveira",
     ],
     "favorite_movies": [
-        "Nacho Libre", "Napoleon Dynomite", "Harry Potter", "Wedding Crashers",
+        "Nacho Libre",
+        "Napoleon Dynomite",
+        "Harry Potter",
+        "Wedding Crashers",
         "Donnie Darko",
     ],
     "first_name": "Kyle",
@@ -157,10 +178,26 @@ BM_DICT = {
 }
 BM_TUPLE = (
     [
-        265867233, 265868503, 265252341, 265243910, 265879514, 266219766,
-        266021701, 265843726, 265592821, 265246784, 265853180, 45526486,
-        265463699, 265848143, 265863062, 265392591, 265877490, 265823665,
-        265828884, 265753032,
+        265867233,
+        265868503,
+        265252341,
+        265243910,
+        265879514,
+        266219766,
+        266021701,
+        265843726,
+        265592821,
+        265246784,
+        265853180,
+        45526486,
+        265463699,
+        265848143,
+        265863062,
+        265392591,
+        265877490,
+        265823665,
+        265828884,
+        265753032,
     ],
     60,
 )
@@ -265,6 +302,80 @@ def same_points(a, b):
     return [(p.x, p.y, p.label, p.norm()) for p in a] == [(p.x, p.y, p.label, p.norm()) for p in b]
 
 
+def build_dynamic_module():
+    """A module made at run time (no importable name): a few functions and a class."""
+    import types
+
+    mod = types.ModuleType("dynamic_tools")
+    exec(
+        "import math\n"
+        "SCALE = 2\n"
+        "def area(r):\n    return math.pi * r * r * SCALE\n"
+        "def double(x):\n    return 2 * x\n"
+        "class Box:\n"
+        "    def __init__(self, w):\n        self.w = w\n"
+        "    def volume(self):\n        return double(self.w) ** 3\n",
+        mod.__dict__,
+    )
+    return mod
+
+
+def same_module(a, b):
+    return a.area(2) == b.area(2) and a.Box(3).volume() == b.Box(3).volume()
+
+
+def build_dataframe():
+    """1M rows: numeric, categorical, datetime and str columns (pandas only)."""
+    import pandas as pd
+
+    n = 1_000_000
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "value": np.arange(n) * 0.5,
+            "kind": pd.Categorical(np.array(["a", "b", "c"])[np.arange(n) % 3]),
+            "when": pd.date_range("2020-01-01", periods=n, freq="s"),
+            "name": [f"name{i}" for i in range(n)],
+        }
+    )
+
+
+def equal_frames(a, b):
+    return a.equals(b)
+
+
+def text_workloads():
+    """Distinct strings (one object each), at protocols 4 and 5."""
+    shapes = [
+        ("200k distinct ASCII str", lambda: [f"{i:08d}" for i in range(200_000)]),
+        ("1M distinct ASCII str", lambda: [f"{i:08d}" for i in range(1_000_000)]),
+        ("300k distinct non-ASCII str", lambda: [f"é{i:09d}" for i in range(300_000)]),
+        ("300k (int, str) tuples", lambda: [(i, f"x{i}") for i in range(300_000)]),
+        ("dict 100k distinct str->str", lambda: {f"k{i}": f"v{i}" for i in range(100_000)}),
+    ]
+    return [
+        Workload(f"{name}, protocol {protocol}", build, protocol=protocol)
+        for name, build in shapes
+        for protocol in (4, 5)
+    ]
+
+
+def pandas_workloads():
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return []
+    return [
+        Workload(
+            "DataFrame 1M rows (num, cat, datetime, str), protocol 5",
+            build_dataframe,
+            protocol=OOB_PROTOCOL,
+            big=True,
+            equal=equal_frames,
+        )
+    ]
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -330,6 +441,9 @@ WORKLOADS = [
         equal=same_points,
         by_value=True,
     ),
+    Workload("dynamic module", build_dynamic_module, equal=same_module, by_value=True),
+    *text_workloads(),
+    *pandas_workloads(),
 ]
 WORKLOADS_BY_NAME = {w.name: w for w in WORKLOADS}
 
@@ -574,10 +688,7 @@ def check_workload(workload, obj):
     except Exception:
         return problems  # pickle cannot pickle it: nothing to compare bytes with
     if data != expected:
-        problems.append(
-            f"{workload.name}: turbodill bytes != pickle bytes "
-            f"({len(data)} vs {len(expected)} bytes)"
-        )
+        problems.append(f"{workload.name}: turbodill bytes != pickle bytes ({len(data)} vs {len(expected)} bytes)")
     if buffers is not None and [bytes(b) for b in buffers] != [bytes(b) for b in expected_buffers]:
         problems.append(f"{workload.name}: turbodill out-of-band buffers != pickle's")
     return problems

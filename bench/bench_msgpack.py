@@ -160,11 +160,18 @@ def main(argv=None):
         for op in OPS:
             ours = m[("turbodill", op)]
             ratios = [ours / m[(o, op)] for o in others]
-            rows.append([name, op, fmt_time(ours), *(f"{r:.2f}" for r in ratios), "ok" if ratios[0] <= BAR else "MISSED"])
+            rows.append(
+                [name, op, fmt_time(ours), *(f"{r:.2f}" for r in ratios), "ok" if ratios[0] <= BAR else "MISSED"]
+            )
     print(f"turbodill.msgpack time, and divided by each library's (rounds={rounds}):\n")
     print(markdown_table(header, rows))
     print("\nPayload sizes (bytes):\n")
-    print(markdown_table(["workload", "turbodill", *others], [[n, *(r["sizes"][lib] for lib in ["turbodill", *others])] for n, r in results.items()]))
+    print(
+        markdown_table(
+            ["workload", "turbodill", *others],
+            [[n, *(r["sizes"][lib] for lib in ["turbodill", *others])] for n, r in results.items()],
+        )
+    )
     print(f"\nversions: ormsgpack {ormsgpack.__version__}, msgpack {msgpack.version}, python {sys.version.split()[0]}")
     if failures:
         print(f"\nROUND-TRIP MISMATCH: {failures}")

@@ -24,7 +24,6 @@ import json
 import random
 import statistics
 import sys
-import time
 import types
 
 import dill
@@ -51,7 +50,9 @@ def build_namespace():
         lines.append(f"data_{i} = {value}")
     lines.append("def func_0(x):\n    return x + data_0")
     for i in range(1, 150):
-        lines.append(f"def func_{i}(x):\n    return func_{i // 2}(x) + data_{i % 350} if isinstance(data_{i % 350}, int) else x")
+        lines.append(
+            f"def func_{i}(x):\n    return func_{i // 2}(x) + data_{i % 350} if isinstance(data_{i % 350}, int) else x"
+        )
     for i in range(50):
         lines.append(f"lambda_{i} = lambda x: x * {i} + data_{i * 7}")
     lines.append("def make_closure(k):\n    def inner(x):\n        return x + k\n    return inner")

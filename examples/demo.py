@@ -24,8 +24,10 @@ def main():
     print(f"same bytes as pickle.dumps: {ours == theirs} ({len(ours):,} bytes)")
     t_ours = best_of(5, lambda: turbodill.dumps(data))
     t_theirs = best_of(5, lambda: pickle.dumps(data))
-    print(f"dumps of 50k records: turbodill {t_ours * 1e3:.1f} ms, pickle {t_theirs * 1e3:.1f} ms "
-          f"({t_ours / t_theirs:.2f}x)")
+    print(
+        f"dumps of 50k records: turbodill {t_ours * 1e3:.1f} ms, pickle {t_theirs * 1e3:.1f} ms "
+        f"({t_ours / t_theirs:.2f}x)"
+    )
 
     scale = 3
     triple = lambda x: x * scale  # noqa: E731  (pickle refuses lambdas)

@@ -70,6 +70,10 @@ def create_app(state_path):
 
 
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(turbodill.session.default_session_path()), "flask_counter.pkl")
+    path = (
+        sys.argv[1]
+        if len(sys.argv) > 1
+        else os.path.join(os.path.dirname(turbodill.session.default_session_path()), "flask_counter.pkl")
+    )
     print(f"state file: {path}")
     create_app(path).run()

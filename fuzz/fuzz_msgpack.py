@@ -31,7 +31,9 @@ import uuid
 import zoneinfo
 from typing import NamedTuple
 
-import atheris
+import _harness
+
+atheris = _harness.atheris_or_exit(__doc__)
 
 with atheris.instrument_imports():
     import turbodill.msgpack as tm
@@ -122,7 +124,17 @@ def seed_payloads():
 
 
 SEEDS = seed_payloads()
-INTERESTING = [b"\xff", b"\xff\xff", b"\xff\xff\xff\xff", b"\x00", b"\x7f", b"\x80", b"\xc1", b"\xd7\x01", b"\xc7\x00\x02"]
+INTERESTING = [
+    b"\xff",
+    b"\xff\xff",
+    b"\xff\xff\xff\xff",
+    b"\x00",
+    b"\x7f",
+    b"\x80",
+    b"\xc1",
+    b"\xd7\x01",
+    b"\xc7\x00\x02",
+]
 
 
 def mutate(fdp):
@@ -161,7 +173,7 @@ def TestOneInput(raw):
 
 
 def main():
-    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Setup(_harness.libfuzzer_argv(sys.argv), TestOneInput)
     atheris.Fuzz()
 
 

@@ -35,13 +35,14 @@ import collections
 import datetime
 import decimal
 import hashlib
-import io
 import pickle
 import pickletools
 import sys
 import uuid
 
-import atheris
+import _harness
+
+atheris = _harness.atheris_or_exit(__doc__)
 
 with atheris.instrument_imports(include=["turbodill", "pickletools"]):
     import pickletools  # noqa: F811 (re-imported instrumented: coverage of opcode shapes)
@@ -191,5 +192,5 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--write-seeds"]:
         write_seeds(sys.argv[2])
     else:
-        atheris.Setup(sys.argv, TestOneInput)
+        atheris.Setup(_harness.libfuzzer_argv(sys.argv), TestOneInput)
         atheris.Fuzz()

@@ -3,20 +3,27 @@
 import io
 import math
 import os
+import pathlib
 import pickle
+import re
 import socket
-import subprocess
 import sys
-import textwrap
 import types
 
 import pytest
 
+import _subproc
 import turbodill
 
 
 def test_settings_are_dills_and_drive_defaults():
-    assert turbodill.settings == {"protocol": pickle.DEFAULT_PROTOCOL, "byref": False, "fmode": 0, "recurse": False, "ignore": False}
+    assert turbodill.settings == {
+        "protocol": pickle.DEFAULT_PROTOCOL,
+        "byref": False,
+        "fmode": 0,
+        "recurse": False,
+        "ignore": False,
+    }
     old = turbodill.settings["protocol"]
     turbodill.settings["protocol"] = 2
     try:
@@ -81,10 +88,10 @@ def test_register_pickle_by_value_ships_a_module_workers_lack(tmp_path):
     assert turbodill.list_registry_pickle_by_value() == {{'mylib'}}
     sys.stdout.buffer.write(turbodill.dumps(mylib.triple))
     """
-    data = subprocess.run([sys.executable, "-c", textwrap.dedent(dump)], capture_output=True, check=True).stdout
+    data = _subproc.code(dump).stdout
     # The loader has no mylib on its path.
     load = "import pickle, sys; f = pickle.loads(sys.stdin.buffer.read()); assert f(2) == 6; print('ok')"
-    out = subprocess.run([sys.executable, "-c", load], input=data, capture_output=True, check=True).stdout
+    out = _subproc.code(load, stdin=data).stdout
     assert out.strip() == b"ok"
 
 
@@ -98,12 +105,11 @@ def test_register_pickle_by_value_checks_its_argument():
 
 
 def test_deterministic_sets_across_hash_seeds():
-    code = "import sys, turbodill; sys.stdout.buffer.write(turbodill.dumps([{'alpha', 'beta', 'gamma', 'delta'}, frozenset({'x', 'y', 'z'})], deterministic=True))"
-    outs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": seed}).stdout
-        for seed in ("0", "1", "2", "3")
-    }
+    code = (
+        "import sys, turbodill; sys.stdout.buffer.write(turbodill.dumps("
+        "[{'alpha', 'beta', 'gamma', 'delta'}, frozenset({'x', 'y', 'z'})], deterministic=True))"
+    )
+    outs = {_subproc.code(code, env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("0", "1", "2", "3")}
     assert len(outs) == 1
     assert pickle.loads(outs.pop()) == [{"alpha", "beta", "gamma", "delta"}, frozenset({"x", "y", "z"})]
 
@@ -116,7 +122,7 @@ def test_byref_pickles_main_classes_by_reference():
     assert b'make_class' in by_value and b'make_class' not in by_ref and b'__main__' in by_ref
     print('ok')
     """
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, check=True).stdout
+    out = _subproc.code(code).stdout
     assert out.strip() == b"ok"
 
 
@@ -141,3 +147,21 @@ def test_detect_reports_what_fails_and_what_a_function_uses():
 
     assert turbodill.detect.freevars(outer) == {"factor": 3}
     assert turbodill.detect.globalvars(outer) == {"math": math}
+
+
+def test_session_exceptions_are_exported():
+    for name in ("SessionError", "SessionVersionError", "SessionWarning"):
+        assert getattr(turbodill, name) is getattr(turbodill.session, name) and name in turbodill.__all__
+
+
+def test_cli_version():
+    out = _subproc.python(["-m", "turbodill", "--version"], text=True).stdout
+    assert out == f"turbodill {turbodill.__version__} (Python {sys.version.split()[0]})\n"
+
+
+def test_readme_use_block_runs(tmp_path):
+    """The README's first Python example, as a newcomer pastes it."""
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    first_block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    check = "\nimport pickle\nassert obj2 == obj and pickle.loads(payload)(3) == 9\n"
+    _subproc.code(first_block + check, cwd=tmp_path)

@@ -3,11 +3,11 @@
 in another, fresh interpreter that never saw them."""
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+import _subproc
 
 DUMP = """
 import sys, {lib}
@@ -24,19 +24,12 @@ print("checked")
 """
 
 
-def run(code, stdin=b"", *, env=None, isolated=False):
-    args = [sys.executable] + (["-I", "-S"] if isolated else []) + ["-c", textwrap.dedent(code)]
-    proc = subprocess.run(args, input=stdin, capture_output=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
-
-
 def dump_in_main(definitions, expr, lib="turbodill", env=None):
-    return run(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env)
+    return _subproc.code(DUMP.format(lib=lib, definitions=textwrap.dedent(definitions), expr=expr), env=env).stdout
 
 
 def load_fresh(data, check, *, isolated=False, loader="pickle"):
-    out = run(LOAD.format(check=textwrap.dedent(check), loader=loader), data, isolated=isolated)
+    out = _subproc.code(LOAD.format(check=textwrap.dedent(check), loader=loader), stdin=data, isolated=isolated).stdout
     assert out.strip().endswith(b"checked")
 
 
@@ -144,7 +137,9 @@ def test_functions_load_in_an_interpreter_without_turbodill(case):
     load_fresh(data, check, isolated=True)
 
 
-@pytest.mark.parametrize("case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"])
+@pytest.mark.parametrize(
+    "case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"]
+)
 def test_same_behaviour_as_cloudpickle(case):
     definitions, expr, check = FUNCTIONS[case]
     for lib in ("turbodill", "cloudpickle"):
@@ -263,7 +258,9 @@ def test_classes_and_instances_by_value():
 
 def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
     # Two payloads from one process, the class changed in between.
-    both = dump_in_main(CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))")
+    both = dump_in_main(
+        CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))"
+    )
     first, second = __import__("pickle").loads(both)
     # And the same definitions pickled by another process.
     other = dump_in_main(CLASSES, "objs['p3']")
@@ -282,14 +279,16 @@ def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
 
 
 def test_dumps_are_deterministic_across_hash_seeds():
-    definitions = CLASSES + """
+    definitions = (
+        CLASSES
+        + """
 def uses_sets(x):
     return x in {'alpha', 'beta', 'gamma', 'delta'} or x in frozenset({'e', 'f'})
 """
+    )
     expr = "(objs, uses_sets, lambda: Point.seven())"
     outputs = {
-        seed: dump_in_main(definitions, expr, env={**os.environ, "PYTHONHASHSEED": str(seed)})
-        for seed in (0, 1, 12345)
+        seed: dump_in_main(definitions, expr, env={**os.environ, "PYTHONHASHSEED": str(seed)}) for seed in (0, 1, 12345)
     }
     assert len(set(outputs.values())) == 1
     load_fresh(outputs[0], "assert obj[1]('gamma') and obj[1]('f') and not obj[1]('z') and obj[2]() == 7")
@@ -409,7 +408,7 @@ def test_unpicklable_objects_name_their_type_and_path():
     except turbodill.PicklingError as e:
         print(type(e).__name__, e, e.__notes__)
     """
-    out = run(code).decode()
+    out = _subproc.code(code).stdout.decode()
     assert "UnpicklableError cannot pickle 'socket' object" in out
     assert "obj['clients'][0].conn" in out
 

@@ -322,7 +322,7 @@ def test_memo_survives_between_dumps_and_can_be_cleared_or_primed():
     p.dump(shared)
     first = f.getvalue()
     p.dump(shared)
-    assert f.getvalue()[len(first):] == b"\x80\x02h\x00."
+    assert f.getvalue()[len(first) :] == b"\x80\x02h\x00."
     assert len(p.memo) == 2 and len(p.memo.copy()) == 2
     p.memo.clear()
     assert len(p.memo) == 0
@@ -359,8 +359,7 @@ def test_out_of_band_numpy_is_zero_copy():
     assert data == pickle.dumps(arr, 5, buffer_callback=ref_buffers.append)
     assert len(data) < 1000 and len(buffers) == 1
     view = buffers[0].raw()
-    assert np.frombuffer(view, dtype=np.float64).__array_interface__["data"][0] == \
-        arr.__array_interface__["data"][0]
+    assert np.frombuffer(view, dtype=np.float64).__array_interface__["data"][0] == arr.__array_interface__["data"][0]
     loaded = pickle.loads(data, buffers=buffers)
     assert np.array_equal(loaded, arr)
 

@@ -18,21 +18,19 @@ import fractions
 import functools
 import io
 import math
-import pickle
 import os
+import pickle
 import pickletools
 import reprlib
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, note, settings, strategies as st
 
-import turbodill
 import _diff_types as T
+import _subproc
+import turbodill
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
 assert PROTOCOLS == (0, 1, 2, 3, 4, 5)
@@ -78,10 +76,9 @@ def explain(expected, got, what):
         min(len(expected), len(got)),
     )
     lines = [
-        f"{what}: pickle wrote {len(expected)} bytes, turbodill wrote {len(got)} bytes;"
-        f" first difference at offset {i}",
-        f"  pickle   [{max(0, i - 24)}:{i + 40}]: {expected[max(0, i - 24):i + 40]!r}",
-        f"  turbodill[{max(0, i - 24)}:{i + 40}]: {got[max(0, i - 24):i + 40]!r}",
+        f"{what}: pickle wrote {len(expected)} bytes, turbodill wrote {len(got)} bytes; first difference at offset {i}",
+        f"  pickle   [{max(0, i - 24)}:{i + 40}]: {expected[max(0, i - 24) : i + 40]!r}",
+        f"  turbodill[{max(0, i - 24)}:{i + 40}]: {got[max(0, i - 24) : i + 40]!r}",
     ]
     if len(expected) <= 4000 and len(got) <= 4000:
         lines += ["--- pickle:", _dis(expected), "--- turbodill:", _dis(got)]
@@ -126,21 +123,18 @@ def assert_same_outcome(ref, fn, what, by_value_ok=False):
         return None
     if kind == "raise":
         assert got_kind == "raise", (
-            f"{what}: pickle raised {type(value).__name__}: {value}"
-            f" but turbodill returned {len(got)} bytes"
+            f"{what}: pickle raised {type(value).__name__}: {value} but turbodill returned {len(got)} bytes"
         )
         # isinstance, not identity: turbodill may raise a documented subclass
         # (UnpicklableError is both the TypeError pickle raises and a
         # PicklingError), so `except <pickle's type>` still catches it.
         assert isinstance(got, type(value)), (
-            f"{what}: pickle raised {type(value).__name__}: {value};"
-            f" turbodill raised {type(got).__name__}: {got}"
+            f"{what}: pickle raised {type(value).__name__}: {value}; turbodill raised {type(got).__name__}: {got}"
         )
         return None
     if got_kind == "raise":
         raise AssertionError(
-            f"{what}: pickle succeeded ({len(value)} bytes) but turbodill raised"
-            f" {type(got).__name__}: {got}"
+            f"{what}: pickle succeeded ({len(value)} bytes) but turbodill raised {type(got).__name__}: {got}"
         ) from got
     assert_same_bytes(value, got, what)
     return got
@@ -230,20 +224,17 @@ def check_all(obj, protocols=PROTOCOLS, fix_imports_variants=(True,), by_value_o
         for fix in fix_imports_variants:
             what = f"dumps(protocol={p}, fix_imports={fix})"
             dumps_ref = run(lambda: pickle.dumps(obj, p, fix_imports=fix))
-            got = assert_same_outcome(
-                dumps_ref, lambda: turbodill.dumps(obj, p, fix_imports=fix), what, **kw
-            )
+            got = assert_same_outcome(dumps_ref, lambda: turbodill.dumps(obj, p, fix_imports=fix), what, **kw)
         # File path through Pickler objects (including two dumps sharing a memo).
         ref = run(lambda: file_dump(pickle, obj, p))
         assert_same_outcome(ref, lambda: file_dump(turbodill, obj, p), f"Pickler(protocol={p}).dump", **kw)
         ref_dump = run(lambda: module_dump(pickle, obj, p))
-        assert_same_outcome(
-            ref_dump, lambda: module_dump(turbodill, obj, p), f"dump(obj, file, protocol={p})", **kw
-        )
+        assert_same_outcome(ref_dump, lambda: module_dump(turbodill, obj, p), f"dump(obj, file, protocol={p})", **kw)
         if ref[0] == "ok":
             ref2 = run(lambda: file_dump(pickle, obj, p, times=2))
             assert_same_outcome(
-                ref2, lambda: file_dump(turbodill, obj, p, times=2),
+                ref2,
+                lambda: file_dump(turbodill, obj, p, times=2),
                 f"Pickler(protocol={p}).dump twice (shared memo)",
             )
         # Round trip: turbodill's bytes load, and load to the same thing.
@@ -270,16 +261,35 @@ ints = st.one_of(
 
 _nan_payload = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000123))[0]
 SPECIAL_FLOATS = [
-    math.nan, -math.nan, _nan_payload, math.inf, -math.inf, 0.0, -0.0, 5e-324,
-    -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 1e16, 1e-5,
-    123456789.0, 1e22, 1.5,
+    math.nan,
+    -math.nan,
+    _nan_payload,
+    math.inf,
+    -math.inf,
+    0.0,
+    -0.0,
+    5e-324,
+    -5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    0.1,
+    1e16,
+    1e-5,
+    123456789.0,
+    1e22,
+    1.5,
 ]
 floats = st.one_of(st.floats(), st.sampled_from(SPECIAL_FLOATS))
 
 # Characters that matter to some encoder: protocol 0's raw-unicode-escape
 # (backslash, newlines, NUL, ^Z), lone surrogates (surrogatepass), astral ones.
 SPECIAL_CHARS = list("\\\n\r\x00\x1a\"' \x7f\x80\xff\u0100\u20ac\uffff\U00010000\U0010ffff\U0001f600") + [
-    "\ud800", "\udbff", "\udc00", "\udfff", "\ud83d", "\ude00",
+    "\ud800",
+    "\udbff",
+    "\udc00",
+    "\udfff",
+    "\ud83d",
+    "\ude00",
 ]
 chars = st.one_of(
     st.characters(codec=None, exclude_categories=()),  # everything, incl. surrogates
@@ -342,12 +352,38 @@ simple_leaves = st.one_of(
 )
 
 GLOBAL_REFS = [
-    int, list, dict, object, type, type(None), type(Ellipsis), type(NotImplemented),
-    Ellipsis, NotImplemented, len, math.sqrt, abs, collections.OrderedDict,
-    collections.defaultdict, datetime.datetime, decimal.Decimal, T.Plain, T.Point,
-    T.Outer, T.Outer.Inner, T.Outer.Inner.__init__, T.Plain.__init__,
-    T.module_function, T.SINGLETON, T.Color, dict.fromkeys, "abc".upper,
-    [].append, pickle.loads, io.BytesIO, functools.partial,
+    int,
+    list,
+    dict,
+    object,
+    type,
+    type(None),
+    type(Ellipsis),
+    type(NotImplemented),
+    Ellipsis,
+    NotImplemented,
+    len,
+    math.sqrt,
+    abs,
+    collections.OrderedDict,
+    collections.defaultdict,
+    datetime.datetime,
+    decimal.Decimal,
+    T.Plain,
+    T.Point,
+    T.Outer,
+    T.Outer.Inner,
+    T.Outer.Inner.__init__,
+    T.Plain.__init__,
+    T.module_function,
+    T.SINGLETON,
+    T.Color,
+    dict.fromkeys,
+    "abc".upper,
+    [].append,
+    pickle.loads,
+    io.BytesIO,
+    functools.partial,
 ]
 
 other_leaves = st.one_of(
@@ -438,11 +474,35 @@ def _hashable(o):
 # --------------------------------------------------------------------------
 
 NODE_KINDS = [
-    "list", "list", "tuple", "tuple", "dict", "dict", "set", "frozenset",
-    "Plain", "Slotted", "SlottedWithDict", "DC", "FrozenDC", "ReduceArgs",
-    "Reduce5", "Reduce5AppendOnly", "GetSetState", "GetNewArgs", "GetNewArgsEx",
-    "ListSub", "DictSub", "Point", "OrderedDict", "defaultdict", "Counter",
-    "deque", "Inner", "slice", "big",
+    "list",
+    "list",
+    "tuple",
+    "tuple",
+    "dict",
+    "dict",
+    "set",
+    "frozenset",
+    "Plain",
+    "Slotted",
+    "SlottedWithDict",
+    "DC",
+    "FrozenDC",
+    "ReduceArgs",
+    "Reduce5",
+    "Reduce5AppendOnly",
+    "GetSetState",
+    "GetNewArgs",
+    "GetNewArgsEx",
+    "ListSub",
+    "DictSub",
+    "Point",
+    "OrderedDict",
+    "defaultdict",
+    "Counter",
+    "deque",
+    "Inner",
+    "slice",
+    "big",
 ]
 
 # Objects whose state (or items) is saved after the object is memoized, so a
@@ -452,17 +512,44 @@ NODE_KINDS = [
 # so a ListSub containing itself recurses forever (pickle: RecursionError).
 # That case has its own test, test_infinitely_recursive_reduce_raises.
 CYCLE_TARGETS = (
-    list, dict, collections.deque, collections.OrderedDict, collections.defaultdict,
-    T.Plain, T.Empty, T.DC, T.SlottedWithDict, T.Slotted, T.GetSetState, T.Reduce5,
-    T.Reduce5AppendOnly, T.Outer.Inner,
+    list,
+    dict,
+    collections.deque,
+    collections.OrderedDict,
+    collections.defaultdict,
+    T.Plain,
+    T.Empty,
+    T.DC,
+    T.SlottedWithDict,
+    T.Slotted,
+    T.GetSetState,
+    T.Reduce5,
+    T.Reduce5AppendOnly,
+    T.Outer.Inner,
 )
 
 
 def _big_container(draw, child, hchild):
     """Containers whose size straddles the 1000-item batching of APPENDS/SETITEMS/ADDITEMS."""
     n = draw(st.sampled_from([999, 1000, 1001, 1999, 2000, 2001, 3001]))
-    kind = draw(st.sampled_from(["list", "tuple", "dict", "set", "frozenset", "ListSub",
-                                 "DictSub", "OrderedDict", "deque", "Reduce5", "bytearray", "str"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "list",
+                "tuple",
+                "dict",
+                "set",
+                "frozenset",
+                "ListSub",
+                "DictSub",
+                "OrderedDict",
+                "deque",
+                "Reduce5",
+                "bytearray",
+                "str",
+            ]
+        )
+    )
     elem = draw(st.sampled_from(["int", "str", "shared", "none", "mixed"]))
     base = draw(st.integers(-(2**40), 2**40) | st.integers(-5, 5))
     shared = child()
@@ -532,8 +619,9 @@ def _make_node(draw, kind, child, hchild, schild):
         return T.ReduceArgs(child(), child())
     if kind == "Reduce5":
         state = draw(st.sampled_from([None, "child", 0]))
-        return T.Reduce5(cs(), {hchild(): child() for _ in range(draw(st.integers(0, 3)))},
-                         child() if state == "child" else state)
+        return T.Reduce5(
+            cs(), {hchild(): child() for _ in range(draw(st.integers(0, 3)))}, child() if state == "child" else state
+        )
     if kind == "Reduce5AppendOnly":
         return T.Reduce5AppendOnly(cs())
     if kind == "GetSetState":
@@ -778,9 +866,7 @@ def oob_cases(draw):
         obj = items
     # What the buffer_callback returns, call by call (cycled). Falsy means
     # "out-of-band"; any truthy value means "serialize in-band".
-    decisions = draw(
-        st.lists(st.sampled_from([False, True, None, 0, 1, "", "yes", "raise"]), min_size=1, max_size=8)
-    )
+    decisions = draw(st.lists(st.sampled_from([False, True, None, 0, 1, "", "yes", "raise"]), min_size=1, max_size=8))
     return obj, decisions
 
 
@@ -838,7 +924,8 @@ def test_protocol5_out_of_band_buffers(case):
         rec_p, rec_t = Recorder(decisions), Recorder(decisions)
         ref = run(lambda: pickle.dumps(obj, p, buffer_callback=rec_p))
         got = assert_same_outcome(
-            ref, lambda: turbodill.dumps(obj, p, buffer_callback=rec_t),
+            ref,
+            lambda: turbodill.dumps(obj, p, buffer_callback=rec_t),
             f"dumps(protocol={p}, buffer_callback=...)",
         )
         assert rec_t.calls == rec_p.calls, f"buffer_callback calls differ (protocol={p})"
@@ -847,7 +934,8 @@ def test_protocol5_out_of_band_buffers(case):
         rec_p2, rec_t2 = Recorder(decisions), Recorder(decisions)
         ref2 = run(lambda: file_dump(pickle, obj, p, buffer_callback=rec_p2))
         assert_same_outcome(
-            ref2, lambda: file_dump(turbodill, obj, p, buffer_callback=rec_t2),
+            ref2,
+            lambda: file_dump(turbodill, obj, p, buffer_callback=rec_t2),
             f"Pickler(protocol={p}, buffer_callback=...).dump",
         )
         assert rec_t2.calls == rec_p2.calls, f"Pickler buffer_callback calls differ (protocol={p})"
@@ -963,9 +1051,22 @@ REGRESSION_CASES = {
     "ordereddict_1001": collections.OrderedDict((i, i) for i in range(1001)),
     "deque_1000": collections.deque(range(1000)),
     "reduce5_2001": T.Reduce5(range(2001), {i: i for i in range(2001)}),
-    "empty_containers": [[], (), {}, set(), frozenset(), bytearray(), b"", "", T.ListSub(),
-                         T.DictSub(), collections.OrderedDict(), collections.deque(),
-                         collections.Counter(), collections.defaultdict(list)],
+    "empty_containers": [
+        [],
+        (),
+        {},
+        set(),
+        frozenset(),
+        bytearray(),
+        b"",
+        "",
+        T.ListSub(),
+        T.DictSub(),
+        collections.OrderedDict(),
+        collections.deque(),
+        collections.Counter(),
+        collections.defaultdict(list),
+    ],
     "recursive_tuple": _recursive_tuple(),
     "self_list": _self_list(),
     "self_dict": _self_dict(),
@@ -990,20 +1091,43 @@ REGRESSION_CASES = {
     "stdlib_values": [
         datetime.datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=TZS[1]),
         datetime.datetime(2021, 11, 7, 1, 30, fold=1),
-        datetime.date(1, 1, 1), datetime.time(12, 0, tzinfo=datetime.timezone.utc),
-        datetime.timedelta(days=-1, microseconds=1), decimal.Decimal("-1.5E+1000"),
-        decimal.Decimal("NaN"), complex(-0.0, math.inf), range(0, 2**70, 3), slice(1, None, -1),
-        collections.OrderedDict(a=1, b=[2]), collections.defaultdict(list, {"x": [1]}),
-        collections.Counter("abracadabra"), collections.deque([1, 2, 3], maxlen=5),
+        datetime.date(1, 1, 1),
+        datetime.time(12, 0, tzinfo=datetime.timezone.utc),
+        datetime.timedelta(days=-1, microseconds=1),
+        decimal.Decimal("-1.5E+1000"),
+        decimal.Decimal("NaN"),
+        complex(-0.0, math.inf),
+        range(0, 2**70, 3),
+        slice(1, None, -1),
+        collections.OrderedDict(a=1, b=[2]),
+        collections.defaultdict(list, {"x": [1]}),
+        collections.Counter("abracadabra"),
+        collections.deque([1, 2, 3], maxlen=5),
         fractions.Fraction(-3, 7),
     ],
     "instances": [
-        T.Plain(1, "x"), T.Empty(), T.Slotted(1), T.Slotted(1, 2), T.SlottedWithDict(1, 2),
-        T.DC([1], {2: 3}), T.FrozenDC(1, (2,)), T.ReduceArgs(1, [2]),
-        T.Reduce5([1, 2], {"a": 1}, "state"), T.Reduce5AppendOnly([1, 2, 3]),
-        T.GetSetState(1, 2), T.GetSetState(), T.GetNewArgs(1, 2), T.GetNewArgsEx(1, y=2),
-        T.Point(1, 2), T.Color.RED, T.Color.BIG, T.Perm.R | T.Perm.X, T.SINGLETON,
-        T.Outer.Inner(T.Outer.Inner()), T.Outer.Inner.__init__, T.Plain.__init__,
+        T.Plain(1, "x"),
+        T.Empty(),
+        T.Slotted(1),
+        T.Slotted(1, 2),
+        T.SlottedWithDict(1, 2),
+        T.DC([1], {2: 3}),
+        T.FrozenDC(1, (2,)),
+        T.ReduceArgs(1, [2]),
+        T.Reduce5([1, 2], {"a": 1}, "state"),
+        T.Reduce5AppendOnly([1, 2, 3]),
+        T.GetSetState(1, 2),
+        T.GetSetState(),
+        T.GetNewArgs(1, 2),
+        T.GetNewArgsEx(1, y=2),
+        T.Point(1, 2),
+        T.Color.RED,
+        T.Color.BIG,
+        T.Perm.R | T.Perm.X,
+        T.SINGLETON,
+        T.Outer.Inner(T.Outer.Inner()),
+        T.Outer.Inner.__init__,
+        T.Plain.__init__,
     ],
     "globals": GLOBAL_REFS,
 }
@@ -1067,27 +1191,20 @@ for mod in (pickle, turbodill):
 """
 
 
-@pytest.mark.parametrize(
-    "case,protocol", [("ListSub", 0), ("DictSub", 1), ("ReduceArgs", 4), ("GetNewArgs", 2)]
-)
+@pytest.mark.parametrize("case,protocol", [("ListSub", 0), ("DictSub", 1), ("ReduceArgs", 4), ("GetNewArgs", 2)])
 def test_infinitely_recursive_reduce_raises(case, protocol):
     """An object reachable from its own reduce *args* (not its state) can never
     be pickled: each visit reduces it again. pickle raises RecursionError;
     turbodill must raise too rather than grow its heap work stack forever.
     Run in a child process capped at 512 MiB of address space and 15 s."""
     env = dict(os.environ, RUST_BACKTRACE="0")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _SELF_REFERENCE_CHILD, os.path.dirname(__file__), case, str(protocol)],
-            capture_output=True, text=True, timeout=15, env=env,
-        )
-        out, err, rc = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as e:
-        out, err, rc = (e.stdout or b"").decode(), (e.stderr or b"").decode(), "timeout"
+    proc = _subproc.code(
+        _SELF_REFERENCE_CHILD, os.path.dirname(__file__), case, protocol, text=True, timeout=15, env=env, check=False
+    )
+    out, err, rc = proc.stdout, proc.stderr, proc.returncode
     lines = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
     assert lines.get("pickle") == "RecursionError", out + err[-2000:]
     assert "turbodill" in lines, (
-        f"turbodill.dumps did not return (exit status {rc}); pickle raised RecursionError."
-        f" stderr tail: {err[-500:]!r}"
+        f"turbodill.dumps did not return (exit status {rc}); pickle raised RecursionError. stderr tail: {err[-500:]!r}"
     )
     assert lines["turbodill"] == "RecursionError", out

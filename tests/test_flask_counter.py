@@ -3,13 +3,13 @@
 process and across two."""
 
 import os
-import subprocess
 import sys
-import textwrap
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 sys.path.insert(0, EXAMPLES)
 import flask_counter  # noqa: E402  (the example, as users run it)
+
+import _subproc  # noqa: E402
 
 
 def test_state_survives_requests_and_a_restart(tmp_path):
@@ -39,10 +39,7 @@ def test_state_survives_across_processes(tmp_path):
     path = str(tmp_path / "state.pkl")
 
     def serve(hits):
-        code = textwrap.dedent(SERVE.format(examples=EXAMPLES, path=path, hits=hits))
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr.decode()
-        return proc.stdout.decode().split()
+        return _subproc.code(SERVE.format(examples=EXAMPLES, path=path, hits=hits)).stdout.decode().split()
 
     assert serve(2) == ["2", "returning-2", "True"]
     assert serve(3) == ["5", "returning-5", "True"]

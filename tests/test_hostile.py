@@ -22,7 +22,6 @@ import json
 import os
 import pickle
 import resource
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -30,6 +29,7 @@ import types
 
 import pytest
 
+import _subproc
 import turbodill
 
 PROTOCOLS = tuple(range(pickle.HIGHEST_PROTOCOL + 1))
@@ -357,8 +357,10 @@ class GetstateRaises:
         raise self.error
 
 
-@pytest.mark.parametrize("where", ["__reduce__", "__reduce_ex__", "__getstate__", "listitems", "persistent_id",
-                                   "reducer_override", "file.write"])
+@pytest.mark.parametrize(
+    "where",
+    ["__reduce__", "__reduce_ex__", "__getstate__", "listitems", "persistent_id", "reducer_override", "file.write"],
+)
 def test_base_exception_propagates_unchanged(where):
     for module in (pickle, turbodill):
         stop = Stop("interrupt")
@@ -395,8 +397,12 @@ def test_reduce_returning_itself_as_argument_is_a_recursion_error():
             module.dumps([SelfInArgs()])
     for module in (pickle, turbodill):
         with pytest.raises(RecursionError):
-            dump_with(module, [SelfInArgs()], 4,
-                      reducer_override=lambda self, o: (SelfInArgs, (o,)) if isinstance(o, SelfInArgs) else NotImplemented)
+            dump_with(
+                module,
+                [SelfInArgs()],
+                4,
+                reducer_override=lambda self, o: (SelfInArgs, (o,)) if isinstance(o, SelfInArgs) else NotImplemented,
+            )
 
 
 def test_dispatch_table_that_raises():
@@ -713,12 +719,8 @@ def run_child(group, timeout=300, address_space=None):
 
     code = "import sys; sys.path.insert(0, sys.argv[1]); import test_hostile; test_hostile._child_main(sys.argv[2])"
     env = dict(os.environ, RUST_BACKTRACE="0", PYTHONFAULTHANDLER="1")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, HERE, group], capture_output=True, text=True,
-                              timeout=timeout, env=env, preexec_fn=limit)
-        stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as e:
-        stdout, stderr, rc = (e.stdout or b"").decode(), (e.stderr or b"").decode(), "timeout"
+    proc = _subproc.code(code, HERE, group, text=True, timeout=timeout, env=env, preexec_fn=limit, check=False)
+    stdout, stderr, rc = proc.stdout, proc.stderr, proc.returncode
     results, started = {}, None
     for line in stdout.splitlines():
         msg = json.loads(line)
@@ -976,6 +978,7 @@ MUTATIONS = list(_mutation_cases())
 def _mutation_results():
     results = {}
     for name, make in _mutation_cases().items():
+
         def case(make=make):
             out = []
             for proto in PROTOCOLS:
@@ -989,6 +992,7 @@ def _mutation_results():
                     pair.append(result)
                 out.append([same_outcome(*pair)] + [_describe(r) for r in pair])
             return out
+
         results[name] = case
     return results
 
@@ -1004,7 +1008,9 @@ ENDLESS = {
     "dictitems": lambda: turbodill.dumps(DictItemsChain()),
     "slot property": lambda: turbodill.dumps(SlotPropertyChain()),
     "persistent_id": lambda: dump_with(turbodill, 1, 4, persistent_id=WrappingPersistentId.persistent_id),
-    "reducer_override": lambda: dump_with(turbodill, Plain(), 4, reducer_override=WrappingReducerOverride.reducer_override),
+    "reducer_override": lambda: dump_with(
+        turbodill, Plain(), 4, reducer_override=WrappingReducerOverride.reducer_override
+    ),
 }
 ENDLESS_IN_PICKLE = {
     "args": lambda: pickle.dumps(ArgsChain()),
@@ -1014,7 +1020,9 @@ ENDLESS_IN_PICKLE = {
     "dictitems": lambda: pickle.dumps(DictItemsChain()),
     "slot property": lambda: pickle.dumps(SlotPropertyChain()),
     "persistent_id": lambda: dump_with(pickle, 1, 4, persistent_id=WrappingPersistentId.persistent_id),
-    "reducer_override": lambda: dump_with(pickle, Plain(), 4, reducer_override=WrappingReducerOverride.reducer_override),
+    "reducer_override": lambda: dump_with(
+        pickle, Plain(), 4, reducer_override=WrappingReducerOverride.reducer_override
+    ),
 }
 
 
@@ -1025,6 +1033,7 @@ def _endless_cases(name):
         elapsed = time.perf_counter() - start
         expected = outcome(ENDLESS_IN_PICKLE[name])
         return {"turbodill": _describe(got)[0], "pickle": _describe(expected)[0], "seconds": elapsed}
+
     return {name: case}
 
 
@@ -1172,6 +1181,7 @@ def _leak_scenarios(sentinel):
             if obj is sentinel:
                 raise Boom(sentinel)
             return None
+
         return dump_with(turbodill, [1, [sentinel]], 4, persistent_id=persistent_id)
 
     def reducer_override_raises():
@@ -1179,6 +1189,7 @@ def _leak_scenarios(sentinel):
             if isinstance(obj, Plain):
                 raise Stop(sentinel)
             return NotImplemented
+
         return dump_with(turbodill, [sentinel, Plain()], 4, reducer_override=reducer_override)
 
     def write_fails():
@@ -1213,6 +1224,7 @@ def _leak_cases():
     sentinel = object()
     cases = {}
     for name, scenario in _leak_scenarios(sentinel).items():
+
         def case(scenario=scenario):
             for _ in range(WARMUP_ITERATIONS):
                 outcome(scenario)
@@ -1227,8 +1239,12 @@ def _leak_cases():
                 gc.collect()
                 traced.append(tracemalloc.get_traced_memory()[0])
             tracemalloc.stop()
-            return {"refs": sys.getrefcount(sentinel) - refs, "traced_second_phase": traced[1] - traced[0],
-                    "rss": _rss_bytes() - rss}
+            return {
+                "refs": sys.getrefcount(sentinel) - refs,
+                "traced_second_phase": traced[1] - traced[0],
+                "rss": _rss_bytes() - rss,
+            }
+
         cases[name] = case
     return cases
 
@@ -1245,6 +1261,7 @@ def _endless_leak_cases():
             gc.collect()
             rss.append(_rss_bytes())
         return {"refs": sys.getrefcount(sentinel) - refs, "rss_growth_after_warmup": rss[-1] - rss[2]}
+
     return {"repeated_endless_chains": repeated_endless_chains}
 
 
@@ -1277,7 +1294,9 @@ def buffers_run():
 def test_buffer_released_by_the_callback_is_not_read(buffers_run):
     # The C pickler reads the released view here (freed memory).
     assert child_result(buffers_run, "released_in_band") == [
-        "ValueError", "operation forbidden on released PickleBuffer object"]
+        "ValueError",
+        "operation forbidden on released PickleBuffer object",
+    ]
     expected, got = child_result(buffers_run, "released_out_of_band")
     assert got == expected and got[0] == "ok"
     assert child_result(buffers_run, "released_by_a_large_write")[0] in ("ok", "ValueError")

@@ -76,7 +76,9 @@ def test_redis_client_connects_after_the_trip():
     import redis
     client = redis.Redis(host='127.0.0.1', port={port}, db=0, socket_timeout=5, protocol=2)
     """
-    check = FAKE_REDIS.replace("PORT", str(port)) + """
+    check = (
+        FAKE_REDIS.replace("PORT", str(port))
+        + """
 import redis
 from redis import connection
 c = obj
@@ -87,4 +89,5 @@ assert kwargs['socket_keepalive_options'] is connection.SENTINEL or 'socket_keep
 assert c.ping() is True
 assert c.get('greeting') == b'hello'
 """
+    )
     load_fresh(dump_in_main(definitions, "client"), check)

@@ -17,18 +17,17 @@ import pathlib
 import pickle
 import pickletools
 import random
-import subprocess
-import sys
 import textwrap
 import time
+import types
 import uuid
 import zoneinfo
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
+import _subproc
 import turbodill
 from turbodill import ForbiddenGlobalError, InspectError, SignatureError, UnsafePickleError
 
@@ -81,7 +80,11 @@ def realistic_data():
         "queue": collections.deque([1, 2, 3], maxlen=5),
         "groups": collections.defaultdict(list, {"x": [1], "y": []}),
         "tallies": collections.defaultdict(int, {"k": 3}),
-        "net": [ipaddress.ip_address("10.1.2.3"), ipaddress.ip_network("2001:db8::/32"), ipaddress.ip_interface("192.168.0.1/24")],
+        "net": [
+            ipaddress.ip_address("10.1.2.3"),
+            ipaddress.ip_network("2001:db8::/32"),
+            ipaddress.ip_interface("192.168.0.1/24"),
+        ],
         "paths": [pathlib.PurePosixPath("/srv/a"), pathlib.Path("/tmp/b"), pathlib.PureWindowsPath("C:/x")],
         "numbers": [1, -(2**80), 1.5, float("inf"), 3 + 4j, True, None],
         "text": ["", "é\n\\u1234", "x" * 300],
@@ -180,9 +183,17 @@ def test_key_and_allow_combine(tmp_path):
 
 
 def test_keys_are_checked():
-    for bad, error in ((b"", ValueError), ("", ValueError), ([], ValueError), (3, TypeError), ([b"k", None], TypeError)):
+    for bad, error in (
+        (b"", ValueError),
+        ("", ValueError),
+        ([], ValueError),
+        (3, TypeError),
+        ([b"k", None], TypeError),
+    ):
         with pytest.raises(error):
-            turbodill.dumps(1, key=bad) if not isinstance(bad, list) else turbodill.loads(turbodill.dumps(1, key="k"), key=bad)
+            turbodill.dumps(1, key=bad) if not isinstance(bad, list) else turbodill.loads(
+                turbodill.dumps(1, key="k"), key=bad
+            )
 
 
 def test_envelope_fields_are_covered_by_the_tag():
@@ -252,7 +263,7 @@ def test_forbidden_modules_are_not_imported():
         print("ok")
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    out = _subproc.code(script, text=True)
     assert out.stdout.strip() == "ok", out.stderr
 
 
@@ -266,7 +277,9 @@ def test_extension_codes_do_not_bypass_the_allowlist(tmp_path):
         assert pickle.loads(b"\x80\x02\x83\xf0\x7f.") is os.system
         command = str(target).encode()
         data = b"\x80\x02\x83\xf0\x7fB" + len(command).to_bytes(4, "little") + command + b"\x85R."
-        data = b"\x80\x02\x83\xf0\x7fX" + len(b"touch " + command).to_bytes(4, "little") + b"touch " + command + b"\x85R."
+        data = (
+            b"\x80\x02\x83\xf0\x7fX" + len(b"touch " + command).to_bytes(4, "little") + b"touch " + command + b"\x85R."
+        )
         for load in (
             lambda: turbodill.loads(data, allow="data"),
             lambda: turbodill.RestrictedUnpickler(io.BytesIO(data), allow="data").load(),
@@ -375,7 +388,11 @@ def test_allowlist_entries():
     with pytest.raises(ForbiddenGlobalError, match="collections.OrderedDict"):
         turbodill.loads(data, allow=["uuid.*"])
     # module.* allows neither attributes of its names nor submodules.
-    for module, name in (("collections", "OrderedDict.fromkeys"), ("collections.abc", "Mapping"), ("collections", "__builtins__")):
+    for module, name in (
+        ("collections", "OrderedDict.fromkeys"),
+        ("collections.abc", "Mapping"),
+        ("collections", "__builtins__"),
+    ):
         with pytest.raises(ForbiddenGlobalError, match=f"'{module}.{name}'"):
             turbodill.loads(stack_global(module, name) + b")R.", allow="collections.*")
     for bad in ("", "nodot", "a.*.b", ".x", "x.", "*", ["data", 3]):
@@ -469,7 +486,12 @@ def test_malformed_input_is_a_typed_error_and_quick():
         with pytest.raises(InspectError, match="truncated"):
             turbodill.inspect(b"\x80\x05" + op + huge + b"x" * 100)
         assert time.perf_counter() - start < 0.1
-    for data, message in ((b"\x80\x04N\x80\x04.", "PROTO"), (b"N(R.", "underflow"), (b"h\x07.", "never stored"), (b"\xff", "invalid opcode")):
+    for data, message in (
+        (b"\x80\x04N\x80\x04.", "PROTO"),
+        (b"N(R.", "underflow"),
+        (b"h\x07.", "never stored"),
+        (b"\xff", "invalid opcode"),
+    ):
         with pytest.raises(InspectError, match=message):
             turbodill.inspect(data)
     rng = random.Random(7)
@@ -508,13 +530,15 @@ data_strategy = st.recursive(
     | st.uuids()
     | st.datetimes(timezones=st.sampled_from([None, datetime.timezone.utc]))
     | st.complex_numbers(allow_nan=False),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=3), inner, max_size=3)
-    | st.frozensets(st.integers(), max_size=3)
-    | st.sets(st.text(max_size=2), max_size=3)
-    | st.builds(collections.OrderedDict, st.dictionaries(st.text(max_size=2), inner, max_size=2))
-    | st.builds(collections.deque, st.lists(inner, max_size=3)),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        | st.frozensets(st.integers(), max_size=3)
+        | st.sets(st.text(max_size=2), max_size=3)
+        | st.builds(collections.OrderedDict, st.dictionaries(st.text(max_size=2), inner, max_size=2))
+        | st.builds(collections.deque, st.lists(inner, max_size=3))
+    ),
     max_leaves=12,
 )
 
@@ -533,7 +557,7 @@ def test_walk_agrees_with_pickletools_and_the_unpickler(obj, protocol, use_turbo
 
 def test_cli_inspect(tmp_path):
     def cli(*args, stdin=None):
-        return subprocess.run([sys.executable, "-m", "turbodill", "inspect", *args], input=stdin, capture_output=True)
+        return _subproc.python(["-m", "turbodill", "inspect", *args], stdin=stdin, check=False)
 
     data_file, code_file, bad_file = tmp_path / "data.pkl", tmp_path / "code.pkl", tmp_path / "bad.pkl"
     data_file.write_bytes(pickle.dumps(realistic_data(), 3))
@@ -549,6 +573,41 @@ def test_cli_inspect(tmp_path):
     assert out.returncode == 2 and b"truncated" in out.stderr and not out.stdout
     out = cli(str(tmp_path / "missing.pkl"))
     assert out.returncode == 2 and b"No such file" in out.stderr
+
+
+def test_inspect_says_what_is_not_a_pickle(tmp_path):
+    text_cases = {
+        b"hello": "the data is text ('hello')",
+        b'"""A module."""\nimport os\n': 'the data is text (\'"""A module."""\\nimpo\')',  # its first 20 characters
+        "h\u00e9llo w\u00f6rld".encode(): "the data is text ('h\u00e9llo w\u00f6rld')",
+        b'{"a": 1}': "the data is text ('{\"a\": 1}')",
+        b"\x00\x01\x02": "it starts with b'\\x00\\x01\\x02'",
+        b"": "the data is empty",
+    }
+    for data, description in text_cases.items():
+        with pytest.raises(InspectError) as raised:
+            turbodill.inspect(data)
+        assert str(raised.value).startswith(f"not a pickle: {description} (read as a pickle: "), str(raised.value)
+        assert raised.value.offset == 0
+    # A malformed pickle keeps the walk's own message.
+    for data in (pickle.dumps({"a": 1}, 0)[:-3], b"\x80\x05\x95", b"\x80\x04h\x05."):
+        with pytest.raises(InspectError) as raised:
+            turbodill.inspect(data)
+        assert not str(raised.value).startswith("not a pickle"), str(raised.value)
+    # Session files, signed or not, point to session-info.
+    module = types.ModuleType("inspected_state")
+    module.value = 1
+    for key, hint in ((None, "session-info FILE`"), (b"k", "session-info FILE with --key-env VAR`")):
+        path = tmp_path / "session.pkl"
+        turbodill.dump_module(path, module=module, key=key)
+        with pytest.raises(InspectError, match="not a pickle but a turbodill session"):
+            turbodill.inspect(path.read_bytes())
+        out = _subproc.python(["-m", "turbodill", "inspect", path], check=False)
+        assert out.returncode == 2 and hint.encode() in out.stderr, out.stderr
+    source = tmp_path / "safe.py"
+    source.write_text("import os\nprint(os.getcwd())\n")
+    out = _subproc.python(["-m", "turbodill", "inspect", source], check=False)
+    assert out.returncode == 2 and b"not a pickle: the data is text ('import os" in out.stderr, out.stderr
 
 
 def test_restricted_load_from_a_socket_reads_only_what_has_arrived():

@@ -7,32 +7,19 @@ import io
 import json
 import os
 import pickle
+import re
 import signal
 import stat
-import subprocess
 import sys
 import textwrap
 import types
-import warnings
 
 import pytest
 
+import _subproc
 import turbodill
 from turbodill import _native
 from turbodill.session import SessionError, SessionVersionError, SessionWarning
-
-
-def run(code, *, cwd, env=None, check=True):
-    """Run `code` as a script (its `__main__`) in a fresh interpreter."""
-    script = os.path.join(cwd, "main_script.py")
-    with open(script, "w") as f:
-        f.write(textwrap.dedent(code))
-    proc = subprocess.run([sys.executable, script], cwd=cwd, capture_output=True, env=env, timeout=120)
-    os.unlink(script)
-    if check:
-        assert proc.returncode == 0, proc.stderr.decode()
-    return proc
-
 
 SCRIPT = """
 import collections, math, socket, threading, warnings
@@ -105,14 +92,14 @@ print("restored")
 
 
 def test_session_round_trip_in_fresh_interpreter(tmp_path):
-    dumped = run(SCRIPT, cwd=tmp_path).stdout.decode()
+    dumped = _subproc.script(SCRIPT, cwd=tmp_path).stdout.decode()
     assert "left 1 entry out of the session of '__main__'" in dumped
     assert "conn (socket.socket): UnpicklableError: cannot pickle 'socket' object" in dumped
-    assert run(CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
+    assert _subproc.script(CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
 
 
 def test_session_info_lists_entries_without_loading(tmp_path):
-    run(SCRIPT, cwd=tmp_path)
+    _subproc.script(SCRIPT, cwd=tmp_path)
     info = turbodill.session_info(tmp_path / "session.pkl")
     assert info.module == "__main__"
     assert info.python == tuple(sys.version_info[:3])
@@ -124,15 +111,10 @@ def test_session_info_lists_entries_without_loading(tmp_path):
     assert info.skipped == [("conn", "socket.socket", "UnpicklableError: cannot pickle 'socket' object")]
     assert info.size == os.path.getsize(tmp_path / "session.pkl")
     # the CLI, as a user runs it
-    out = subprocess.run(
-        [sys.executable, "-m", "turbodill", "session-info", "session.pkl", "--json"],
-        cwd=tmp_path, capture_output=True, check=True,
-    ).stdout
+    out = _subproc.python(["-m", "turbodill", "session-info", "session.pkl", "--json"], cwd=tmp_path).stdout
     listed = json.loads(out)
     assert [e["name"] for e in listed["entries"]] == [e.name for e in info.entries]
-    table = subprocess.run(
-        [sys.executable, "-m", "turbodill", "session-info", "session.pkl"], cwd=tmp_path, capture_output=True, check=True
-    ).stdout.decode()
+    table = _subproc.python(["-m", "turbodill", "session-info", "session.pkl"], cwd=tmp_path).stdout.decode()
     assert "alice" in table and "__main__.Account" in table and "left out when saved" in table
 
 
@@ -168,7 +150,7 @@ def test_session_info_and_cli_never_execute_payloads(tmp_path):
     path.write_bytes(_session_file([("evil", evil), ("missing", missing)]))
     info = turbodill.session_info(path)
     assert [e.name for e in info.entries] == ["evil", "missing"]
-    proc = subprocess.run([sys.executable, "-m", "turbodill", "session-info", str(path)], capture_output=True)
+    proc = _subproc.python(["-m", "turbodill", "session-info", path], check=False)
     assert proc.returncode == 0 and b"evil" in proc.stdout
     assert not marker.exists()
     assert "no_such_module_x" not in sys.modules
@@ -201,13 +183,13 @@ def test_failed_entry_leaves_no_reference_behind(tmp_path):
     warnings.simplefilter("ignore")
     turbodill.dump_session("s.pkl")
     """
-    run(script, cwd=tmp_path)
+    _subproc.script(script, cwd=tmp_path)
     check = """
     import turbodill
     turbodill.load_session("s.pkl")
     assert good == [1, 2] and more["again"] is good and "bad" not in globals()
     """
-    run(check, cwd=tmp_path)
+    _subproc.script(check, cwd=tmp_path)
 
 
 def test_strict_raises_and_keeps_the_old_file(tmp_path):
@@ -222,14 +204,14 @@ def test_strict_raises_and_keeps_the_old_file(tmp_path):
         assert "in session entry 'conn'" in exc.__notes__[-1], exc.__notes__
         print("raised")
     """
-    assert run(script, cwd=tmp_path).stdout.strip() == b"raised"
+    assert _subproc.script(script, cwd=tmp_path).stdout.strip() == b"raised"
     assert (tmp_path / "s.pkl").read_bytes() == b"old contents"
     assert os.listdir(tmp_path) == ["s.pkl"]
 
 
 @pytest.mark.parametrize("moment", ["while pickling", "after writing, before the rename"])
 def test_killed_dump_leaves_the_previous_session_intact(tmp_path, moment):
-    run("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    _subproc.script("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
     before = (tmp_path / "s.pkl").read_bytes()
     killer = (
         """
@@ -248,7 +230,7 @@ big = bytes(50_000_000)
 {textwrap.dedent(killer)}
 turbodill.dump_session("s.pkl")
 """
-    proc = run(script, cwd=tmp_path, check=False)
+    proc = _subproc.script(script, cwd=tmp_path, check=False)
     assert proc.returncode == -signal.SIGKILL
     assert (tmp_path / "s.pkl").read_bytes() == before
     assert turbodill.load_module_asdict(tmp_path / "s.pkl")["version"] == 1
@@ -348,7 +330,7 @@ def test_refimported_reimports_names_from_their_modules(tmp_path):
     turbodill.dump_module("s.pkl", refimported=True)
     turbodill.dump_module("copied.pkl")
     """
-    run(script, cwd=tmp_path)
+    _subproc.script(script, cwd=tmp_path)
     kinds = {e.name: e.kind for e in turbodill.session_info(tmp_path / "s.pkl").entries}
     assert kinds["environ"] == kinds["root"] == "import"
     check = """
@@ -359,7 +341,7 @@ def test_refimported_reimports_names_from_their_modules(tmp_path):
     ns = turbodill.load_module_asdict("copied.pkl")
     assert ns["environ"] is not os.environ  # a copy without refimported
     """
-    run(check, cwd=tmp_path)
+    _subproc.script(check, cwd=tmp_path)
 
 
 def test_default_path_is_per_user_and_private(tmp_path):
@@ -369,11 +351,11 @@ def test_default_path_is_per_user_and_private(tmp_path):
     answer = 42
     print(turbodill.dump_session())
     """
-    printed = run(script, cwd=tmp_path, env=env).stdout.decode().strip()
+    printed = _subproc.script(script, cwd=tmp_path, env=env).stdout.decode().strip()
     assert printed == str(tmp_path / "state" / "turbodill" / "session.pkl")
     assert stat.S_IMODE(os.stat(tmp_path / "state" / "turbodill").st_mode) == 0o700
     check = "import turbodill\nturbodill.load_session()\nassert answer == 42"
-    run(check, cwd=tmp_path, env=env)
+    _subproc.script(check, cwd=tmp_path, env=env)
 
 
 def test_load_module_asdict_leaves_live_modules_alone(tmp_path):
@@ -414,7 +396,7 @@ def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
     after = [shared, shared["k"]]
     turbodill.dump_session("s.pkl")
     """
-    run(script, cwd=tmp_path)
+    _subproc.script(script, cwd=tmp_path)
     os.unlink(tmp_path / "vanishing.py")
     check = """
     import warnings, turbodill
@@ -427,7 +409,7 @@ def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
     assert after[0] is shared and after[1] is shared["k"] and shared == {"k": [1, 2]}
     assert "broken" not in globals()
     """
-    run(check, cwd=tmp_path)
+    _subproc.script(check, cwd=tmp_path)
 
 
 def test_ipython_shell_state_is_not_saved():
@@ -449,3 +431,137 @@ def test_ipython_shell_state_is_not_saved():
     turbodill.dump_module(buffer, module=plain)
     buffer.seek(0)
     assert [e.name for e in turbodill.session_info(buffer).entries] == ["__doc__", "In", "_1"]
+
+
+# ---- signed sessions ----------------------------------------------------------
+
+SIGNED_SCRIPT = """
+import turbodill
+base = 5
+def add_base(v):
+    return v + base
+class Point:
+    def __init__(self, x):
+        self.x = x
+origin = Point(0)
+turbodill.dump_session("signed.pkl", key=b"k1")
+"""
+
+SIGNED_CHECK = """
+import turbodill
+turbodill.load_session("signed.pkl", key=[b"k0", b"k1"])  # rotation: any accepted key
+assert add_base(1) == 6 and isinstance(origin, Point) and origin.x == 0
+print("restored")
+"""
+
+
+def test_signed_session_round_trip_in_fresh_interpreter(tmp_path):
+    _subproc.script(SIGNED_SCRIPT, cwd=tmp_path)
+    assert _subproc.script(SIGNED_CHECK, cwd=tmp_path).stdout.decode().strip() == "restored"
+    path = tmp_path / "signed.pkl"
+    info = turbodill.session_info(path, key=b"k1")
+    assert info.signed and info.size == os.path.getsize(path)
+    assert [e.name for e in info.entries if not e.name.startswith("__")] == [
+        "turbodill",
+        "base",
+        "add_base",
+        "Point",
+        "origin",
+    ]
+    assert not turbodill.session_info(_unsigned_session(tmp_path)).signed
+    namespace = turbodill.load_module_asdict(path, key="k1")  # str keys are their UTF-8 bytes
+    assert namespace["add_base"](2) == 7
+
+
+def _unsigned_session(tmp_path):
+    module = types.ModuleType("plain_state")
+    module.value = 1
+    return turbodill.dump_module(tmp_path / "unsigned.pkl", module=module)
+
+
+def _signature_error(call):
+    with pytest.raises(turbodill.SignatureError) as raised:
+        call()
+    return str(raised.value)
+
+
+def test_signed_and_unsigned_sessions_are_refused_the_other_way_with_the_payload_errors(tmp_path):
+    _subproc.script(SIGNED_SCRIPT, cwd=tmp_path)
+    signed, unsigned = tmp_path / "signed.pkl", _unsigned_session(tmp_path)
+    without_key = _signature_error(lambda: turbodill.loads(turbodill.dumps(1, key=b"k1")))
+    with_key = _signature_error(lambda: turbodill.loads(turbodill.dumps(1), key=b"k1"))
+    loaders = (turbodill.load_session, turbodill.load_module, turbodill.load_module_asdict, turbodill.session_info)
+    for load in loaders:
+        assert _signature_error(lambda: load(signed)) == without_key
+        assert _signature_error(lambda: load(unsigned, key=b"k1")) == with_key
+        assert "not among the accepted keys" in _signature_error(lambda: load(signed, key=b"other"))
+    assert "left" not in sys.modules["__main__"].__dict__  # nothing was loaded into the caller's module
+
+
+def test_every_byte_of_a_signed_session_is_checked_before_any_entry_runs(tmp_path):
+    marker = tmp_path / "executed"
+    module = types.ModuleType("evil_state")
+    module.evil = Touch(str(marker))
+    buffer = io.BytesIO()
+    turbodill.dump_module(buffer, module=module, key=b"k")
+    data = buffer.getvalue()
+    envelope = 52  # magic, version, algorithm, key id, length, tag
+    header_end = envelope + _native._session_header_size(data[envelope : envelope + _native._SESSION_PREFIX_SIZE])
+    # each field of the envelope, the session's header (module name, entry sizes...) and the entry
+    for offset in sorted({*range(0, envelope, 3), *range(envelope, header_end, 7), *range(header_end, len(data))}):
+        changed = bytearray(data)
+        changed[offset] ^= 0x20
+        for load in (turbodill.load_module_asdict, turbodill.session_info):
+            with pytest.raises(turbodill.SignatureError):
+                load(io.BytesIO(changed), key=b"k")
+    for cut in (1, envelope, header_end, len(data) - 1):
+        with pytest.raises(turbodill.SignatureError):
+            turbodill.load_module_asdict(io.BytesIO(data[:cut]), key=b"k")
+    with pytest.raises(turbodill.SignatureError, match="truncated or extended"):
+        turbodill.load_module_asdict(io.BytesIO(data + b"."), key=b"k")
+    assert not marker.exists()
+    turbodill.load_module_asdict(io.BytesIO(data), key=b"k")  # the intact file does run it
+    assert marker.exists()
+
+
+def test_cli_session_info_of_a_signed_session(tmp_path):
+    _subproc.script(SIGNED_SCRIPT, cwd=tmp_path)
+    cli = ["-m", "turbodill", "session-info", "signed.pkl"]
+    refused = _subproc.python(cli, cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and b"give its key with --key-env VAR" in refused.stderr
+    env = dict(os.environ, SESSION_KEY="k1")
+    shown = _subproc.python([*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, env=env)
+    assert shown.stdout.startswith(b"signed session of module '__main__'") and b"add_base" in shown.stdout
+    wrong = _subproc.python(
+        [*cli, "--key-env", "SESSION_KEY"], cwd=tmp_path, env={**env, "SESSION_KEY": "k2"}, check=False
+    )
+    assert wrong.returncode == 2 and b"not among the accepted keys" in wrong.stderr
+
+
+# ---- temporary files of killed dumps ---------------------------------------
+
+
+def test_temp_file_of_a_killed_dump_is_removed_by_the_next_dump(tmp_path):
+    _subproc.script("import turbodill\nversion = 1\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    script = """
+    import os, signal, turbodill
+    version = 2
+    print(os.getpid(), flush=True)
+    os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)  # killed with the data written, before the rename
+    turbodill.dump_session("s.pkl")
+    """
+    killed = _subproc.script(script, cwd=tmp_path, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    [left] = [name for name in os.listdir(tmp_path) if name != "s.pkl"]
+    assert left.startswith(".s.pkl.") and left.endswith(".tmp")
+    pid, host = re.fullmatch(r"\.s\.pkl\.(\d+)@(.+)\.[^.]+\.tmp", left).groups()
+    assert int(pid) == int(killed.stdout) and host
+    # other temporary files of this target: a live writer's (this test's), another host's, another target's
+    live = f".s.pkl.{os.getpid()}@{host}.abcdefgh.tmp"
+    elsewhere = f".s.pkl.{pid}@not-{host}.abcdefgh.tmp"
+    other_target = f".t.pkl.{pid}@{host}.abcdefgh.tmp"
+    for name in (live, elsewhere, other_target):
+        (tmp_path / name).write_bytes(b"partial")
+    _subproc.script("import turbodill\nversion = 3\nturbodill.dump_session('s.pkl')", cwd=tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(["s.pkl", live, elsewhere, other_target])
+    assert turbodill.load_module_asdict(tmp_path / "s.pkl")["version"] == 3

@@ -6,12 +6,11 @@ wires its abstract test classes to the C pickler. We wire the same classes
 turbodill's pickler, loading with the C unpickler as turbodill does.
 """
 
+import _pickle
 import collections
-import io
 import pickle
 import unittest
 
-import _pickle
 import test.test_pickle as stdlib_wiring
 from test import pickletester
 
@@ -130,9 +129,7 @@ class TurbodillIdPersPicklerTests(stdlib_wiring.PyIdPersPicklerTests):
     unpickler = _pickle.Unpickler
 
 
-class TurbodillPicklerUnpicklerObjectTests(
-    pickletester.AbstractPicklerUnpicklerObjectTests, unittest.TestCase
-):
+class TurbodillPicklerUnpicklerObjectTests(pickletester.AbstractPicklerUnpicklerObjectTests, unittest.TestCase):
     pickler_class = turbodill.Pickler
     unpickler_class = _pickle.Unpickler
 
@@ -144,9 +141,7 @@ class TurbodillDispatchTableTests(pickletester.AbstractDispatchTableTests, unitt
         return pickle.dispatch_table.copy()
 
 
-class TurbodillChainDispatchTableTests(
-    pickletester.AbstractDispatchTableTests, unittest.TestCase
-):
+class TurbodillChainDispatchTableTests(pickletester.AbstractDispatchTableTests, unittest.TestCase):
     pickler_class = turbodill.Pickler
 
     def get_dispatch_table(self):

@@ -8,10 +8,13 @@ closures, classes defined in ``__main__``, locks, files, ...) is pickled by
 value. Loading uses the standard library's C unpickler.
 """
 
+import functools as _functools
+import io as _io
 import pickle as _pickle
 import subprocess as _subprocess
 import sys as _sys
 import types as _types
+from collections.abc import Callable as _Callable
 from pickle import (
     DEFAULT_PROTOCOL,
     PickleBuffer,
@@ -19,18 +22,20 @@ from pickle import (
     PicklingError,
     UnpicklingError,
 )
+from typing import Any as _Any, TypeVar as _TypeVar
 
 from . import _restricted, _signing, detect, msgpack, pointers
+from . import _typing as _t
 from ._extend import extend
 from ._allowlist import ForbiddenGlobalError, UnsafePickleError
-from ._inspect import InspectReport, inspect
+from ._inspect import InspectReport, inspect as inspect
 from ._native import (
     HIGHEST_PROTOCOL,
     InspectError,
     Pickler,
     PicklerMemoProxy,
     UnpicklableError,
-    __version__,
+    __version__ as __version__,
     _by_value_modules,
     dump,
     dumps,
@@ -40,6 +45,9 @@ from ._reducers import CONTENTS_FMODE, HANDLE_FMODE, register_saver
 from ._restricted import RestrictedUnpickler
 from ._signing import SignatureError
 from .session import (
+    SessionError,
+    SessionVersionError,
+    SessionWarning,
     dump_module,
     dump_session,
     load_module,
@@ -113,6 +121,9 @@ __all__ = [
     "PicklingError",
     "PicklingWarning",
     "RestrictedUnpickler",
+    "SessionError",
+    "SessionVersionError",
+    "SessionWarning",
     "SignatureError",
     "UnpicklableError",
     "Unpickler",
@@ -148,22 +159,48 @@ __all__ = [
 ]
 
 
+_T = _TypeVar("_T")
+
+
 class Unpickler(_pickle.Unpickler):
     """The standard library's C unpickler. ``ignore`` is accepted for dill
     compatibility; turbodill has nothing to re-point (classes pickled by
-    value keep one identity when they load)."""
+    value keep one identity when they load). ``compat=True`` also loads
+    payloads written by dill and cloudpickle, where neither is installed."""
 
-    def __init__(self, file, *, ignore=None, **kwds):
+    def __init__(self, file: _t.Readable, *, ignore: bool | None = None, compat: bool = False, **kwds: _Any) -> None:
         super().__init__(file, **kwds)
+        if compat:
+            from . import _compat
+
+            # An instance attribute: the C unpickler calls it for each global;
+            # without compat, none is set and no Python call is made.
+            self.find_class = _functools.partial(_compat.find_class, super().find_class)
 
 
-def loads(data, ignore=None, *, key=None, allow=None, **kwds):
+def loads(
+    data: _t.Buffer,
+    ignore: bool | None = None,
+    *,
+    key: _t.Key | None = None,
+    allow: _t.Allow | None = None,
+    compat: bool = False,
+    **kwds: _Any,
+) -> _Any:
     """Load a pickle from bytes (``pickle.loads``; ``ignore`` as in dill).
 
     ``key`` (one key, or a list of accepted keys) loads only a payload
     signed by ``dumps(obj, key=...)``, checked before any opcode runs.
     ``allow`` (``"data"``, or entries ``"module.name"`` / ``"module.*"``)
-    loads only allowlisted globals: see ``RestrictedUnpickler``."""
+    loads only allowlisted globals: see ``RestrictedUnpickler``.
+    ``compat=True`` loads payloads written by dill and cloudpickle too,
+    without them: their load-side helpers resolve to turbodill's."""
+    if compat:
+        if allow is not None:
+            raise ValueError("compat=True cannot be combined with allow=")
+        if key is not None:
+            data = _signing.verify(data, key)
+        return Unpickler(_io.BytesIO(data), compat=True, **kwds).load()
     if key is None and allow is None:
         try:  # (unpacking an empty **kwds costs a tiny load a sixth of its time)
             return _pickle.loads(data, **kwds) if kwds else _pickle.loads(data)
@@ -181,28 +218,40 @@ def loads(data, ignore=None, *, key=None, allow=None, **kwds):
 _SIGNED_FIRST_BYTE = ("invalid load key, '\\xff'.",)
 
 
-def load(file, ignore=None, *, key=None, allow=None, **kwds):
-    """Load a pickle from an open binary file (``pickle.load``); ``key`` and
-    ``allow`` as for ``loads``."""
+def load(
+    file: _t.Readable,
+    ignore: bool | None = None,
+    *,
+    key: _t.Key | None = None,
+    allow: _t.Allow | None = None,
+    compat: bool = False,
+    **kwds: _Any,
+) -> _Any:
+    """Load a pickle from an open binary file (``pickle.load``); ``key``,
+    ``allow`` and ``compat`` as for ``loads``."""
     if key is not None:
-        return loads(_signing.read_signed(file, key), allow=allow, **kwds)
+        return loads(_signing.read_signed(file, key), allow=allow, compat=compat, **kwds)
+    if compat:
+        if allow is not None:
+            raise ValueError("compat=True cannot be combined with allow=")
+        return Unpickler(file, compat=True, **kwds).load()
     if allow is not None:
         return _restricted.load(file, allow, **kwds)
     try:
         return _pickle.load(file, **kwds)
     except UnpicklingError as e:
         if e.args == _SIGNED_FIRST_BYTE:
-            raise SignatureError("the payload is signed: pass key= to check and load it") from None
+            raise SignatureError(_signing.SIGNED_WITHOUT_KEY) from None
         raise
 
 
-def copy(obj, *args, **kwds):
+def copy(obj: _T, *args: _Any, **kwds: _Any) -> _T:
     """A deep copy made by pickling: ``loads(dumps(obj, ...))``."""
     ignore = kwds.pop("ignore", None)
     return loads(dumps(obj, *args, **kwds), ignore=ignore)
 
 
-def pickles(obj, exact=False, safe=False, **kwds):
+def pickles(obj: object, exact: bool = False, safe: bool = False, **kwds: _Any) -> bool:
     """Whether ``obj`` survives a round trip: its copy compares equal (or,
     unless ``exact``, has the same type). ``safe`` treats any exception as
     "does not pickle"; otherwise only pickling errors do."""
@@ -219,7 +268,7 @@ def pickles(obj, exact=False, safe=False, **kwds):
         return type(result) is type(obj)
 
 
-def check(obj, *args, **kwds):
+def check(obj: object, *args: _Any, **kwds: _Any) -> None:
     """Load ``obj``'s pickle in a fresh interpreter (``python=`` to choose
     it) and print what it loads as; raises ``UnpicklingError`` if it fails."""
     python = kwds.pop("python", _sys.executable)
@@ -234,24 +283,24 @@ def check(obj, *args, **kwds):
         raise UnpicklingError(f"{python} could not load the pickle: {proc.stderr.decode(errors='replace').strip()}")
 
 
-def register(t):
+def register(t: type) -> _Callable[[_t.Saver], _t.Saver]:
     """Decorator: ``@register(T)`` on ``save(pickler, obj)`` makes it pickle
     instances of ``T`` (dill's API). The saver reduces the object with
     ``pickler.save_reduce(...)`` or ``pickler.save_global(obj)``."""
 
-    def decorator(func):
+    def decorator(func: _t.Saver) -> _t.Saver:
         register_saver(t, func)
         return func
 
     return decorator
 
 
-def pickle(t, func):
+def pickle(t: type, func: _t.Saver) -> None:
     """dill's ``pickle(T, save)``: ``register(T)(save)`` without decorating."""
     register_saver(t, func)
 
 
-def register_pickle_by_value(module):
+def register_pickle_by_value(module: _types.ModuleType) -> None:
     """Pickle functions and classes of ``module`` (and its submodules) by
     value, for workers that cannot import it (cloudpickle's API)."""
     if not isinstance(module, _types.ModuleType):
@@ -261,7 +310,7 @@ def register_pickle_by_value(module):
     _by_value_modules.add(module.__name__)
 
 
-def unregister_pickle_by_value(module):
+def unregister_pickle_by_value(module: _types.ModuleType) -> None:
     """Undo ``register_pickle_by_value``."""
     if not isinstance(module, _types.ModuleType):
         raise ValueError(f"Input should be a module object, got {module!r} instead")
@@ -270,6 +319,6 @@ def unregister_pickle_by_value(module):
     _by_value_modules.discard(module.__name__)
 
 
-def list_registry_pickle_by_value():
+def list_registry_pickle_by_value() -> set[str]:
     """Names of the modules registered to be pickled by value."""
     return set(_by_value_modules)

@@ -6,7 +6,9 @@ data only (``loads(data, allow="data")`` accepts it); 1: it imports or calls
 something else; 2: the file could not be read or is not a pickle.
 
 ``session-info FILE``: what a session file holds (entries, their types and
-sizes, those left out), read from its header without unpickling anything.
+sizes, those left out), read from its header without unpickling anything
+(``--key-env VAR`` for a signed session: the key is read from the
+environment, never from the command line).
 
 Each subcommand is a function in ``SUBCOMMANDS`` that adds its parser and
 sets ``run``, a function of the parsed arguments returning the exit status.
@@ -15,6 +17,7 @@ sets ``run``, a function of the parsed arguments returning the exit status.
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
 import turbodill
@@ -53,7 +56,9 @@ def format_report(path, report):
     if not report.statically_resolvable:
         lines.append("not statically resolvable: some globals are named by strings known only at load time")
     if report.persistent_ids:
-        lines.append(f"persistent ids: {', '.join(repr(p) if p is not None else '<dynamic>' for p in report.persistent_ids)}")
+        lines.append(
+            f"persistent ids: {', '.join(repr(p) if p is not None else '<dynamic>' for p in report.persistent_ids)}"
+        )
     if report.buffer_count:
         lines.append(f"out-of-band buffers: {report.buffer_count}")
     lines.append("")
@@ -91,7 +96,16 @@ def _add_inspect(subparsers):
 
 def _session_info(args):
     try:
-        info = turbodill.session_info(args.file)
+        key = None if args.key_env is None else os.environ[args.key_env]
+    except KeyError:
+        print(f"turbodill session-info: the environment has no {args.key_env}", file=sys.stderr)
+        return FAILED
+    try:
+        info = turbodill.session_info(args.file, key=key)
+    except turbodill.SignatureError as exc:
+        hint = " (give its key with --key-env VAR)" if key is None else ""
+        print(f"turbodill session-info: {args.file}: {exc}{hint}", file=sys.stderr)
+        return FAILED
     except (OSError, turbodill.session.SessionError) as exc:
         print(f"turbodill session-info: {exc}", file=sys.stderr)
         return FAILED
@@ -107,6 +121,7 @@ def _session_info(args):
                     "created": info.created.isoformat(),
                     "protocol": info.protocol,
                     "size": info.size,
+                    "signed": info.signed,
                     "entries": [vars(entry) for entry in info.entries],
                     "skipped": [{"name": n, "type": t, "reason": r} for n, t, r in info.skipped],
                 },
@@ -115,7 +130,8 @@ def _session_info(args):
         )
         return 0
     python = ".".join(map(str, info.python))
-    print(f"session of module {info.module!r}: {len(info.entries)} entries, {info.size} bytes")
+    signed = "signed " if info.signed else ""
+    print(f"{signed}session of module {info.module!r}: {len(info.entries)} entries, {info.size} bytes")
     print(f"written {info.created:%Y-%m-%d %H:%M:%S %Z} by {info.implementation} {python}, turbodill {info.turbodill}")
     print(f"format {info.format}, pickle protocol {info.protocol}")
     if info.entries:
@@ -141,6 +157,7 @@ def _add_session_info(subparsers):
         "size) and those left out, from its header alone. Exit status 2 if it is not a session file.",
     )
     parser.add_argument("file", help="a session file")
+    parser.add_argument("--key-env", metavar="VAR", help="the environment variable holding a signed session's key")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=_session_info)
 
@@ -150,6 +167,9 @@ SUBCOMMANDS = [_add_inspect, _add_session_info]
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m turbodill", description="turbodill's command line tools")
+    parser.add_argument(
+        "--version", action="version", version=f"turbodill {turbodill.__version__} (Python {sys.version.split()[0]})"
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(subparsers)

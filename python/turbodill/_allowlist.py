@@ -26,6 +26,7 @@ explicitly allows calling it on anything.
 """
 
 from pickle import UnpicklingError
+from typing import Any
 
 GETATTR = "builtins.getattr"
 
@@ -143,7 +144,7 @@ class Allowlist:
 
     __slots__ = ("_callables", "_values", "_modules", "explicit_getattr")
 
-    _cache = {}
+    _cache: dict[Any, "Allowlist"] = {}
 
     def __init__(self, allow):
         entries = (allow,) if isinstance(allow, str) else tuple(allow)
@@ -213,9 +214,13 @@ class Allowlist:
                 target = "<dynamic>" if method is None else f"a method ({method}) of <dynamic>"
                 return ForbiddenGlobalError(f"the payload calls {target}: an object that is not an allowed global")
             if kind == "call" and not self.may_call(name):
-                return ForbiddenGlobalError(f"the payload calls '{name}', which the allowlist allows only as a value", name)
+                return ForbiddenGlobalError(
+                    f"the payload calls '{name}', which the allowlist allows only as a value", name
+                )
             if kind == "global":
-                return ForbiddenGlobalError(f"the payload would modify the global '{name}' (through its {method})", name)
+                return ForbiddenGlobalError(
+                    f"the payload would modify the global '{name}' (through its {method})", name
+                )
         if findings.persistent_ids and not persistent_load:
             return UnsafePickleError("the payload has persistent ids, and the unpickler has no persistent_load")
         return None

@@ -10,10 +10,13 @@ report, or findings for an allowlist to judge.
 
 import copyreg
 import dataclasses
+import pickle
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 
 from . import _native, _signing
 from ._allowlist import Allowlist
+from ._typing import Buffer
+from .session import MAGIC as SESSION_MAGIC
 
 DATA = Allowlist("data")
 
@@ -51,7 +54,9 @@ class Findings:
             elif kind == "extension":
                 pair = copyreg._inverted_registry.get(first)
                 resolved = pair is not None
-                name = ".".join(fixed_import(*pair, self.proto, fix_imports)) if resolved else f"<extension code {first}>"
+                name = (
+                    ".".join(fixed_import(*pair, self.proto, fix_imports)) if resolved else f"<extension code {first}>"
+                )
                 self.extension_codes[first] = name if resolved else None
             else:  # an attribute fetched with getattr(global, name)
                 base, resolved, _ = self.imports[first]
@@ -143,11 +148,46 @@ def report(findings, signed=False):
     )
 
 
-def inspect(data, *, fix_imports=True):
+def _what_it_is(data):
+    """What ``data``, which fails at its first opcode, is instead."""
+    if not data:
+        return "the data is empty"
+    head = bytes(data[:64])
+    for cut in range(4):  # (a character cut by the 64-byte prefix)
+        try:
+            text = head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+            return f"the data is text ({text[:20]!r})"
+        break
+    return f"it starts with {head[:8]!r}"
+
+
+def _walk(data, signed):
+    """The native walk of ``data``. Input that fails at its first opcode and
+    does not start as pickles of protocol 2 and later do is most likely no
+    pickle at all: the error says what it looks like instead."""
+    try:
+        return _native.inspect_opcodes(data)
+    except _native.InspectError as e:
+        if e.offset != 0 or bytes(data[:1]) == pickle.PROTO:
+            raise
+        if bytes(data[: len(SESSION_MAGIC)]) == SESSION_MAGIC:
+            key = " with --key-env VAR" if signed else ""
+            message = f"not a pickle but a turbodill session: `python -m turbodill session-info FILE{key}` lists it"
+        else:
+            message = f"not a pickle: {_what_it_is(data)} (read as a pickle: {e})"
+        clearer = _native.InspectError(message)
+        clearer.offset, clearer.truncated = e.offset, e.truncated
+        raise clearer from None
+
+
+def inspect(data: Buffer, *, fix_imports: bool = True) -> InspectReport:
     """Report what loading ``data`` (a pickle, or a signed envelope holding
     one) would import and call, without importing or running anything.
     Malformed input raises ``InspectError`` (an ``UnpicklingError``)."""
     signed = _signing.is_signed(data)
     if signed:
         data = _signing.unverified_payload(data)
-    return report(Findings(_native.inspect_opcodes(data), fix_imports), signed)
+    return report(Findings(_walk(data, signed), fix_imports), signed)

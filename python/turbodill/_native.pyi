@@ -1,5 +1,30 @@
-from pickle import UnpicklingError
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from pickle import PicklingError, UnpicklingError
+from typing import Any, Protocol, final
+
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "HIGHEST_PROTOCOL",
+    "InspectError",
+    "MsgpackCodec",
+    "Pickler",
+    "PicklerMemoProxy",
+    "UnpicklableError",
+    "_SESSION_PREFIX_SIZE",
+    "__version__",
+    "_by_value_modules",
+    "_forget_type_caches",
+    "_session_header_size",
+    "_set_trace_sink",
+    "_session_pack_header",
+    "_session_pickle_entries",
+    "_session_read_header",
+    "dump",
+    "dumps",
+    "inspect_opcodes",
+    "settings",
+]
 
 class _Writable(Protocol):
     def write(self, data: bytes, /) -> Any: ...
@@ -9,7 +34,7 @@ __version__: str
 settings: dict[str, Any]
 _by_value_modules: set[str]
 
-class UnpicklableError(Exception): ...
+class UnpicklableError(PicklingError, TypeError): ...
 
 class InspectError(UnpicklingError):
     offset: int
@@ -41,13 +66,16 @@ def dump(
     key: bytes | str | None = None,
 ) -> None: ...
 def _forget_type_caches() -> None: ...
+def _set_trace_sink(sink: Callable[[str, object, str, object], object] | None) -> None: ...
 def inspect_opcodes(data: bytes | bytearray | memoryview) -> dict[str, Any]: ...
 
+@final
 class PicklerMemoProxy:
     def copy(self) -> dict[int, tuple[int, Any]]: ...
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
 
+@disjoint_base
 class Pickler:
     fast: bool
     @property
@@ -65,28 +93,29 @@ class Pickler:
         recurse: bool | None = None,
         deterministic: bool = False,
     ) -> None: ...
-    def dump(self, obj: Any, /) -> None: ...
+    def dump(self, obj: Any) -> None: ...
     def clear_memo(self) -> None: ...
 
 # Sessions (used by turbodill.session; private).
 _SESSION_PREFIX_SIZE: int
 
 def _session_pickle_entries(
-    module: Any, entries: list[tuple[str, Any]], protocol: int, /
+    module: Any, entries: list[tuple[str, Any]], protocol: int
 ) -> list[bytes | BaseException]: ...
-def _session_pack_header(header: dict[str, Any], /) -> bytes: ...
-def _session_header_size(prefix: bytes, /) -> int: ...
-def _session_read_header(data: bytes, /) -> dict[str, Any]: ...
+def _session_pack_header(header: dict[str, Any]) -> bytes: ...
+def _session_header_size(prefix: bytes) -> int: ...
+def _session_read_header(data: bytes) -> dict[str, Any]: ...
 
+@final
 class MsgpackCodec:
     """turbodill.msgpack's core; ``turbodill.msgpack`` makes the one instance."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         encode_error: type[Exception],
         decode_error: type[Exception],
         by_type: dict[type, tuple[str, int, tuple[str, ...]]],
         by_name: dict[str, tuple[type, int, tuple[str, ...]]],
-    ) -> None: ...
+    ) -> MsgpackCodec: ...
     def packb(self, obj: Any) -> bytes: ...
     def unpackb(self, data: bytes | bytearray | memoryview) -> Any: ...

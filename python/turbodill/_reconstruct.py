@@ -14,19 +14,20 @@ across payloads.
 
 import os
 import types
+import typing
 import weakref
 
 FORMAT_VERSION = 2
 
 # Classes made by payloads, by the deterministic key the pickler derived from
 # their definition. A second payload with the same class gets the same object.
-_classes = weakref.WeakValueDictionary()
+_classes: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
 # The key of every class pickled by value or made here, fixed the first
 # time it is needed: later changes to a class do not change its identity.
-_class_keys = weakref.WeakKeyDictionary()
+_class_keys: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 # Classes made and not yet given their attributes. A class found in
 # `_classes` is live: its state is never overwritten by a later payload.
-_awaiting_state = weakref.WeakSet()
+_awaiting_state: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def make_class(metaclass, name, bases, key, namespace):
@@ -85,14 +86,12 @@ def class_setstate(cls, state):
     return cls
 
 
-_typevars = weakref.WeakValueDictionary()
+_typevars: weakref.WeakValueDictionary[str, typing.TypeVar] = weakref.WeakValueDictionary()
 
 
 def make_typevar(name, bound, constraints, covariant, contravariant, key):
     """The TypeVar known by ``key``, or a new one (TypeVars defined in
     ``__main__`` have no importable name)."""
-    import typing
-
     tv = _typevars.get(key)
     if tv is None:
         tv = typing.TypeVar(name, *constraints, bound=bound, covariant=covariant, contravariant=contravariant)

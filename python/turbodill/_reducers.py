@@ -16,10 +16,10 @@ names in ``turbodill._reconstruct``.
 """
 
 import _thread
+import collections
 import contextvars
 import functools
 import io
-import os
 import re
 import struct
 import sys
@@ -27,6 +27,8 @@ import threading
 import types
 import typing
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 from . import _reconstruct as r
 
@@ -301,14 +303,14 @@ _REDUCERS = {
 if hasattr(typing, "TypeVarTuple"):
     _REDUCERS[typing.TypeVarTuple] = _reduce_type_parameter
 
-import collections as _collections
-
-_od = _collections.OrderedDict()
-_REDUCERS.update({type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view})
+_od: collections.OrderedDict[None, None] = collections.OrderedDict()
+_REDUCERS.update(
+    {type(_od.keys()): _reduce_dict_view, type(_od.values()): _reduce_dict_view, type(_od.items()): _reduce_dict_view}
+)
 del _od
 
 # dill-style savers registered with `turbodill.register`, by exact type.
-_SAVERS = {}
+_SAVERS: dict[type, Callable[[Any, Any], Any]] = {}
 
 
 class _RecordingPickler:
@@ -382,7 +384,7 @@ def reducer_for(cls):
 
 # ---- module-level sentinels ------------------------------------------------
 
-_object_index = {}
+_object_index: dict[int, tuple[str, str]] = {}
 _indexed_module_count = -1
 
 

@@ -20,10 +20,13 @@ only on globals this load found and for names the list allows,
 import copyreg
 import io
 import pickle as _pickle
+from collections.abc import Iterable
+from typing import Any
 
 from . import _native, _signing
 from ._allowlist import GETATTR, Allowlist, ForbiddenGlobalError, UnsafePickleError
 from ._inspect import Findings, fixed_import
+from ._typing import Allow, Readable
 
 _LATIN1 = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "iso_8859_1", "l1"})
 
@@ -35,7 +38,9 @@ _RECURSIVELY_FREED = frozenset({"collections.deque", "collections.defaultdict"})
 
 def _refuse_encoding(what, encoding):
     if not (isinstance(encoding, str) and encoding.lower() in _LATIN1):
-        raise ForbiddenGlobalError(f"restricted loading runs {what} with the latin-1 encoding only, not {encoding!r}", what)
+        raise ForbiddenGlobalError(
+            f"restricted loading runs {what} with the latin-1 encoding only, not {encoding!r}", what
+        )
 
 
 def _encode(text, encoding="utf-8"):
@@ -89,14 +94,27 @@ class RestrictedUnpickler(_pickle.Unpickler):
     #: ``_RECURSIVELY_FREED``).
     max_recursively_freed = 5_000
 
-    def __init__(self, file, *, allow, fix_imports=True, encoding="ASCII", errors="strict", buffers=None):
+    def __init__(
+        self,
+        file: Readable,
+        *,
+        allow: Allow | Allowlist,
+        fix_imports: bool = True,
+        encoding: str = "ASCII",
+        errors: str = "strict",
+        buffers: Iterable[Any] | None = None,
+    ) -> None:
         self._file = file
         self._allowlist = Allowlist.of(allow)
         self._fix_imports = fix_imports
-        self._options = {"encoding": encoding, "errors": errors, "buffers": None if buffers is None else iter(buffers)}
+        self._options: dict[str, Any] = {
+            "encoding": encoding,
+            "errors": errors,
+            "buffers": None if buffers is None else iter(buffers),
+        }
         self._pending = b""
         self._proto = 0
-        self._found = {}  # id -> (object, dotted name): what find_class returned
+        self._found: dict[int, tuple[Any, str]] = {}  # id -> (object, dotted name): what find_class returned
         super().__init__(io.BytesIO(), fix_imports=False, **self._options)
 
     def find_class(self, module, name):
@@ -125,7 +143,9 @@ class RestrictedUnpickler(_pickle.Unpickler):
         base = self._name_of(obj)
         dotted = f"{base}.{name}" if base is not None and isinstance(name, str) else None
         if dotted is None or not self._allowlist.may_import(dotted):
-            raise ForbiddenGlobalError(f"getattr of {dotted or 'an object that is not an allowed global'} is forbidden", dotted)
+            raise ForbiddenGlobalError(
+                f"getattr of {dotted or 'an object that is not an allowed global'} is forbidden", dotted
+            )
         value = getattr(obj, name, *default)
         self._found[id(value)] = (value, dotted)
         return value

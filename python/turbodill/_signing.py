@@ -44,7 +44,8 @@ class SignatureError(UnpicklingError):
     data given none. Raised before any opcode of the payload runs."""
 
 
-_NOT_SIGNED = "not a signed payload (a key was given, so only signed payloads load)"
+NOT_SIGNED = "not a signed payload (a key was given, so only signed payloads load)"
+SIGNED_WITHOUT_KEY = "the payload is signed: pass key= to check and load it"
 
 
 def _key_bytes(key):
@@ -74,18 +75,31 @@ def _key_id(key):
     return hmac.digest(key, b"turbodill key id", "sha256")[:4]
 
 
-def _tag(key, header, payload):
+def _tag(key, header, *payload):
     mac = hmac.new(key, header, "sha256")
-    mac.update(payload)
+    for part in payload:
+        mac.update(part)
     return mac.digest()
+
+
+def _header(key, length):
+    return b"".join((MAGIC, bytes((VERSION, HMAC_SHA256)), _key_id(key), length.to_bytes(8, "little")))
 
 
 def sign(payload, key):
     """The envelope of ``payload`` signed with ``key`` (bytes, or str as
     UTF-8). ``dumps`` and ``dump`` call this when given ``key=``."""
     key = _key_bytes(key)
-    header = b"".join((MAGIC, bytes((VERSION, HMAC_SHA256)), _key_id(key), len(payload).to_bytes(8, "little")))
+    header = _header(key, len(payload))
     return b"".join((header, _tag(key, header, payload), payload))
+
+
+def sign_chunks(chunks, key):
+    """The envelope of the payload ``b"".join(chunks)``, as chunks to write
+    one after the other (the payload is never joined): sessions."""
+    key = _key_bytes(key)
+    header = _header(key, sum(len(chunk) for chunk in chunks))
+    return [header, _tag(key, header, *chunks), *chunks]
 
 
 def is_signed(data):
@@ -97,16 +111,18 @@ def refuse_signed(data):
     """SignatureError when ``data`` is an envelope: signed data loads only
     with a key (never by falling back to loading it unchecked)."""
     if is_signed(data):
-        raise SignatureError("the payload is signed: pass key= to check and load it")
+        raise SignatureError(SIGNED_WITHOUT_KEY)
 
 
 def _parse_header(header):
     """(key id, payload length) of an envelope header; SignatureError if it
     is none or one this version cannot check."""
     if len(header) < HEADER_SIZE or header[: len(MAGIC)] != MAGIC:
-        raise SignatureError(_NOT_SIGNED)
+        raise SignatureError(NOT_SIGNED)
     if header[6] != VERSION:
-        raise SignatureError(f"unsupported signed envelope version {header[6]} (this turbodill reads version {VERSION})")
+        raise SignatureError(
+            f"unsupported signed envelope version {header[6]} (this turbodill reads version {VERSION})"
+        )
     if header[7] != HMAC_SHA256:
         raise SignatureError(f"unsupported signature algorithm {header[7]}")
     return bytes(header[8:12]), int.from_bytes(header[12:20], "little")
@@ -162,7 +178,7 @@ def read_signed(file, key):
         raise EOFError("Ran out of input")
     if not complete:
         if not MAGIC.startswith(header[: len(MAGIC)]):
-            raise SignatureError(_NOT_SIGNED)
+            raise SignatureError(NOT_SIGNED)
         raise SignatureError("truncated signed payload")
     _, length = _parse_header(header)
     rest, complete = _read_exactly(file, TAG_SIZE + length)

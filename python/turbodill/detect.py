@@ -5,6 +5,8 @@ import builtins
 import dis
 import gc
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 from ._tracing import trace
 from .pointers import at, children, parent, parents, reference
@@ -47,7 +49,7 @@ def _attributes(obj):
             continue
 
 
-def errors(obj, depth=0, exact=False, safe=False):
+def errors(obj: object, depth: int = 0, exact: bool = False, safe: bool = False) -> Any:
     """The exception pickling ``obj`` raises, or None. With ``depth > 0``, a
     dict of those of its attributes that fail, each explored ``depth - 1``
     further."""
@@ -67,7 +69,7 @@ def errors(obj, depth=0, exact=False, safe=False):
     return None
 
 
-def badobjects(obj, depth=0, exact=False, safe=False):
+def badobjects(obj: object, depth: int = 0, exact: bool = False, safe: bool = False) -> Any:
     """``obj`` if it does not pickle (else None); with ``depth > 0``, a dict
     of its attributes that do not."""
     if depth > 0:
@@ -79,7 +81,7 @@ def badobjects(obj, depth=0, exact=False, safe=False):
     return None if _pickles(obj, exact, safe) else obj
 
 
-def badtypes(obj, depth=0, exact=False, safe=False):
+def badtypes(obj: object, depth: int = 0, exact: bool = False, safe: bool = False) -> Any:
     """Like ``badobjects``, giving the types of what does not pickle."""
     if depth > 0:
         return {
@@ -90,12 +92,12 @@ def badtypes(obj, depth=0, exact=False, safe=False):
     return None if _pickles(obj, exact, safe) else type(obj)
 
 
-def baditems(obj, exact=False, safe=False):
+def baditems(obj: Any, exact: bool = False, safe: bool = False) -> list[Any]:
     """The items of a container (the values of a mapping) that do not pickle."""
     if not hasattr(obj, "__iter__"):
         return [bad for bad in (badobjects(obj, 0, exact, safe),) if bad is not None]
     items = obj.values() if callable(getattr(obj, "values", None)) else obj
-    bad = []
+    bad: list[Any] = []
     for item in items:
         if not _pickles(item, exact, safe) and not any(item is b for b in bad):
             bad.append(item)
@@ -147,7 +149,7 @@ def nestedglobals(func, recurse=True):
 _GLOBAL_OPCODES = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL"})
 
 
-def globalvars(func, recurse=True, builtin=False):
+def globalvars(func: Callable[..., Any], recurse: bool = True, builtin: bool = False) -> dict[str, Any]:
     """The globals ``func`` refers to, ``{name: value}``: with ``recurse``,
     the names its bytecode uses as globals, and those of the functions it
     reaches through them and through its closure; without, every name in
@@ -240,7 +242,7 @@ def getmodule(object, _filename=None, force=False):
     return builtins if name is not None and getattr(builtins, name, None) is object else None
 
 
-def freevars(func):
+def freevars(func: Callable[..., Any]) -> dict[str, Any]:
     """The variables ``func`` closes over, ``{name: value}`` (empty cells
     are left out)."""
     func = getattr(func, "__func__", func)

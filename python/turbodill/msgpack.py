@@ -83,7 +83,7 @@ def _describe(cls: type) -> tuple[int, tuple[str, ...]]:
     if isinstance(cls, enum.EnumMeta):
         return _ENUM, ()
     if issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
-        return _NAMEDTUPLE, tuple(cls._fields)
+        return _NAMEDTUPLE, tuple(cls._fields)  # type: ignore[attr-defined]  # checked just above
     if dataclasses.is_dataclass(cls):
         # Every field, init=False ones included (ClassVars are not fields).
         return _OBJECT, tuple(f.name for f in dataclasses.fields(cls))
@@ -91,8 +91,7 @@ def _describe(cls: type) -> tuple[int, tuple[str, ...]]:
     if attrs_fields is not None:
         return _OBJECT, tuple(a.name for a in attrs_fields)
     raise TypeError(
-        f"cannot register {cls!r}: turbodill.msgpack registers dataclasses, "
-        "attrs classes, NamedTuples and Enums"
+        f"cannot register {cls!r}: turbodill.msgpack registers dataclasses, attrs classes, NamedTuples and Enums"
     )
 
 

@@ -18,6 +18,13 @@ the older ``dump_session``/``load_session``. What differs:
   intact. Files are created with mode 0600; neither writing nor reading goes
   through a symbolic link. Without a filename the session goes to a per-user
   file (``default_session_path()``), never to a shared temporary directory.
+  A temporary file left behind by a writer that was killed is removed by the
+  next dump to the same file, once its writer (named in the file's name by
+  host and process id) is gone.
+- ``key=`` signs the session as ``dumps(obj, key=...)`` signs a pickle: the
+  whole file (header and every entry) is the payload of a signed envelope,
+  checked before anything in it is read. A signed session loads only with a
+  key, and with a key only a signed session loads.
 
 Loading a session runs code, like any pickle: load only sessions you wrote.
 """
@@ -31,14 +38,18 @@ import io
 import os
 import pickle
 import re
+import socket
 import stat
 import sys
 import tempfile
 import time
 import types
 import warnings
+from typing import IO, Any
 
-from . import _native
+from . import _native, _signing
+from ._signing import SignatureError
+from ._typing import Key, Path
 
 __all__ = [
     "EntryInfo",
@@ -56,6 +67,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+#: The first bytes of a session file (written by src/session/header.rs).
+MAGIC = b"TDSESS\r\n"
 _MODULE_PID = "turbodill.session:module"
 _NAMESPACE_PID = "turbodill.session:namespace"
 # Module bookkeeping that belongs to the interpreter, not to the session.
@@ -107,9 +120,10 @@ class SessionInfo:
     entries: list
     skipped: list  # (name, type name, reason) of the entries left out
     size: int
+    signed: bool  # the file is a signed envelope (checked with the key given)
 
 
-def default_session_path():
+def default_session_path() -> str:
     """The per-user file sessions go to when no filename is given:
     ``$XDG_STATE_HOME/turbodill/session.pkl`` (``~/.local/state`` when unset;
     ``%LOCALAPPDATA%`` on Windows). The directory is made private (0700)."""
@@ -166,11 +180,7 @@ def _is_ipython_namespace(namespace):
 def _imported_elsewhere(module, namespace):
     """For `refimported`: the entries whose value is the same object under the
     same name in another imported module, as {name: that module's name}."""
-    wanted = {
-        name
-        for name, value in namespace.items()
-        if not isinstance(value, (_ATOMS, types.ModuleType))
-    }
+    wanted = {name for name, value in namespace.items() if not isinstance(value, (_ATOMS, types.ModuleType))}
     found = {}
     for mod_name, mod in list(sys.modules.items()):
         if mod is module or mod is None or not wanted:
@@ -250,6 +260,42 @@ def _warn(summary, entries):
     warnings.warn(SessionWarning(summary + ":" + lines, entries), stacklevel=stacklevel)
 
 
+def _writer_tag():
+    """Who writes a temporary file, as its name says: `pid@host` (the host
+    keeps a dump on one machine from judging a writer on another that shares
+    the directory)."""
+    return f"{os.getpid()}@{re.sub(r'[^A-Za-z0-9.-]', '_', socket.gethostname())}"
+
+
+def _process_gone(pid):
+    try:
+        os.kill(pid, 0)  # no signal: only whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, run by another user
+        return False
+    return False
+
+
+def _remove_abandoned(directory, base):
+    """Remove the temporary files of dumps to `base` whose writer on this
+    host is gone (killed before it could clean up). A file whose writer
+    lives, or cannot be told, is left alone."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return
+    own = re.compile(rf"\.{re.escape(base)}\.(\d+)@(.+)\.[^.]+\.tmp\Z")
+    host = _writer_tag().partition("@")[2]
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = own.match(name)
+        if match and match[2] == host and _process_gone(int(match[1])):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(directory, name))
+
+
 def _write_atomically(path, chunks):
     """Write `chunks` to `path` through a private temporary file in the same
     directory, renamed over `path` once it is on disk. The rename replaces a
@@ -258,7 +304,8 @@ def _write_atomically(path, chunks):
     path = os.fspath(path)
     _refuse_symlink(path, "write")
     directory, base = os.path.split(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)  # mode 0600, O_EXCL
+    _remove_abandoned(directory, base)
+    fd, temporary = tempfile.mkstemp(prefix=f".{base}.{_writer_tag()}.", suffix=".tmp", dir=directory)  # 0600, O_EXCL
     try:
         with os.fdopen(fd, "wb") as file:
             for chunk in chunks:
@@ -299,11 +346,19 @@ def _refuse_symlink(path, action):
         raise OSError(errno.ELOOP, f"refusing to {action} a session through a symbolic link", path)
 
 
-def dump_module(filename=None, module=None, refimported=False, **kwds):
+def dump_module(
+    filename: Path | IO[bytes] | None = None,
+    module: types.ModuleType | str | None = None,
+    refimported: bool = False,
+    *,
+    key: bytes | str | None = None,
+    **kwds: Any,
+) -> str | bytes | None:
     """Save ``module``'s namespace (``__main__`` by default; a module or its
     name) to ``filename`` (a path or a binary file object; by default
     ``default_session_path()``). Returns the path written, or None for a file
-    object.
+    object. ``key`` signs the session (see ``turbodill.dumps``): it then
+    loads only with that key.
 
     Functions and classes defined in the module are saved by value, with the
     module's namespace as their globals on load; imported modules and objects
@@ -327,7 +382,9 @@ def dump_module(filename=None, module=None, refimported=False, **kwds):
     if kwds:
         raise TypeError(f"dump_module() got unexpected keyword arguments: {', '.join(sorted(kwds))}")
     chunks = _session_bytes(_target_module(module), refimported, strict, protocol)
-    if hasattr(filename, "write"):
+    if key is not None:
+        chunks = _signing.sign_chunks(chunks, key)
+    if filename is not None and hasattr(filename, "write"):
         for chunk in chunks:
             filename.write(chunk)
         return None
@@ -336,7 +393,12 @@ def dump_module(filename=None, module=None, refimported=False, **kwds):
     return path
 
 
-def dump_session(filename=None, main=None, byref=False, **kwds):
+def dump_session(
+    filename: Path | IO[bytes] | None = None,
+    main: types.ModuleType | str | None = None,
+    byref: bool = False,
+    **kwds: Any,
+) -> str | bytes | None:
     """dill's older name: ``dump_module(filename, module=main, refimported=byref)``."""
     return dump_module(filename, module=main, refimported=byref, **kwds)
 
@@ -365,11 +427,28 @@ def _opened(filename):
         yield file
 
 
-def _read_header(file, source):
-    """Read and check the header at the start of `file`: `(header, the size
-    the entries' pickles must have)`. Reads nothing past the header."""
+def _unsealed(file, key):
+    """`(stream, start)`: where the session's own bytes are read from, and
+    the first of them, already read. An unsigned session is read on from
+    `file`; a signed one is read whole and its signature checked first. A key
+    given for an unsigned session, or none for a signed one, is refused with
+    the errors of signed payloads."""
+    start = file.read(len(_signing.MAGIC))
+    if start != _signing.MAGIC:
+        if key is not None:
+            raise SignatureError(_signing.NOT_SIGNED)
+        return file, start
+    if key is None:
+        raise SignatureError(_signing.SIGNED_WITHOUT_KEY)
+    return io.BytesIO(_signing.verify(start + file.read(), key)), b""
+
+
+def _read_header(file, source, start):
+    """Read and check the header at the start of `file` (`start`: its first
+    bytes, already read): `(header, the size the entries' pickles must
+    have)`. Reads nothing past the header."""
     try:
-        prefix = file.read(_native._SESSION_PREFIX_SIZE)
+        prefix = start + file.read(_native._SESSION_PREFIX_SIZE - len(start))
         header_bytes = prefix + file.read(_native._session_header_size(prefix) - len(prefix))
         header = _native._session_read_header(header_bytes)
     except ValueError as exc:
@@ -446,13 +525,14 @@ def _load_entries(header, payload, module, strict, source):
         _warn(f"{_entries(len(failed))} of {source} could not be loaded", failed)
 
 
-def _open(filename):
+def _open(filename, key):
     """The checked header and the entries' bytes of a session to load."""
     source = _describe(filename)
     with _opened(filename) as file:
-        header, size = _read_header(file, source)
+        stream, start = _unsealed(file, key)
+        header, size = _read_header(stream, source, start)
         _check_interpreter(header, source)
-        payload = file.read()
+        payload = stream.read()
     _check_size(len(payload), size, source)
     return header, payload, source
 
@@ -463,7 +543,13 @@ def _describe(filename):
     return f"session {os.fspath(filename) if filename is not None else default_session_path()!r}"
 
 
-def load_module(filename=None, module=None, **kwds):
+def load_module(
+    filename: Path | IO[bytes] | None = None,
+    module: types.ModuleType | str | None = None,
+    *,
+    key: Key | None = None,
+    **kwds: Any,
+) -> types.ModuleType | None:
     """Restore a session saved by ``dump_module`` into ``module`` (a module or
     its name), by default the module it was saved from: ``__main__``, an
     importable module (imported), or a new module for one that was built at
@@ -471,13 +557,15 @@ def load_module(filename=None, module=None, **kwds):
     already has and the session lacks are kept. Entries that fail to load are
     reported with a ``SessionWarning`` (``strict=True`` raises). Returns the
     module when it was neither given nor ``__main__``, else None (as dill).
+    ``key`` (one key or the accepted keys) loads only a session signed with
+    one of them, checked before anything in it is read.
     """
     if "main" in kwds:
         module = kwds.pop("main")
     strict = kwds.pop("strict", False)
     if kwds:
         raise TypeError(f"load_module() got unexpected keyword arguments: {', '.join(sorted(kwds))}")
-    header, payload, source = _open(filename)
+    header, payload, source = _open(filename, key)
     given = module is not None
     if given:
         target = _target_module(module)
@@ -492,20 +580,25 @@ def load_module(filename=None, module=None, **kwds):
     return None if given or target is sys.modules.get("__main__") else target
 
 
-def load_session(filename=None, main=None, **kwds):
+def load_session(
+    filename: Path | IO[bytes] | None = None, main: types.ModuleType | str | None = None, **kwds: Any
+) -> types.ModuleType | None:
     """dill's older name: ``load_module(filename, module=main)``."""
     return load_module(filename, module=main, **kwds)
 
 
-def load_module_asdict(filename=None, update=False, **kwds):
+def load_module_asdict(
+    filename: Path | IO[bytes] | None = None, update: bool = False, *, key: Key | None = None, **kwds: Any
+) -> dict[str, Any]:
     """Load a session into a new namespace and return it as a dict, leaving
     every live module alone. ``update=True`` starts from a copy of the live
     module's namespace, so the result is that module as the session would
-    leave it. The dict's ``__session__`` is the filename."""
+    leave it. The dict's ``__session__`` is the filename. ``key`` as for
+    ``load_module``."""
     strict = kwds.pop("strict", False)
     if kwds:
         raise TypeError(f"load_module_asdict() got unexpected keyword arguments: {', '.join(sorted(kwds))}")
-    header, payload, source = _open(filename)
+    header, payload, source = _open(filename, key)
     namespace = types.ModuleType(header["module"])
     if update:
         live = sys.modules.get(header["module"]) or importlib.import_module(header["module"])
@@ -515,15 +608,17 @@ def load_module_asdict(filename=None, update=False, **kwds):
     return namespace.__dict__
 
 
-def session_info(filename=None):
+def session_info(filename: Path | IO[bytes] | None = None, *, key: Key | None = None) -> SessionInfo:
     """What a session file holds, from its header alone: nothing in it is
-    unpickled, imported or executed."""
+    unpickled, imported or executed. A signed session needs its ``key`` (as
+    for ``load_module``); its signature is checked first."""
     source = _describe(filename)
     with _opened(filename) as file:
-        header, size = _read_header(file, source)
-        start = file.tell()
-        file.seek(0, os.SEEK_END)
-        _check_size(file.tell() - start, size, source)
+        stream, start = _unsealed(file, key)
+        header, size = _read_header(stream, source, start)
+        entries_start = stream.tell()
+        stream.seek(0, os.SEEK_END)
+        _check_size(stream.tell() - entries_start, size, source)
         total = file.tell()
     return SessionInfo(
         format=header["format"],
@@ -536,4 +631,5 @@ def session_info(filename=None):
         entries=[EntryInfo(**entry) for entry in header["entries"]],
         skipped=[(s["name"], s["type"], s["reason"]) for s in header["skipped"]],
         size=total,
+        signed=stream is not file,
     )

@@ -160,6 +160,8 @@ pub struct Engine<'py> {
     /// While tracing: the path segments of the container frames being
     /// stepped in hand (off the stack), outermost first.
     pub traced_segments: Vec<Option<String>>,
+    /// Where non-ASCII strs are encoded to UTF-8 (one allocation per dump).
+    pub utf8_scratch: Vec<u8>,
 }
 
 impl<'py> Engine<'py> {
@@ -196,6 +198,7 @@ impl<'py> Engine<'py> {
             stack: Vec::new(),
             caches: None,
             fast_nesting: 0,
+            utf8_scratch: Vec::new(),
             inline_depth: 0,
             open_reductions: 0,
             fast_memo: None,

@@ -17,6 +17,9 @@ pub struct PyState {
     pub getattr: Py<PyAny>,
     pub copyreg_slotnames: Py<PyAny>,
     pub sys_modules: Py<PyAny>,
+    /// The `builtins` module, which by-value functions and modules get as
+    /// their `__builtins__` (C code that imports looks it up there).
+    pub builtins_module: Py<PyModule>,
     pub picklebuffer_type: Py<PyType>,
     /// `object.__reduce_ex__` and friends, to recognise instances whose
     /// pickling is entirely object's default behaviour.
@@ -72,6 +75,7 @@ impl PyState {
             getattr: py.import("builtins")?.getattr("getattr")?.unbind(),
             copyreg_slotnames: copyreg.getattr("_slotnames")?.unbind(),
             sys_modules: py.import("sys")?.getattr("modules")?.unbind(),
+            builtins_module: py.import("builtins")?.unbind(),
             picklebuffer_type: py
                 .import("pickle")?
                 .getattr("PickleBuffer")?

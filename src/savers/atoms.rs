@@ -267,36 +267,7 @@ impl<'py> Engine<'py> {
 
     pub fn save_str(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         if self.bin {
-            // SAFETY: `obj` is an exact str. A compact ASCII string's
-            // characters are its UTF-8 bytes, stored inline after the header.
-            unsafe {
-                let ptr = obj.as_ptr();
-                if ffi::PyUnicode_IS_COMPACT_ASCII(ptr) != 0 {
-                    let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
-                    let data =
-                        std::slice::from_raw_parts(ffi::PyUnicode_DATA(ptr) as *const u8, len);
-                    self.write_str_payload(data, None)?;
-                    self.memo_put(obj);
-                    return Ok(());
-                }
-            }
-            let mut size: ffi::Py_ssize_t = 0;
-            // SAFETY: `obj` is an exact str; the UTF-8 buffer is cached on the
-            // object, which we hold for as long as we use the slice.
-            let data = unsafe { ffi::PyUnicode_AsUTF8AndSize(obj.as_ptr(), &mut size) };
-            if data.is_null() {
-                // Lone surrogates: encode with "surrogatepass", as CPython does.
-                // SAFETY: clearing the UnicodeEncodeError just raised.
-                unsafe { ffi::PyErr_Clear() };
-                let encoded =
-                    obj.call_method1(intern!(self.py, "encode"), ("utf-8", "surrogatepass"))?;
-                let bytes = encoded.cast::<PyBytes>()?.as_bytes();
-                self.write_str_payload(bytes, Some(&encoded))?;
-            } else {
-                // SAFETY: see above.
-                let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, size as usize) };
-                self.write_str_payload(bytes, None)?;
-            }
+            self.write_binary_str(obj)?;
         } else {
             // The code points themselves (a Rust str could not hold lone
             // surrogates), read in the string's own storage width.
@@ -333,6 +304,82 @@ impl<'py> Engine<'py> {
         }
         self.memo_put(obj);
         Ok(())
+    }
+
+    /// A str that only the container being stepped refers to (`item` being
+    /// the step's own reference) can be neither in the memo already nor met
+    /// again later in the graph. So it takes its memo index (the same
+    /// MEMOIZE/BINPUT bytes) without an entry in the memo table, whose random
+    /// access is most of the cost of a list of distinct strings. Ok(false):
+    /// not such a str, save it the ordinary way.
+    #[inline]
+    pub fn save_unshared_str(&mut self, item: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let ptr = item.as_ptr();
+        // SAFETY: reading the type and reference count of an object we hold.
+        let unshared = |ptr| unsafe {
+            ffi::Py_TYPE(ptr) == &raw mut ffi::PyUnicode_Type && ffi::Py_REFCNT(ptr) == 2
+        };
+        if !self.bin || self.hooks.persistent_id.is_some() || !unshared(ptr) {
+            return Ok(false);
+        }
+        self.opcode_boundary()?;
+        // A frame flushed to a file ran Python code, which may have taken a
+        // reference to the string.
+        if !unshared(ptr) {
+            return Ok(false);
+        }
+        self.write_binary_str(item)?;
+        self.memo_put_anonymous();
+        Ok(true)
+    }
+
+    /// BINUNICODE and its kin: the str's UTF-8, lone surrogates written as
+    /// "surrogatepass" writes them (as `_pickle.c` does).
+    fn write_binary_str(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        let ptr = obj.as_ptr();
+        // SAFETY: `obj` is an exact str, which we hold while the slice lives.
+        // A compact ASCII string's characters are its UTF-8 bytes, stored
+        // inline after the header.
+        if unsafe { ffi::PyUnicode_IS_COMPACT_ASCII(ptr) } != 0 {
+            let ascii = unsafe {
+                std::slice::from_raw_parts(
+                    ffi::PyUnicode_DATA(ptr) as *const u8,
+                    ffi::PyUnicode_GET_LENGTH(ptr) as usize,
+                )
+            };
+            return self.write_str_payload(ascii, None);
+        }
+        // Encoded here rather than through PyUnicode_AsUTF8AndSize, which
+        // would keep a UTF-8 copy of every string alive on the string.
+        let mut utf8 = std::mem::take(&mut self.utf8_scratch);
+        utf8.clear();
+        // SAFETY: `obj` is an exact str, made ready; its data holds `len`
+        // units of `kind` bytes and lives while we hold `obj`.
+        unsafe {
+            if ffi::PyUnicode_READY(ptr) != 0 {
+                self.utf8_scratch = utf8;
+                return Err(PyErr::fetch(self.py));
+            }
+            let len = ffi::PyUnicode_GET_LENGTH(ptr) as usize;
+            let data = ffi::PyUnicode_DATA(ptr);
+            match ffi::PyUnicode_KIND(ptr) {
+                ffi::PyUnicode_1BYTE_KIND => {
+                    let units = std::slice::from_raw_parts(data as *const u8, len);
+                    utf8_surrogatepass(units.iter().map(|&c| u32::from(c)), len * 2, &mut utf8)
+                }
+                ffi::PyUnicode_2BYTE_KIND => {
+                    let units = std::slice::from_raw_parts(data as *const u16, len);
+                    utf8_surrogatepass(units.iter().map(|&c| u32::from(c)), len * 3, &mut utf8)
+                }
+                _ => {
+                    let units = std::slice::from_raw_parts(data as *const u32, len);
+                    utf8_surrogatepass(units.iter().copied(), len * 4, &mut utf8)
+                }
+            }
+        }
+        let result = self.write_str_payload(&utf8, None);
+        self.utf8_scratch = utf8;
+        result
     }
 
     fn write_str_payload(
@@ -487,6 +534,35 @@ impl<'py> Engine<'py> {
 
 /// Protocol 0's UNICODE payload: raw-unicode-escape, plus escapes for the
 /// characters that would break the line-based format.
+/// UTF-8 of `code_points` into `out`, surrogates included (the three-byte
+/// form, as the "surrogatepass" error handler writes them). `max_len` bounds
+/// the output, reserved at once.
+#[inline]
+fn utf8_surrogatepass(code_points: impl Iterator<Item = u32>, max_len: usize, out: &mut Vec<u8>) {
+    out.reserve(max_len);
+    for c in code_points {
+        // The casts keep the low bits of a code point below 0x110000, by design.
+        #[allow(clippy::cast_possible_truncation)]
+        match c {
+            0..=0x7f => out.push(c as u8),
+            0x80..=0x7ff => {
+                out.extend_from_slice(&[0xc0 | (c >> 6) as u8, 0x80 | (c & 0x3f) as u8])
+            }
+            0x800..=0xffff => out.extend_from_slice(&[
+                0xe0 | (c >> 12) as u8,
+                0x80 | ((c >> 6) & 0x3f) as u8,
+                0x80 | (c & 0x3f) as u8,
+            ]),
+            _ => out.extend_from_slice(&[
+                0xf0 | (c >> 18) as u8,
+                0x80 | ((c >> 12) & 0x3f) as u8,
+                0x80 | ((c >> 6) & 0x3f) as u8,
+                0x80 | (c & 0x3f) as u8,
+            ]),
+        }
+    }
+}
+
 fn raw_unicode_escape(code_points: impl Iterator<Item = u32>) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let escape = |out: &mut Vec<u8>, tag: u8, c: u32, digits: u32| {

@@ -83,6 +83,20 @@ macro_rules! save_children_or_park {
     }};
 }
 
+/// `save_unshared_str(item)`: whether it wrote the item. On error the
+/// frame goes back on the stack first, so the error path names it.
+macro_rules! unshared_str_or_park {
+    ($engine:expr, $item:expr, $frame:expr) => {
+        match $engine.save_unshared_str($item) {
+            Ok(written) => written,
+            Err(err) => {
+                $engine.stack.push($frame);
+                return Err(err);
+            }
+        }
+    };
+}
+
 impl<'py> Engine<'py> {
     /// Save the children of a frame (one value, or a key and its value).
     /// Ok(true) means they pushed work of their own: the frame must wait
@@ -172,6 +186,9 @@ impl<'py> Engine<'py> {
             };
             f.next += 1;
             f.in_batch += 1;
+            if unshared_str_or_park!(self, &item, Frame::List(f)) {
+                continue;
+            }
             save_children_or_park!(self, self.save_children(&item, None), Frame::List(f), &f);
         }
     }
@@ -247,13 +264,26 @@ impl<'py> Engine<'py> {
                 return check_dict_size(&f.dict, f.size);
             };
             f.in_batch += 1;
-            f.key = Some(key.clone());
-            save_children_or_park!(
+            // The key is checked before the frame takes its own reference.
+            let key_written = unshared_str_or_park!(
                 self,
-                self.save_children(&key, Some(value)),
-                Frame::Dict(f),
-                &f
+                &key,
+                Frame::Dict(DictFrame {
+                    key: Some(key.clone()),
+                    ..f
+                })
             );
+            f.key = Some(key.clone());
+            if !key_written {
+                save_children_or_park!(
+                    self,
+                    self.save_children(&key, Some(value)),
+                    Frame::Dict(f),
+                    &f
+                );
+            } else if !unshared_str_or_park!(self, &value, Frame::Dict(f)) {
+                save_children_or_park!(self, self.save_children(&value, None), Frame::Dict(f), &f);
+            }
         }
     }
 
@@ -393,6 +423,9 @@ impl<'py> Engine<'py> {
         while f.next < len {
             let item = f.tuple.get_item(f.next)?;
             f.next += 1;
+            if unshared_str_or_park!(self, &item, Frame::Tuple(f)) {
+                continue;
+            }
             save_children_or_park!(self, self.save_children(&item, None), Frame::Tuple(f), &f);
         }
         let short_form = len <= 3 && self.proto >= 2;

@@ -162,7 +162,12 @@ impl<'py> Engine<'py> {
         // locals or from __main__, and a failed lookup costs an exception.
         if let Some(module) = obj.getattr_opt(intern!(py, "__module__"))? {
             if let Ok(module) = module.cast::<PyString>() {
-                if self.module_by_value(&module.to_cow()?)? {
+                // A module missing from sys.modules was made at run time
+                // (types.ModuleType) or dropped: by value, as cloudpickle
+                // does, rather than a failing import per object.
+                if self.module_by_value(&module.to_cow()?)?
+                    || !self.st.sys_modules.bind(py).contains(module)?
+                {
                     return Ok(None);
                 }
             }
@@ -248,7 +253,10 @@ impl<'py> Engine<'py> {
     /// The function's globals start as an empty dict (one per module dict,
     /// shared by all functions from that module) and are filled later.
     /// It starts with `__name__`, which `types.FunctionType` reads to set
-    /// the function's `__module__`.
+    /// the function's `__module__`, and `__builtins__`, the `builtins`
+    /// module by reference: C code that imports (`PyImport_Import`, as
+    /// `datetime.strptime` and numpy's methods do) looks it up in the
+    /// calling function's globals.
     fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
         if self.is_session_namespace(globals.as_any()) {
             return self.save(globals.as_any(), SaveCtx::default());
@@ -264,8 +272,9 @@ impl<'py> Engine<'py> {
         }
         self.memo_put(globals.as_any());
         let py = self.py;
+        let mut frames = Vec::with_capacity(6);
         if let Some(name) = globals.get_item(intern!(py, "__name__"))? {
-            self.queue([
+            frames.extend([
                 Frame::Save(
                     intern!(py, "__name__").clone().into_any(),
                     SaveCtx::default(),
@@ -274,6 +283,18 @@ impl<'py> Engine<'py> {
                 Frame::Write(SETITEM),
             ]);
         }
+        frames.extend([
+            Frame::Save(
+                intern!(py, "__builtins__").clone().into_any(),
+                SaveCtx::default(),
+            ),
+            Frame::Save(
+                self.st.builtins_module.bind(py).clone().into_any(),
+                SaveCtx::default(),
+            ),
+            Frame::Write(SETITEM),
+        ]);
+        self.queue(frames);
         Ok(())
     }
 
@@ -346,6 +367,11 @@ impl<'py> Engine<'py> {
             self.global_names_of(&code)?
         };
         for name in names {
+            // The skeleton has `__builtins__` already: the stdlib's, never
+            // a copy of the namespace the function happened to get.
+            if name.to_cow()? == "__builtins__" {
+                continue;
+            }
             if let Some(value) = globals.get_item(&name)? {
                 used.set_item(name, value)?;
             }
@@ -533,8 +559,13 @@ impl<'py> Engine<'py> {
             .getattr(intern!(py, "__dict__"))?
             .cast::<PyDict>()?
             .copy()?;
+        // Its `__builtins__` (usually the builtins' namespace dict, which
+        // would go by value) is kept, as the `builtins` module by reference.
         if namespace.contains(intern!(py, "__builtins__"))? {
-            namespace.del_item(intern!(py, "__builtins__"))?;
+            namespace.set_item(
+                intern!(py, "__builtins__"),
+                self.st.builtins_module.bind(py),
+            )?;
         }
         let args = PyTuple::new(py, [name])?;
         let reduce_value = PyTuple::new(
