@@ -397,7 +397,9 @@ def test_open_file_comes_back_with_its_mode_type_and_position(mode, tmp_path):
         expected = (type(f).__name__, f.mode, f.tell())
         ours = pickle.loads(payload)
         try:
-            theirs = dill.loads(dill.dumps(f)) if "x" not in mode else None  # dill reopens 'x' files exclusively: FileExistsError
+            theirs = (
+                dill.loads(dill.dumps(f)) if "x" not in mode else None
+            )  # dill reopens 'x' files exclusively: FileExistsError
         finally:
             if "w" in mode:
                 path.write_text("")  # dill's reload truncated it
@@ -435,8 +437,9 @@ def test_unbuffered_file_comes_back_unbuffered(tmp_path):
 
 # ---- 15: dill's API, for code that does `import turbodill as dill` ------------
 
-dill = pytest.importorskip("dill", reason="dill is the reference for its own API")
+import dill  # noqa: E402 (the reference for its own API; a test extra)
 import dill.detect  # noqa: E402
+
 import turbodill.detect  # noqa: E402
 
 SCALE = 5
@@ -483,7 +486,9 @@ def test_detect_globalvars_answers_as_dill():
     for recurse in (True, False):
         for builtin in (True, False):
             for obj in (outer, inner, helper, WithMethod().method, outer.__code__):
-                assert turbodill.detect.globalvars(obj, recurse, builtin) == dill.detect.globalvars(obj, recurse, builtin)
+                assert turbodill.detect.globalvars(obj, recurse, builtin) == dill.detect.globalvars(
+                    obj, recurse, builtin
+                )
     assert turbodill.detect.globalvars(inner) == {"helper": helper, "SCALE": SCALE}
 
 
@@ -516,7 +521,9 @@ def test_warnings_have_dills_bases():
         ("UnpicklingWarning", (turbodill.PickleWarning, pickle.UnpicklingError)),
     ]:
         assert getattr(turbodill, name).__bases__ == bases
-        assert [b.__name__ for b in getattr(dill, name).__mro__] == [b.__name__ for b in getattr(turbodill, name).__mro__]
+        assert [b.__name__ for b in getattr(dill, name).__mro__] == [
+            b.__name__ for b in getattr(turbodill, name).__mro__
+        ]
 
 
 def test_load_types_fills_objects_and_objtypes_by_dills_names():
@@ -549,7 +556,9 @@ def test_extend_teaches_the_pure_python_pickler_and_reverts():
     turbodill.extend()
     try:
         payload = pickle._dumps({"f": square, "again": square, "lock": __import__("threading").Lock()})
-        out = load_fresh(payload, 'assert obj["f"] is obj["again"] and obj["f"](4) == 16 and not obj["lock"].locked(); print("ok")')
+        out = load_fresh(
+            payload, 'assert obj["f"] is obj["again"] and obj["f"](4) == 16 and not obj["lock"].locked(); print("ok")'
+        )
         assert out.strip() == "ok"
         assert pickle.loads(pickle._dumps(helper)) is helper  # by name where pickle finds it
     finally:

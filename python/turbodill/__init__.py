@@ -24,10 +24,9 @@ from pickle import (
 )
 from typing import Any as _Any, TypeVar as _TypeVar
 
-from . import _restricted, _signing, detect, msgpack, pointers
-from . import _typing as _t
-from ._extend import extend
+from . import _restricted, _signing, _typing as _t, detect, msgpack, pointers
 from ._allowlist import ForbiddenGlobalError, UnsafePickleError
+from ._extend import extend
 from ._inspect import InspectReport, inspect as inspect
 from ._native import (
     HIGHEST_PROTOCOL,

@@ -246,11 +246,8 @@ def state_setter_for(cls, by_value):
         return r.set_instance_state
     if cls.__new__ is not object.__new__ or hasattr(cls, "__del__"):
         return None  # (a blank made here must not run user code when it dies)
-    blank = object.__new__(cls)
     try:
-        getattr(blank, "__setstate__")
-    except AttributeError:
-        return None
+        hasattr(object.__new__(cls), "__setstate__")
     except Exception:  # RecursionError, KeyError...: BUILD would fail too
         return r.set_instance_state
     return None

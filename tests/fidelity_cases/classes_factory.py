@@ -8,7 +8,7 @@ import typing
 def make():
     T = typing.TypeVar("T")
 
-    class Color(str, enum.Enum):
+    class Color(str, enum.Enum):  # noqa: UP042 (the mixin form users write)
         RED = "r"
         GREEN = "g"
 
