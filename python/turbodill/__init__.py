@@ -57,7 +57,7 @@ from .session import (
 
 # dill's sample objects of the stdlib's types, filled by ``load_types``, and
 # their types by name (``turbodill.types`` is ``turbodill.objtypes``, as in dill).
-objects = {}
+objects: dict[str, object] = {}
 
 from . import objtypes  # noqa: E402 (reads ``objects``)
 

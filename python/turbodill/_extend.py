@@ -12,15 +12,19 @@ stdlib does when it can find them, and otherwise
 
 import pickle
 import types
+from typing import Any
 
 from . import _reducers
 
 # type -> the saver pickle._Pickler.dispatch had before extend(), or None
 # (the stdlib's, or another library's: dill extends it on import).
-_replaced = {}
+_replaced: dict[type, Any] = {}
 
 # The stdlib's own savers by name, whatever the dispatch holds now.
-_BY_NAME = {types.FunctionType: pickle._Pickler.save_global, type: pickle._Pickler.save_type}
+_BY_NAME = {
+    types.FunctionType: pickle._Pickler.save_global,  # type: ignore[attr-defined]
+    type: pickle._Pickler.save_type,  # type: ignore[attr-defined]
+}
 
 
 def _by_value_types():

@@ -101,8 +101,8 @@ def make_typevar(name, bound, constraints, covariant, contravariant, key):
 
 # Type parameters (TypeVar, ParamSpec, TypeVarTuple) pickled by value, by
 # key, as for classes: one object per key in the loading process.
-_type_parameters = weakref.WeakValueDictionary()
-_type_parameter_keys = weakref.WeakKeyDictionary()
+_type_parameters: weakref.WeakValueDictionary[str, typing.Any] = weakref.WeakValueDictionary()
+_type_parameter_keys: weakref.WeakKeyDictionary[typing.Any, str] = weakref.WeakKeyDictionary()
 
 
 def make_type_parameter(kind, name, constraints, options, key):
