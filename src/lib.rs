@@ -6,6 +6,7 @@
 mod codec;
 mod engine;
 mod errors;
+mod genframe;
 mod inspect;
 mod output;
 mod pickler;
@@ -32,6 +33,9 @@ mod _native {
 
     #[pymodule_export]
     use crate::engine::trace::_set_trace_sink;
+
+    #[pymodule_export]
+    use crate::genframe::_gen_restore;
 
     #[pymodule_export]
     use crate::session::{

@@ -95,6 +95,30 @@ def test_register_pickle_by_value_ships_a_module_workers_lack(tmp_path):
     assert out.strip() == b"ok"
 
 
+def test_register_pickle_by_value_ships_module_level_instances_by_value(tmp_path):
+    # A stateless instance or bare object() bound at module level is a
+    # sentinel sent by reference, except in a module the loader lacks.
+    (tmp_path / "mylib2.py").write_text(
+        "class Child:\n    def hello(self):\n        return 'hi'\nINSTANCE = Child()\nSENTINEL = object()\n"
+    )
+    dump = f"""
+    import sys, turbodill
+    sys.path.insert(0, {str(tmp_path)!r})
+    import mylib2
+    turbodill.register_pickle_by_value(mylib2)
+    sys.stdout.buffer.write(turbodill.dumps((mylib2.INSTANCE, mylib2.SENTINEL)))
+    """
+    data = _subproc.code(dump).stdout
+    load = """
+    import pickle, sys
+    i, s = pickle.loads(sys.stdin.buffer.read())
+    assert i.hello() == 'hi'
+    print(type(s).__name__)
+    """
+    out = _subproc.code(load, stdin=data).stdout
+    assert out.strip() == b"object"
+
+
 def test_register_pickle_by_value_checks_its_argument():
     with pytest.raises(ValueError):
         turbodill.register_pickle_by_value("os")

@@ -278,6 +278,42 @@ def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
     load_fresh(first, check)
 
 
+def test_classes_keep_their_qualified_name():
+    definitions = """
+    def build():
+        class Outer:
+            class Inner:
+                pass
+        return Outer
+    Outer = build()
+    """
+    check = """
+    assert obj.__qualname__ == 'build.<locals>.Outer'
+    assert obj.Inner.__qualname__ == 'build.<locals>.Outer.Inner'
+    """
+    load_fresh(dump_in_main(definitions, "Outer"), check)
+
+
+def test_dataclass_fields_survive():
+    # dataclasses.fields() tells fields by identity with a sentinel of the
+    # dataclasses module: a copied sentinel would hide every field.
+    definitions = """
+    import dataclasses, typing
+    @dataclasses.dataclass
+    class Item:
+        x: int
+        y: list = dataclasses.field(default_factory=list)
+        scale: dataclasses.InitVar[int] = 1
+        total: typing.ClassVar[int] = 0
+    """
+    check = """
+    import dataclasses
+    assert [f.name for f in dataclasses.fields(obj)] == ['x', 'y']
+    assert dataclasses.asdict(obj(1)) == {'x': 1, 'y': []}
+    """
+    load_fresh(dump_in_main(definitions, "Item"), check)
+
+
 def test_dumps_are_deterministic_across_hash_seeds():
     definitions = (
         CLASSES
@@ -395,6 +431,48 @@ def test_long_tail_objects_survive_the_trip(tmp_path):
     path = repr(str(tmp_path / "data"))
     data = dump_in_main(LONG_TAIL.replace("PATH", path), "objs")
     load_fresh(data, LONG_TAIL_CHECKS.replace("PATH", path))
+
+
+def test_enum_members_keep_what_their_init_and_new_gave_them():
+    definitions = """
+    import enum
+    class Planet(enum.Enum):
+        EARTH = (5.97e24, 6.37e6)
+        MARS = (6.42e23, 3.39e6)
+        def __init__(self, mass, radius):
+            self.mass, self.radius = mass, radius
+    class Labelled(str, enum.Enum):
+        def __new__(cls, value, label):
+            member = str.__new__(cls, value)
+            member._value_ = value
+            member.label = label
+            return member
+        OK = ("ok", "All good")
+    """
+    check = """
+    Planet, Labelled = obj
+    assert Planet.MARS.radius == 3.39e6 and Planet.EARTH.mass == 5.97e24
+    assert Labelled.OK.label == 'All good' and Labelled('ok') is Labelled.OK
+    """
+    load_fresh(dump_in_main(definitions, "(Planet, Labelled)"), check)
+
+
+def test_context_variables_keep_their_default():
+    definitions = """
+    import contextvars
+    with_default = contextvars.ContextVar('with_default', default=[3])
+    without = contextvars.ContextVar('without')
+    """
+    check = """
+    assert obj[0].name == 'with_default' and obj[0].get() == [3]
+    try:
+        obj[1].get()
+    except LookupError:
+        pass
+    else:
+        raise AssertionError('a variable without a default gained one')
+    """
+    load_fresh(dump_in_main(definitions, "(with_default, without)"), check)
 
 
 def test_unpicklable_objects_name_their_type_and_path():

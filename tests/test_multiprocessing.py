@@ -77,6 +77,9 @@ def test_the_stdlib_package_keeps_its_pickler():
     import multiprocessing.queues
     import multiprocessing.reduction
 
+    import turbodill.multiprocessing.connection
+    import turbodill.multiprocessing.queues  # noqa: F401  (loaded on first use, as in the stdlib)
+
     import turbodill.multiprocessing as tmp
 
     assert multiprocessing.reduction.ForkingPickler.__bases__ == (pickle.Pickler,)

@@ -79,11 +79,29 @@ def class_setstate(cls, state):
         return cls
     _awaiting_state.discard(cls)
     registry = state.pop("_abc_registry", ())
+    member_attributes = state.pop("_enum_member_attributes", {})
     for k, v in state.items():
         setattr(cls, k, v)
+    for name, attributes in member_attributes.items():
+        cls.__members__[name].__dict__.update(attributes)
     for subclass in registry:
         cls.register(subclass)
+    _restore_field_kinds(state.get("__dataclass_fields__"))
     return cls
+
+
+def _restore_field_kinds(fields):
+    """A dataclass field's kind is one of three sentinels of ``dataclasses``
+    that ``fields()`` compares by identity; pickled with the class they
+    load as copies, so each is put back by its name."""
+    if not isinstance(fields, dict):
+        return
+    import dataclasses
+
+    for field in fields.values():
+        kind = getattr(field, "_field_type", None)
+        if type(kind).__name__ == "_FIELD_BASE":
+            field._field_type = getattr(dataclasses, kind.name, kind)
 
 
 _typevars: weakref.WeakValueDictionary[str, typing.TypeVar] = weakref.WeakValueDictionary()
@@ -276,3 +294,76 @@ def make_exception(cls, args, state, traceback, cause, context, suppress_context
     exc.__context__ = context
     exc.__suppress_context__ = suppress_context
     return exc
+
+
+# ---- suspended generators, coroutines and async generators (format 2) -------
+
+
+def make_generator(func, code_digest, python_version):
+    """A fresh, not started generator (or coroutine, or async generator) of
+    ``func``, to receive a saved frame through ``restore_generator``.
+
+    ``code_digest`` is the digest of the code the saved frame ran: a
+    function found by reference whose code differs is refused, never
+    resumed at an instruction of another code.
+    """
+    import pickle
+    import sys
+
+    from . import _generators
+
+    here = tuple(sys.version_info[:2])
+    if tuple(python_version) != here:
+        raise pickle.UnpicklingError(
+            f"a generator saved by Python {'.'.join(map(str, python_version))} loads only on "
+            f"that version (this is {here[0]}.{here[1]}): frames differ between versions"
+        )
+    if not isinstance(func, types.FunctionType):
+        raise pickle.UnpicklingError(f"generator function expected, got {type(func).__name__}")
+    if _generators.code_digest(func.__code__) != code_digest:
+        raise pickle.UnpicklingError(
+            f"{func.__module__}.{func.__qualname__} is not the function the generator was "
+            "saved from: its code has changed since"
+        )
+    if not func.__code__.co_flags & _generators.GENERATOR_FLAGS:
+        raise pickle.UnpicklingError(f"{func.__qualname__} is not a generator or coroutine function")
+    gen = _generators.dummy_call(func)
+    if not isinstance(gen, (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)):
+        raise pickle.UnpicklingError(f"{func.__qualname__} did not make a generator")
+    return gen
+
+
+def restore_generator(gen, state):
+    """Give a generator made by ``make_generator`` its saved frame:
+    ``state`` is ``(1, frame_state, lasti, slots, present, exc_value, name,
+    qualname)``. Checked against the code before the frame is written."""
+    from . import _generators
+    from ._native import _gen_restore
+
+    try:
+        _generators.check_state(gen, state)
+        _, frame_state, lasti, slots, present, exc_value, name, qualname = state
+        _gen_restore(gen, frame_state, lasti, slots, present, exc_value)
+    except BaseException:
+        _generators.close_unstarted(gen)
+        raise
+    if gen.__name__ != name:
+        gen.__name__ = name
+    if gen.__qualname__ != qualname:
+        gen.__qualname__ = qualname
+
+
+def make_finished_generator(code, name, qualname):
+    """A generator of ``code`` that has finished (its frame is gone)."""
+    import pickle
+
+    from . import _generators
+
+    if not code.co_flags & _generators.GENERATOR_FLAGS:
+        raise pickle.UnpicklingError(f"{qualname} is not the code of a generator or coroutine")
+    closure = tuple(types.CellType() for _ in code.co_freevars)
+    gen = _generators.dummy_call(types.FunctionType(code, {}, name, None, closure))
+    _generators.close_unstarted(gen)
+    gen.__name__ = name
+    gen.__qualname__ = qualname
+    return gen

@@ -120,9 +120,14 @@ def _reduce_context(ctx, _fmode):
 
 
 def _reduce_contextvar(var, _fmode):
-    # A ContextVar's default is not readable from Python; a new variable of
-    # the same name comes back (values travel with their Context).
-    return contextvars.ContextVar, (var.name,)
+    # A new variable of the same name comes back (values travel with their
+    # Context). Its default shows only through get() in a context where the
+    # variable is unset: a fresh one.
+    try:
+        default = contextvars.Context().run(var.get)
+    except LookupError:
+        return contextvars.ContextVar, (var.name,)
+    return functools.partial(contextvars.ContextVar, default=default), (var.name,)
 
 
 def _reduce_traceback(tb, _fmode):
@@ -134,16 +139,22 @@ def _reduce_traceback(tb, _fmode):
     return r.make_traceback, (frames,)
 
 
+def _registered_by_value(module_name):
+    """Whether ``module_name`` is, or is inside, a module registered with
+    ``register_pickle_by_value`` (the loading side may not import it)."""
+    from . import _by_value_modules
+
+    return any(module_name == m or module_name.startswith(m + ".") for m in _by_value_modules)
+
+
 def _importable(obj):
     """Whether ``obj`` is reachable as ``module.qualname`` from a module the
     loading side can import (then it travels by reference, as the stdlib
     sends it)."""
-    from . import _by_value_modules
-
     module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", "")
     if not module or module in ("__main__", "__mp_main__") or "<" in qualname:
         return False
-    if any(module == m or module.startswith(m + ".") for m in _by_value_modules):
+    if _registered_by_value(module):
         return False
     target = sys.modules.get(module)
     for part in qualname.split("."):
@@ -409,9 +420,9 @@ def sentinels_of(cls):
     ``x is SENTINEL`` still holds after loading. The pickler asks once per
     class per dump."""
     if cls is object:
-        return dict(_index_plain_objects())
+        return {k: v for k, v in _index_plain_objects().items() if not _registered_by_value(v[0])}
     module_name = getattr(cls, "__module__", None)
-    if module_name in (None, "__main__", "__mp_main__"):
+    if module_name in (None, "__main__", "__mp_main__") or _registered_by_value(module_name):
         return {}
     module = sys.modules.get(module_name)
     return {

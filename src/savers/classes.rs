@@ -215,6 +215,9 @@ impl<'py> Engine<'py> {
         let items = sorted_class_dict(cls)?;
         let is_enum = cls.is_instance(&py.import("enum")?.getattr("EnumMeta")?)?;
         let members = PyDict::new(py);
+        // Attributes a member's `__init__` or `__new__` gave it: the members are
+        // made before the class has those methods (they come with its state).
+        let member_attributes = PyDict::new(py);
         if is_enum {
             for (member_name, member) in cls
                 .getattr(intern!(py, "__members__"))?
@@ -223,7 +226,22 @@ impl<'py> Engine<'py> {
                 .map(|kv| kv.and_then(|kv| kv.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()))
                 .collect::<PyResult<Vec<_>>>()?
             {
-                members.set_item(member_name, member.getattr(intern!(py, "_value_"))?)?;
+                members.set_item(&member_name, member.getattr(intern!(py, "_value_"))?)?;
+                let own = PyDict::new(py);
+                let attributes = member.getattr_opt(intern!(py, "__dict__"))?;
+                if let Some(Ok(attributes)) = attributes.map(|a| a.cast_into::<PyDict>()) {
+                    for (attr, value) in attributes.iter() {
+                        let Ok(attr_name) = attr.extract::<String>() else {
+                            continue;
+                        };
+                        if !is_sunder(&attr_name) && !attr_name.starts_with("__") {
+                            own.set_item(attr, value)?;
+                        }
+                    }
+                }
+                if !own.is_empty() {
+                    member_attributes.set_item(member_name, own)?;
+                }
             }
         }
         let namespace = PyDict::new(py);
@@ -246,6 +264,16 @@ impl<'py> Engine<'py> {
         }
         if let Some(orig) = orig_bases_attribute {
             state.set_item(intern!(py, "__orig_bases__"), orig)?;
+        }
+        // A heap type keeps its qualified name outside its `__dict__`: without
+        // it a class defined in a function or another class would load with
+        // its bare name.
+        let qualname = cls.getattr(intern!(py, "__qualname__"))?;
+        if !qualname.eq(&name)? {
+            namespace.set_item(intern!(py, "__qualname__"), qualname)?;
+        }
+        if !member_attributes.is_empty() {
+            state.set_item("_enum_member_attributes", member_attributes)?;
         }
         if cls.is_instance(&py.import("abc")?.getattr("ABCMeta")?)? {
             let dump = py.import("_abc")?.getattr("_get_dump")?.call1((cls,))?;

@@ -7,6 +7,7 @@ pub mod classes;
 pub mod containers;
 pub mod descriptors;
 pub mod functions;
+pub mod generators;
 pub mod instance;
 
 use pyo3::ffi;
@@ -193,6 +194,8 @@ impl<'py> Engine<'py> {
         } else if tp_ptr == &raw mut ffi::PyCell_Type {
             self.trace(obj, "cell by value", None)?;
             return self.save_cell(obj);
+        } else if crate::genframe::is_generator(obj) {
+            return self.save_generator(obj);
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
             self.trace(obj, "module", None)?;
             return self.save_module(obj);
