@@ -32,7 +32,9 @@ PAYLOADS = sorted(DATA.glob(f"payloads/*/{PYTHON}/*.pkl"))
 
 # What payloads call, as this release defines it. Changing any of these
 # (a name, a parameter, a default) breaks payloads already written.
-RECONSTRUCT_SIGNATURES = {
+# The names each format version added (``_reconstruct.FORMAT_VERSION``): a
+# name, once released, keeps its signature and meaning for good.
+FORMAT_1 = {
     "class_setstate": "(cls, state)",
     "make_class": "(metaclass, name, bases, key, namespace)",
     "make_context": "(items)",
@@ -43,15 +45,21 @@ RECONSTRUCT_SIGNATURES = {
     "make_memoryview": "(data, fmt, shape)",
     "make_rlock": "(count)",
     "make_traceback": "(frames)",
-    "make_type_parameter": "(kind, name, constraints, options, key)",  # format 2
     "make_typevar": "(name, bound, constraints, covariant, contravariant, key)",
     "make_weakref": "(referent)",
     "open_file": "(name, mode, position, closed, text, encoding, fmode)",
     "real_mapping": "(proxy)",  # called while pickling, never named by a payload
-    "set_instance_state": "(obj, state)",  # format 2
 }
-# Names added since the newest release whose payloads are stored here.
-NEWER_THAN_STORED_PAYLOADS = {"make_type_parameter", "set_instance_state"}
+FORMAT_2 = {  # suspended generators and coroutines; type parameters; delegating instances
+    "make_finished_generator": "(code, name, qualname)",
+    "make_generator": "(func, code_digest, python_version)",
+    "make_type_parameter": "(kind, name, constraints, options, key)",
+    "restore_generator": "(gen, state)",
+    "set_instance_state": "(obj, state)",
+}
+RECONSTRUCT_SIGNATURES = FORMAT_1 | FORMAT_2
+# The committed payloads, by the format their release wrote.
+PAYLOAD_FORMAT = {"0.1.0": FORMAT_1}
 
 LOAD = """
 import pickle, sys
@@ -100,16 +108,13 @@ def test_payload_loads_and_behaves(path, tmp_path):
 def test_payloads_name_every_reconstructor():
     """The payloads exercise every function of ``_reconstruct`` a payload
     can name, so none can change unnoticed."""
-    named = set()
-    for path in PAYLOADS:
-        if not _case_of(path).session:
-            named |= {g for g in turbodill.inspect(path.read_bytes()).globals if g.startswith("turbodill.")}
-    expected = {
-        f"turbodill._reconstruct.{name}"
-        for name in RECONSTRUCT_SIGNATURES
-        if name != "real_mapping" and name not in NEWER_THAN_STORED_PAYLOADS
-    }
-    assert named == expected
+    for release, names in PAYLOAD_FORMAT.items():
+        named = set()
+        for path in PAYLOADS:
+            if release in path.parts and not _case_of(path).session:
+                named |= {g for g in turbodill.inspect(path.read_bytes()).globals if g.startswith("turbodill.")}
+        expected = {f"turbodill._reconstruct.{name}" for name in names if name != "real_mapping"}
+        assert named == expected, release
 
 
 def test_reconstruct_signatures_are_the_contract():
