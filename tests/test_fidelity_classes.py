@@ -47,19 +47,19 @@ CASES = {
         """
         import typing
         T = typing.TypeVar("T")
-        class Box(typing.Generic[T]):
-            def __init__(self, item: T):
-                self.item = item
-            def get(self) -> T:
-                return self.item
+        class Pair(typing.Generic[T]):
+            def __init__(self, first: T, second: T):
+                self.items = (first, second)
+            def swapped(self) -> "Pair[T]":
+                return Pair(self.items[1], self.items[0])
         """,
-        ["[T, Box, Box(3)]", "[Box[T], T]"],
-        "assert loaded[0][0] is T and loaded[0][1] is Box and loaded[1][1] is T",
+        ["[T, Pair, Pair(3, 4)]", "[Pair[T], T]"],
+        "assert loaded[0][0] is T and loaded[0][1] is Pair and loaded[1][1] is T",
         """
-        (T1, B, b), (alias, T2) = objs
-        assert T1 is T2 and alias.__origin__ is B and alias.__args__ == (T1,)
-        assert B.__parameters__ == (T1,) and isinstance(b, B) and b.get() == 3
-        assert typing.get_type_hints(B.get)["return"] is T1
+        (T1, P, p), (alias, T2) = objs
+        assert T1 is T2 and alias.__origin__ is P and alias.__args__ == (T1,)
+        assert P.__parameters__ == (T1,) and isinstance(p, P) and p.swapped().items == (4, 3)
+        assert typing.get_type_hints(P.__init__)["first"] is T1
         """,
     ),
     "paramspec_and_bound_typevar": (
