@@ -39,6 +39,9 @@ mod _native {
     use crate::savers::_forget_type_caches;
 
     #[pymodule_export]
+    use crate::engine::trace::_set_trace_sink;
+
+    #[pymodule_export]
     use crate::genframe::_gen_restore;
 
     #[pymodule_export]

@@ -50,10 +50,12 @@ FORMAT_1 = {
     "open_file": "(name, mode, position, closed, text, encoding, fmode)",
     "real_mapping": "(proxy)",  # called while pickling, never named by a payload
 }
-FORMAT_2 = {  # suspended generators and coroutines
+FORMAT_2 = {  # suspended generators and coroutines; type parameters; delegating instances
     "make_finished_generator": "(code, name, qualname)",
     "make_generator": "(func, code_digest, python_version)",
+    "make_type_parameter": "(kind, name, constraints, options, key)",
     "restore_generator": "(gen, state)",
+    "set_instance_state": "(obj, state)",
 }
 RECONSTRUCT_SIGNATURES = FORMAT_1 | FORMAT_2
 # The committed payloads, by the format their release wrote.

@@ -27,8 +27,9 @@ from typing import Any as _Any, TypeVar as _TypeVar
 from . import _versions  # noqa: F401  (first: a clear ImportError on an unsupported interpreter)
 
 # isort: split
-from . import _restricted, _signing, _typing as _t, detect, msgpack
+from . import _restricted, _signing, _typing as _t, detect, msgpack, pointers
 from ._allowlist import ForbiddenGlobalError, UnsafePickleError
+from ._extend import extend
 from ._inspect import InspectReport, inspect as inspect
 from ._native import (
     HIGHEST_PROTOCOL,
@@ -58,6 +59,54 @@ from .session import (
     session_info,
 )
 
+# dill's sample objects of the stdlib's types, filled by ``load_types``, and
+# their types by name (``turbodill.types`` is ``turbodill.objtypes``, as in dill).
+objects: dict[str, object] = {}
+
+from . import objtypes  # noqa: E402 (reads ``objects``)
+
+types = objtypes
+
+
+def load_types(pickleable=True, unpickleable=True):
+    """Fill ``objects`` with sample objects of the standard library's types,
+    by dill's names for them, those turbodill pickles (``pickleable``) and
+    those it does not (``unpickleable``), and ``objtypes`` (``types``) with
+    their types (dill's ``load_types``)."""
+    import importlib
+    import warnings
+
+    from . import _objects
+
+    for name, sample in _objects.samples().items():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # itertools' pickling, on 3.12+
+                dumps(sample)
+            wanted = pickleable
+        except Exception:
+            wanted = unpickleable
+        if wanted:
+            objects[name] = sample
+        else:
+            objects.pop(name, None)
+    for name in [n for n in vars(objtypes) if "Type" in n]:
+        delattr(objtypes, name)
+    importlib.reload(objtypes)
+
+
+class PickleWarning(Warning, PickleError):
+    """dill's base class of pickling warnings."""
+
+
+class PicklingWarning(PickleWarning, PicklingError):
+    """A warning raised while pickling."""
+
+
+class UnpicklingWarning(PickleWarning, UnpicklingError):
+    """A warning raised while unpickling."""
+
+
 # (``inspect`` is public but not star-exported: it would shadow the stdlib's.)
 __all__ = [
     "CONTENTS_FMODE",
@@ -69,10 +118,12 @@ __all__ = [
     "InspectReport",
     "PickleBuffer",
     "PickleError",
+    "PickleWarning",
     "Pickler",
     "PicklerMemoProxy",
     "PicklingError",
     "PicklingRecursionError",
+    "PicklingWarning",
     "RestrictedUnpickler",
     "SessionError",
     "SessionVersionError",
@@ -81,6 +132,7 @@ __all__ = [
     "UnpicklableError",
     "Unpickler",
     "UnpicklingError",
+    "UnpicklingWarning",
     "UnsafePickleError",
     "check",
     "copy",
@@ -89,15 +141,20 @@ __all__ = [
     "dump_module",
     "dump_session",
     "dumps",
+    "extend",
     "list_registry_pickle_by_value",
     "load",
+    "load_types",
     "load_module",
     "load_module_asdict",
     "load_session",
     "loads",
     "msgpack",
+    "objects",
+    "objtypes",
     "pickle",
     "pickles",
+    "pointers",
     "register",
     "register_pickle_by_value",
     "session_info",

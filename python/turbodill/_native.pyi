@@ -18,6 +18,7 @@ __all__ = [
     "_forget_type_caches",
     "_gen_restore",
     "_session_header_size",
+    "_set_trace_sink",
     "_session_pack_header",
     "_session_pickle_entries",
     "_session_read_header",
@@ -71,6 +72,7 @@ def _forget_type_caches() -> None: ...
 def _gen_restore(
     gen: Any, frame_state: int, lasti: int, slots: list[Any], present: bytes, exc_value: BaseException | None
 ) -> None: ...
+def _set_trace_sink(sink: Callable[[str, object, str, object], object] | None) -> None: ...
 def inspect_opcodes(data: bytes | bytearray | memoryview) -> dict[str, Any]: ...
 
 @final

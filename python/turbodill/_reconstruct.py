@@ -12,6 +12,7 @@ must load as one class in the loading process, so ``isinstance`` holds
 across payloads.
 """
 
+import os
 import types
 import typing
 import weakref
@@ -116,6 +117,39 @@ def make_typevar(name, bound, constraints, covariant, contravariant, key):
     return tv
 
 
+# Type parameters (TypeVar, ParamSpec, TypeVarTuple) pickled by value, by
+# key, as for classes: one object per key in the loading process.
+_type_parameters: weakref.WeakValueDictionary[str, typing.Any] = weakref.WeakValueDictionary()
+_type_parameter_keys: weakref.WeakKeyDictionary[typing.Any, str] = weakref.WeakKeyDictionary()
+
+
+def make_type_parameter(kind, name, constraints, options, key):
+    """The type parameter known by ``key``, or a new ``kind(name,
+    *constraints, **options)`` (a TypeVar made inside a function, or in a
+    module pickled by value, has no importable name)."""
+    param = _type_parameters.get(key)
+    if param is None:
+        param = kind(name, *constraints, **options)
+        _type_parameters[key] = param
+        _type_parameter_keys[param] = key
+    return param
+
+
+def set_instance_state(obj, state):
+    """What BUILD does with ``state`` for a class without ``__setstate__``,
+    without looking ``__setstate__`` up on the half-built ``obj``: a class
+    whose ``__getattr__`` reads an attribute not yet set would recurse."""
+    slot_state = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slot_state = state
+    if state:
+        object.__getattribute__(obj, "__dict__").update(state)
+    if slot_state:
+        for name, value in slot_state.items():
+            setattr(obj, name, value)
+    return obj
+
+
 # ---- the long tail (see turbodill._reducers) ---------------------------------
 
 
@@ -176,37 +210,46 @@ def make_context(items):
     return ctx
 
 
-def open_file(name, mode, position, closed, text, encoding, fmode):
-    """Reopen a file as it was: same name, mode, position, closed state.
-    Loading never truncates or overwrites a file: a 'w' file reopens as
-    'r+' (created empty only if it is missing), an 'a' file appends."""
-    import io
-    import os
+_OPEN_FLAGS = {
+    "r": os.O_RDONLY,
+    "r+": os.O_RDWR,
+    "w": os.O_WRONLY | os.O_CREAT,
+    "w+": os.O_RDWR | os.O_CREAT,
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
+}
 
-    binary_mode = mode.replace("t", "")
-    if "b" not in binary_mode:
-        binary_mode += "b"
-    exists = os.path.exists(name)
-    if "w" in binary_mode or "x" in binary_mode:
-        open_mode = "r+b" if exists else "w+b"
-    elif "a" in binary_mode:
-        open_mode = "ab"
-    elif "+" in binary_mode:
-        open_mode = "r+b"
-    else:
-        open_mode = "rb"
-    if not exists and open_mode in ("rb", "r+b"):
+
+def open_file(name, mode, position, closed, text, encoding, fmode):
+    """Reopen a file as it was: same name, mode, position, closed state,
+    and the same kind of object as ``open()`` gave (``text`` True: text,
+    False: buffered binary, None: unbuffered ``FileIO``). Loading never
+    truncates or overwrites a file: a 'w' or 'x' file reopens for writing
+    where it stands (created empty only if it is missing), an 'a' file
+    appends."""
+    import io
+
+    letter = next(c for c in mode if c in "rwax")
+    kind = letter + ("+" if "+" in mode else "")
+    if letter == "r" and not os.path.exists(name):
         raise FileNotFoundError(f"cannot reopen {name!r}: it no longer exists")
-    raw = io.FileIO(name, open_mode)
-    buffered = (
-        io.BufferedRandom(raw)
-        if raw.readable() and raw.writable()
-        else (io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw))
-    )
-    f = io.TextIOWrapper(buffered, encoding=encoding) if text else buffered
+    # Opened by descriptor, with flags that never truncate (nor fail on the
+    # file an 'x' mode made); FileIO's mode only reflects them.
+    flags = _OPEN_FLAGS[kind.replace("x", "w")] | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    raw = io.FileIO(os.open(name, flags, 0o666), kind)
+    raw.name = name
+    if text is None:
+        f = raw
+    elif raw.readable() and raw.writable():
+        f = io.BufferedRandom(raw)
+    else:
+        f = io.BufferedReader(raw) if raw.readable() else io.BufferedWriter(raw)
+    if text:
+        f = io.TextIOWrapper(f, encoding=encoding)
+        f.mode = mode  # as open() sets it
     if not closed:
         size = os.fstat(raw.fileno()).st_size
-        if "a" not in binary_mode:
+        if "a" not in mode:
             f.seek(min(position, size) if fmode == 1 else position)
     else:
         f.close()

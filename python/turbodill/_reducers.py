@@ -1,14 +1,18 @@
 """Reducers for the long tail of objects the stdlib refuses: locks, thread
 locals, weakrefs and weak collections (a weakref *proxy* the stdlib already
 pickles, as its referent), open files, dict views, memoryviews,
-``struct.Struct``, ``contextvars``, and tracebacks of exceptions.
+``struct.Struct``, ``contextvars``, tracebacks of exceptions, subclasses of
+classmethod/staticmethod/property (abc's abstract ones), and type
+parameters (TypeVar, ParamSpec, TypeVarTuple) that their name does not give
+back. ``state_setter_for`` decides which instances load without BUILD
+consulting their class's ``__getattr__``.
 
 Each reducer takes the object and dill's ``fmode``. The pickler consults
-``reducer_for(type)`` only for objects that neither a
-dispatch table nor the object itself knows how to reduce (it never changes
-what the stdlib can already pickle). Each reducer returns a reduce tuple
-whose callables are stdlib functions or the stable names in
-``turbodill._reconstruct``.
+``reducer_for(type)`` only for objects that no dispatch table reduces, and
+a reducer never changes what the stdlib can already pickle (a type parameter
+found by its name is written by that name, the stdlib's bytes). Each reducer
+returns a reduce tuple whose callables are stdlib functions or the stable
+names in ``turbodill._reconstruct``.
 """
 
 import _thread
@@ -21,6 +25,7 @@ import struct
 import sys
 import threading
 import types
+import typing
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -80,9 +85,12 @@ def _reduce_file(f, fmode):
     name = getattr(raw, "name", None)
     if not isinstance(name, str):
         raise TypeError(f"cannot pickle {type(f).__name__!r} object not backed by a named file")
-    mode = getattr(f, "mode", "rb")
-    text = isinstance(f, io.TextIOBase)
+    mode = getattr(f, "mode", None) or getattr(raw, "mode", "rb")
+    # text: a TextIOWrapper; False: buffered binary; None: unbuffered FileIO
+    text = True if isinstance(f, io.TextIOBase) else (None if isinstance(f, io.FileIO) else False)
     closed = f.closed
+    if not closed:
+        f.flush()
     position = 0 if closed else f.tell()
     encoding = getattr(f, "encoding", None) if text else None
     return r.open_file, (name, mode, position, closed, text, encoding, fmode)
@@ -161,6 +169,101 @@ def _reduce_lru_cache(wrapper, _fmode):
     return r.make_lru_cache, (wrapper.__wrapped__, params["maxsize"], params["typed"])
 
 
+def _type_parameter_key(param):
+    """A key from what defines ``param`` (deterministic across processes);
+    a second, different parameter with the same definition alive in this
+    process takes the next free key, so each loads back as itself."""
+    import hashlib
+
+    definition = repr((type(param).__qualname__, param.__module__, param.__name__, _type_parameter_parts(param)))
+    digest = f"{param.__name__}-{hashlib.blake2b(definition.encode(), digest_size=8).hexdigest()}"
+    key, n = digest, 1
+    while r._type_parameters.setdefault(key, param) is not param:
+        n += 1
+        key = f"{digest}~{n}"
+    r._type_parameter_keys[param] = key
+    return key
+
+
+def _type_parameter_parts(param):
+    """``(constraints, options)`` to remake ``param`` with its class."""
+    constraints = tuple(getattr(param, "__constraints__", ()))
+    options = {}
+    for option in ("bound", "covariant", "contravariant", "infer_variance"):
+        if hasattr(param, f"__{option}__"):
+            options[option] = getattr(param, f"__{option}__")
+    if options.get("bound", None) in (None, type(None)):  # 3.12's ParamSpec says NoneType for none
+        options.pop("bound", None)
+    if getattr(param, "has_default", lambda: False)():
+        options["default"] = param.__default__
+    return constraints, options
+
+
+def _reduce_type_parameter(param, _fmode):
+    # By name (the stdlib's bytes) when the name gives back this very
+    # object; by value otherwise: made in a function, or in __main__ or a
+    # module pickled by value.
+    from . import _by_value_modules
+
+    module = getattr(param, "__module__", None)
+    by_value = module in (None, "__main__", "__mp_main__") or any(
+        module == m or module.startswith(m + ".") for m in _by_value_modules
+    )
+    if not by_value and getattr(sys.modules.get(module), param.__name__, None) is param:
+        return param.__name__
+    key = r._type_parameter_keys.get(param) or _type_parameter_key(param)
+    constraints, options = _type_parameter_parts(param)
+    return r.make_type_parameter, (type(param), param.__name__, constraints, options, key)
+
+
+def _reduce_wrapping_descriptor(descriptor, _fmode):
+    # Subclasses of classmethod, staticmethod and property (the abc module's
+    # abstract ones) made again by their class from the same parts; what
+    # their constructor does not set travels as state.
+    if isinstance(descriptor, property):
+        args = (descriptor.fget, descriptor.fset, descriptor.fdel, descriptor.__doc__)
+    else:
+        args = (descriptor.__func__,)
+    state = {k: v for k, v in getattr(descriptor, "__dict__", {}).items() if k not in _SET_BY_WRAPPING}
+    return type(descriptor), args, state or None
+
+
+# What classmethod/staticmethod copy from the function, and property's doc.
+_SET_BY_WRAPPING = frozenset({"__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__wrapped__"})
+
+
+def _takes_wrapped_parts(cls, base):
+    """Whether ``cls`` (a subclass of ``base``) is constructed from the
+    same parts as ``base``: its ``__init__`` and ``__new__`` are inherited,
+    or it is one of abc's abstract variants."""
+    import abc
+
+    if cls in (abc.abstractclassmethod, abc.abstractstaticmethod, abc.abstractproperty):
+        return True
+    return cls.__init__ is base.__init__ and cls.__new__ is base.__new__
+
+
+def state_setter_for(cls, by_value):
+    """``_reconstruct.set_instance_state`` when loading an instance of
+    ``cls`` with BUILD would consult its ``__getattr__`` on the half-built
+    instance and fail; else None (the stdlib's bytes). A class pickled by
+    value takes it whenever it delegates attribute access; an importable
+    one only when a blank instance shows that the lookup fails otherwise
+    than with AttributeError (``pickle.loads`` of the stdlib's bytes would
+    fail, typically with RecursionError)."""
+    if "__setstate__" in dir(cls) or not hasattr(cls, "__getattr__"):
+        return None
+    if by_value:
+        return r.set_instance_state
+    if cls.__new__ is not object.__new__ or hasattr(cls, "__del__"):
+        return None  # (a blank made here must not run user code when it dies)
+    try:
+        hasattr(object.__new__(cls), "__setstate__")
+    except Exception:  # RecursionError, KeyError...: BUILD would fail too
+        return r.set_instance_state
+    return None
+
+
 def _reduce_super(obj, _fmode):
     return super, (obj.__thisclass__, obj.__self__)
 
@@ -202,7 +305,11 @@ _REDUCERS = {
     type(functools.lru_cache()(lambda: None)): _reduce_lru_cache,
     super: _reduce_super,
     BaseException: _reduce_exception,
+    typing.TypeVar: _reduce_type_parameter,
+    typing.ParamSpec: _reduce_type_parameter,
 }
+if hasattr(typing, "TypeVarTuple"):
+    _REDUCERS[typing.TypeVarTuple] = _reduce_type_parameter
 
 _od: collections.OrderedDict[None, None] = collections.OrderedDict()
 _REDUCERS.update(
@@ -267,6 +374,13 @@ def reducer_for(cls):
     reducer = _SAVERS.get(cls) or _REDUCERS.get(cls)
     if reducer is not None:
         return reducer
+    for base in (classmethod, staticmethod, property):
+        if issubclass(cls, base) and cls is not base:
+            overrides_reduce = any(
+                "__reduce__" in vars(k) or "__reduce_ex__" in vars(k) for k in cls.__mro__[: cls.__mro__.index(base)]
+            )
+            if not overrides_reduce and _takes_wrapped_parts(cls, base):
+                return _reduce_wrapping_descriptor
     for base in _INHERITED:
         if issubclass(cls, base) and not any(
             "__reduce__" in vars(k) or "__reduce_ex__" in vars(k) or "__getstate__" in vars(k)

@@ -1,10 +1,38 @@
 """Find what cannot be pickled, and what a function needs (dill's
 ``dill.detect``)."""
 
+import builtins
+import dis
+import gc
 import inspect
-import types
 from collections.abc import Callable
 from typing import Any
+
+from ._tracing import trace
+from .pointers import at, children, parent, parents, reference
+
+__all__ = [
+    "at",
+    "baditems",
+    "badobjects",
+    "badtypes",
+    "children",
+    "code",
+    "errors",
+    "freevars",
+    "getmodule",
+    "globalvars",
+    "nestedcode",
+    "nestedglobals",
+    "outermost",
+    "parent",
+    "parents",
+    "reference",
+    "referredglobals",
+    "referrednested",
+    "trace",
+    "varnames",
+]
 
 
 def _pickles(obj, exact=False, safe=False):
@@ -76,39 +104,142 @@ def baditems(obj: Any, exact: bool = False, safe: bool = False) -> list[Any]:
     return bad
 
 
-def _code_names(code):
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
+def code(func):
+    """The code object of a function, method, traceback, frame or code
+    object; None for anything else."""
+    if inspect.ismethod(func):
+        func = func.__func__
+    if inspect.isfunction(func):
+        func = func.__code__
+    if inspect.istraceback(func):
+        func = func.tb_frame
+    if inspect.isframe(func):
+        func = func.f_code
+    return func if inspect.iscode(func) else None
+
+
+def nestedcode(func, recurse=True):
+    """The code objects of the functions, classes and comprehensions defined
+    inside ``func`` (all levels down with ``recurse``), as a list."""
+    found = set()
+    todo = [code(func)]
+    while todo:
+        outer = todo.pop()
+        for const in getattr(outer, "co_consts", ()):
+            if inspect.iscode(const) and const not in found:
+                found.add(const)
+                if recurse:
+                    todo.append(const)
+    return list(found)
+
+
+def nestedglobals(func, recurse=True):
+    """The names ``func``'s bytecode loads, stores or deletes as globals
+    (and, with ``recurse``, that of the code nested in it), as a list."""
+    names = set()
+    for co in [code(func), *(nestedcode(func) if recurse else ())]:
+        if co is None:
+            continue
+        for instruction in dis.get_instructions(co):
+            if instruction.opname in _GLOBAL_OPCODES:
+                names.add(instruction.argval)
+    return list(names)
+
+
+_GLOBAL_OPCODES = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL"})
 
 
 def globalvars(func: Callable[..., Any], recurse: bool = True, builtin: bool = False) -> dict[str, Any]:
-    """The globals ``func`` reads, ``{name: value}`` (and, with ``recurse``,
-    those read by the functions it reaches); builtins only with ``builtin``."""
-    func = inspect.unwrap(getattr(func, "__func__", func))
-    if not isinstance(func, types.FunctionType):
+    """The globals ``func`` refers to, ``{name: value}``: with ``recurse``,
+    the names its bytecode uses as globals, and those of the functions it
+    reaches through them and through its closure; without, every name in
+    its ``co_names``. Builtins only with ``builtin``."""
+    return _globalvars(func, recurse, builtin, set())
+
+
+def _globalvars(func, recurse, builtin, visiting):
+    if inspect.ismethod(func):
+        func = func.__func__
+    if not (inspect.isfunction(func) or inspect.iscode(func)) or id(func) in visiting:
         return {}
-    found, seen, todo = {}, set(), [func]
-    builtins_ns = func.__globals__.get("__builtins__", {})
-    builtins_ns = getattr(builtins_ns, "__dict__", builtins_ns)
-    while todo:
-        f = todo.pop()
-        if id(f) in seen:
-            continue
-        seen.add(id(f))
-        for name in _code_names(f.__code__):
-            if name in f.__globals__:
-                value = f.__globals__[name]
-                found[name] = value
-                if recurse and isinstance(value, types.FunctionType):
-                    todo.append(value)
-            elif builtin and name in builtins_ns:
-                found[name] = builtins_ns[name]
-        if recurse:
-            todo.extend(v for v in freevars(f).values() if isinstance(v, types.FunctionType))
+    visiting.add(id(func))
+    namespace = dict(vars(builtins)) if builtin else {}
+    names = set()
+    if inspect.isfunction(func):
+        for cell in func.__closure__ or ():
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            found = _globalvars(contents, recurse, builtin, visiting)
+            names.update(found)
+            namespace.update(found)
+        namespace.update(func.__globals__)
+        co = func.__code__
+    else:
+        co = func
+    if not recurse:
+        names.update(co.co_names)
+    else:
+        names.update(nestedglobals(co))
+        for name in list(names):
+            names.update(_globalvars(namespace.get(name), True, builtin, visiting))
+    return {name: namespace[name] for name in names if name in namespace}
+
+
+def referredglobals(func, recurse=True, builtin=False):
+    """The names of the globals ``func`` refers to (``globalvars``' keys)."""
+    return globalvars(func, recurse, builtin).keys()
+
+
+def referrednested(func, recurse=True):
+    """The functions (and frames, methods) alive whose code is nested in
+    ``func``: found through the garbage collector, so only those that exist
+    (an inner function exists once ``func`` has run)."""
+    found = []
+    for co in nestedcode(func, recurse):
+        for holder in gc.get_referrers(co):
+            if (
+                getattr(getattr(holder, "__func__", None), "__code__", None) is co
+                or getattr(holder, "__code__", None) is co
+                or getattr(holder, "f_code", None) is co
+            ) and not any(holder is f for f in found):
+                found.append(holder)
     return found
+
+
+def varnames(func):
+    """``(local variable names, those of them that nested functions use)``
+    of ``func``; ``()`` for what has no code."""
+    co = code(func)
+    if co is None:
+        return ()
+    return co.co_varnames, co.co_cellvars
+
+
+def outermost(func):
+    """The global object that encloses ``func``: for a closure, the
+    outermost function it was defined in; for a top-level function, the
+    function itself; None when nothing in its globals encloses it."""
+    if inspect.ismethod(func):
+        func = func.__func__
+    if not inspect.isfunction(func):
+        return None
+    target = func.__code__
+    for value in list(func.__globals__.values()):
+        if inspect.isfunction(value) and (value.__code__ is target or target in nestedcode(value)):
+            return value
+    return None
+
+
+def getmodule(object, _filename=None, force=False):
+    """The module ``object`` was defined in (``inspect.getmodule``); with
+    ``force``, ``builtins`` for a builtin found by name."""
+    module = inspect.getmodule(object, _filename)
+    if module is not None or not force:
+        return module
+    name = getattr(object, "__name__", None)
+    return builtins if name is not None and getattr(builtins, name, None) is object else None
 
 
 def freevars(func: Callable[..., Any]) -> dict[str, Any]:

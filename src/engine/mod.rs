@@ -10,6 +10,7 @@ pub mod path;
 pub mod reduce;
 pub mod scratch;
 pub mod state;
+pub mod trace;
 
 use ahash::AHashMap;
 use pyo3::prelude::*;
@@ -95,6 +96,9 @@ pub struct Caches<'py> {
         AHashMap<ObjectKey<'py>, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
     pub long_tail_reducers: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
+    /// State setters for instances whose class delegates attribute access
+    /// (see `savers::Engine::set_state_directly`).
+    pub direct_state_setters: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
     /// Module-level stateless instances of a class: object address ->
     /// `(module, name)`, by class. The addresses come from an index that
     /// may be stale (see `savers::instance::sentinel_name`).
@@ -169,6 +173,9 @@ pub struct Engine<'py> {
     pub inline_depth: u32,
     /// The memo came from the thread's scratch and goes back there.
     owns_scratch_memo: bool,
+    /// While tracing: the path segments of the container frames being
+    /// stepped in hand (off the stack), outermost first.
+    pub traced_segments: Vec<Option<String>>,
     /// Where non-ASCII strs are encoded to UTF-8 (one allocation per dump).
     pub utf8_scratch: Vec<u8>,
 }
@@ -211,6 +218,7 @@ impl<'py> Engine<'py> {
             inline_depth: 0,
             open_reductions: 0,
             fast_memo: None,
+            traced_segments: Vec::new(),
         })
     }
 

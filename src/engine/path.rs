@@ -4,7 +4,9 @@
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use super::frames::{Frame, ItemsKind};
+use super::frames::{
+    DictFrame, Frame, FrozenSetFrame, ItemsFrame, ItemsKind, ListFrame, SetFrame, TupleFrame,
+};
 use super::Engine;
 
 const MAX_KEY_REPR: usize = 60;
@@ -41,19 +43,61 @@ pub fn key_segment(key: &Bound<'_, PyAny>, as_attribute: bool) -> String {
     format!("[{r}]")
 }
 
+/// The path segment a container frame adds while it saves its children
+/// (`None` before it has started on its first).
+pub trait Segment {
+    fn segment(&self) -> Option<String>;
+}
+
+impl Segment for ListFrame<'_> {
+    fn segment(&self) -> Option<String> {
+        (self.next > 0).then(|| format!("[{}]", self.next - 1))
+    }
+}
+
+impl Segment for TupleFrame<'_> {
+    fn segment(&self) -> Option<String> {
+        (self.next > 0).then(|| format!("[{}]", self.next - 1))
+    }
+}
+
+impl Segment for DictFrame<'_> {
+    fn segment(&self) -> Option<String> {
+        self.key.as_ref().map(|k| key_segment(k, self.is_state))
+    }
+}
+
+impl Segment for ItemsFrame<'_> {
+    fn segment(&self) -> Option<String> {
+        match (self.kind, &self.key) {
+            (ItemsKind::Dict, Some(k)) => Some(key_segment(k, false)),
+            _ => (self.index > 0).then(|| format!("[{}]", self.index - 1)),
+        }
+    }
+}
+
+impl Segment for SetFrame<'_> {
+    fn segment(&self) -> Option<String> {
+        (self.in_batch > 0).then(|| "{…}".into())
+    }
+}
+
+impl Segment for FrozenSetFrame<'_> {
+    fn segment(&self) -> Option<String> {
+        Some("{…}".into())
+    }
+}
+
 fn segment(frame: &Frame<'_>) -> Option<String> {
     match frame {
         // A frame that has not started on its first item is still pending
         // (a reduce pushes its list items and dict items frames together).
-        Frame::List(f) => (f.next > 0).then(|| format!("[{}]", f.next - 1)),
-        Frame::Tuple(f) => (f.next > 0).then(|| format!("[{}]", f.next - 1)),
-        Frame::Dict(f) => f.key.as_ref().map(|k| key_segment(k, f.is_state)),
-        Frame::Items(f) => match (f.kind, &f.key) {
-            (ItemsKind::Dict, Some(k)) => Some(key_segment(k, false)),
-            _ => (f.index > 0).then(|| format!("[{}]", f.index - 1)),
-        },
-        Frame::Set(f) => (f.in_batch > 0).then(|| "{…}".into()),
-        Frame::FrozenSet(_) => Some("{…}".into()),
+        Frame::List(f) => f.segment(),
+        Frame::Tuple(f) => f.segment(),
+        Frame::Dict(f) => f.segment(),
+        Frame::Items(f) => f.segment(),
+        Frame::Set(f) => f.segment(),
+        Frame::FrozenSet(f) => f.segment(),
         Frame::Save(..)
         | Frame::Write(_)
         | Frame::MemoAnonymous
@@ -68,9 +112,15 @@ fn segment(frame: &Frame<'_>) -> Option<String> {
 /// graph fails a hundred thousand levels down).
 const PATH_ENDS: usize = 20;
 
-/// The path of the object being saved, from the frames in progress.
+/// The path of the object being saved, from the frames in progress: those
+/// parked on the stack, then (while tracing) those being stepped in hand.
 pub fn current_path(engine: &Engine<'_>) -> String {
-    let segments: Vec<String> = engine.stack.iter().filter_map(segment).collect();
+    let segments: Vec<String> = engine
+        .stack
+        .iter()
+        .filter_map(segment)
+        .chain(engine.traced_segments.iter().flatten().cloned())
+        .collect();
     let elided = segments.len().saturating_sub(2 * PATH_ENDS);
     if elided == 0 {
         return format!("obj{}", segments.concat());

@@ -41,8 +41,6 @@ pub struct PyState {
     pub property_type: Py<PyType>,
     /// `types.MethodType`: bound methods (see `savers::functions`).
     pub method_type: Py<PyType>,
-    /// `typing.TypeVar`, which reduces to its bare name.
-    pub typevar_type: Py<PyAny>,
     /// Descriptors fetched back from their class's `__dict__`.
     pub class_dict_descriptor_types: [Py<PyType>; 3],
     /// `turbodill.settings`, dill's defaults for `protocol`, `byref`,
@@ -96,7 +94,6 @@ impl PyState {
             classmethod_type: builtins_type(py, "classmethod")?,
             property_type: builtins_type(py, "property")?,
             method_type: types_type(py, "MethodType")?,
-            typevar_type: py.import("typing")?.getattr("TypeVar")?.unbind(),
             class_dict_descriptor_types: [
                 types_type(py, "ClassMethodDescriptorType")?,
                 types_type(py, "GetSetDescriptorType")?,

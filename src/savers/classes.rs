@@ -97,16 +97,20 @@ impl<'py> Engine<'py> {
             unsafe { (*t.as_type_ptr()).tp_flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE != 0 }
         });
         if !is_heap_type || self.known_name(cls)?.is_some() {
+            self.trace(cls, "class by reference", None)?;
             return self.save_global(cls, None);
         }
         if let Some(location) = self.reference_location(cls)? {
+            self.trace(cls, "class by reference", None)?;
             return self.save_located_global(cls, location);
         }
         if self.byref {
             if let Ok(location) = self.locate_global(cls, None) {
+                self.trace(cls, "class by reference (byref)", None)?;
                 return self.save_located_global(cls, location);
             }
         }
+        self.trace(cls, "class by value", None)?;
         self.save_class_by_value(cls)
     }
 
@@ -127,15 +131,20 @@ impl<'py> Engine<'py> {
         {
             return Ok(key);
         }
-        let key = self
-            .definition_digest(cls)?
-            .into_pyobject(self.py)?
-            .into_any();
+        // A factory called twice makes two classes with one definition: the
+        // second takes the next free key, so that a payload loaded in this
+        // process gives back the very class that was pickled.
+        let classes = reconstruct.getattr("_classes")?;
+        let digest = self.definition_digest(cls)?;
+        let mut key = digest.clone().into_pyobject(self.py)?.into_any();
+        for n in 2.. {
+            let holder = classes.call_method1("setdefault", (&key, cls))?;
+            if holder.is(cls) {
+                break;
+            }
+            key = format!("{digest}~{n}").into_pyobject(self.py)?.into_any();
+        }
         keys.set_item(cls, &key)?;
-        // A payload loaded in this same process gets this very class back.
-        reconstruct
-            .getattr("_classes")?
-            .call_method1("setdefault", (&key, cls))?;
         Ok(key)
     }
 
@@ -165,15 +174,31 @@ impl<'py> Engine<'py> {
         let py = self.py;
         let reconstruct = py.import("turbodill._reconstruct")?;
         let dict = cls.getattr(intern!(py, "__dict__"))?;
-        // From 3.12 a NamedTuple class keeps `(NamedTuple,)` as its original
-        // bases, whose metaclass wants the fields at creation: it is rebuilt
-        // from its real bases (`tuple`), as on 3.11.
-        let named_tuple = py.import("typing")?.getattr(intern!(py, "NamedTuple"))?;
-        let bases = match dict.get_item(intern!(py, "__orig_bases__")) {
-            Ok(orig) if !orig.contains(&named_tuple)? => orig,
-            _ => cls.getattr(intern!(py, "__bases__"))?,
+        // `__orig_bases__` (`Generic[T]`, `TypedDict`...), unless what they
+        // resolve to would call for another metaclass than the class's
+        // (`typing.NamedTuple`'s makes a new class, refusing `__slots__`):
+        // then the real bases, and `__orig_bases__` as an attribute.
+        let metaclass = cls.get_type();
+        let real_bases = cls.getattr(intern!(py, "__bases__"))?;
+        let (bases, orig_bases_attribute) = match dict.get_item(intern!(py, "__orig_bases__")) {
+            Ok(orig) => {
+                let resolved = py
+                    .import("types")?
+                    .getattr("resolve_bases")?
+                    .call1((&orig,))?;
+                let mut same_metaclass = true;
+                for base in resolved.try_iter()? {
+                    same_metaclass &= metaclass.is_subclass(&base?.get_type())?;
+                }
+                if same_metaclass {
+                    (orig, None)
+                } else {
+                    (real_bases, Some(orig))
+                }
+            }
+            Err(_) => (real_bases, None),
         };
-        let metaclass = cls.get_type().into_any();
+        let metaclass = metaclass.into_any();
         let name = cls.getattr(intern!(py, "__name__"))?;
         let key = self.class_key(cls, &reconstruct)?;
 
@@ -237,6 +262,9 @@ impl<'py> Engine<'py> {
                 state.set_item(&attr, value)?;
             }
         }
+        if let Some(orig) = orig_bases_attribute {
+            state.set_item(intern!(py, "__orig_bases__"), orig)?;
+        }
         // A heap type keeps its qualified name outside its `__dict__`: without
         // it a class defined in a function or another class would load with
         // its bare name.
@@ -294,49 +322,6 @@ impl<'py> Engine<'py> {
             ],
         )?;
         self.save_reduce(&reduce_value, Some(cls))
-    }
-}
-
-impl<'py> Engine<'py> {
-    /// A `typing.TypeVar` from a by-value module (it reduces to its name,
-    /// which a worker could not import): `make_typevar(...)`, keyed by its
-    /// module, name and parameters so it keeps one identity when loaded.
-    pub fn save_typevar_by_value(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
-        let py = self.py;
-        if !obj.get_type().is(self.st.typevar_type.bind(py)) {
-            return Ok(false);
-        }
-        let module: String = obj.getattr(intern!(py, "__module__"))?.extract()?;
-        if !self.module_by_value(&module)? {
-            return Ok(false);
-        }
-        let fields = [
-            "__name__",
-            "__bound__",
-            "__constraints__",
-            "__covariant__",
-            "__contravariant__",
-        ];
-        let mut args = Vec::with_capacity(fields.len() + 1);
-        let mut digest = Digest::new();
-        digest.feed(module.as_bytes());
-        for field in fields {
-            let value = obj.getattr(field)?;
-            digest.feed_str(&value);
-            args.push(value);
-        }
-        let name: String = args[0].extract()?;
-        args.push(
-            format!("{name}-{:016x}", digest.0)
-                .into_pyobject(py)?
-                .into_any(),
-        );
-        let make = py
-            .import("turbodill._reconstruct")?
-            .getattr("make_typevar")?;
-        let reduce_value = PyTuple::new(py, [make, PyTuple::new(py, args)?.into_any()])?;
-        self.save_reduce(&reduce_value, Some(obj))?;
-        Ok(true)
     }
 }
 

@@ -63,9 +63,18 @@ fn next_item<'py>(iter: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>
 /// step returns. On error the frame goes there too, so the error path (read
 /// off the stack) names where the failure happened.
 macro_rules! save_children_or_park {
-    ($engine:expr, $save:expr, $frame:expr) => {{
+    ($engine:expr, $save:expr, $frame:expr, $in_hand:expr) => {{
         let depth = $engine.stack.len();
+        // While tracing, the frame in hand tells the trace where it is.
+        let traced = crate::engine::trace::is_on();
+        if traced {
+            let segment = crate::engine::path::Segment::segment($in_hand);
+            $engine.traced_segments.push(segment);
+        }
         let result = $save;
+        if traced {
+            $engine.traced_segments.pop();
+        }
         if !result.as_ref().is_ok_and(|pushed| !pushed) {
             $engine.stack.insert(depth, $frame);
             result?;
@@ -180,7 +189,7 @@ impl<'py> Engine<'py> {
             if unshared_str_or_park!(self, &item, Frame::List(f)) {
                 continue;
             }
-            save_children_or_park!(self, self.save_children(&item, None), Frame::List(f));
+            save_children_or_park!(self, self.save_children(&item, None), Frame::List(f), &f);
         }
     }
 
@@ -266,9 +275,14 @@ impl<'py> Engine<'py> {
             );
             f.key = Some(key.clone());
             if !key_written {
-                save_children_or_park!(self, self.save_children(&key, Some(value)), Frame::Dict(f));
+                save_children_or_park!(
+                    self,
+                    self.save_children(&key, Some(value)),
+                    Frame::Dict(f),
+                    &f
+                );
             } else if !unshared_str_or_park!(self, &value, Frame::Dict(f)) {
-                save_children_or_park!(self, self.save_children(&value, None), Frame::Dict(f));
+                save_children_or_park!(self, self.save_children(&value, None), Frame::Dict(f), &f);
             }
         }
     }
@@ -371,11 +385,12 @@ impl<'py> Engine<'py> {
                     }
                 }
             };
+            let children = Self::item_children(&mut f, item);
             save_children_or_park!(
                 self,
-                Self::item_children(&mut f, item)
-                    .and_then(|(first, value)| self.save_children(&first, value)),
-                Frame::Items(f)
+                children.and_then(|(first, value)| self.save_children(&first, value)),
+                Frame::Items(f),
+                &f
             );
         }
     }
@@ -411,7 +426,7 @@ impl<'py> Engine<'py> {
             if unshared_str_or_park!(self, &item, Frame::Tuple(f)) {
                 continue;
             }
-            save_children_or_park!(self, self.save_children(&item, None), Frame::Tuple(f));
+            save_children_or_park!(self, self.save_children(&item, None), Frame::Tuple(f), &f);
         }
         let short_form = len <= 3 && self.proto >= 2;
         if let Some(idx) = self.memo.get(f.tuple.as_any()) {
@@ -508,7 +523,7 @@ impl<'py> Engine<'py> {
                 }
             };
             f.in_batch += 1;
-            save_children_or_park!(self, self.save_children(&item, None), Frame::Set(f));
+            save_children_or_park!(self, self.save_children(&item, None), Frame::Set(f), &f);
         }
     }
 
@@ -533,7 +548,12 @@ impl<'py> Engine<'py> {
 
     pub fn step_frozenset(&mut self, f: FrozenSetFrame<'py>) -> PyResult<()> {
         while let Some(item) = next_item(&f.iter)? {
-            save_children_or_park!(self, self.save_children(&item, None), Frame::FrozenSet(f));
+            save_children_or_park!(
+                self,
+                self.save_children(&item, None),
+                Frame::FrozenSet(f),
+                &f
+            );
         }
         if let Some(idx) = self.memo.get(&f.obj) {
             // Recursive through its items: drop them, fetch the memoized one.

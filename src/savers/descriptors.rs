@@ -33,12 +33,14 @@ impl<'py> Engine<'py> {
             .iter()
             .any(|t| tp.is(t.bind(py)))
         {
+            self.trace(obj, "descriptor from its class's __dict__", None)?;
             self.save_class_dict_entry(obj)?;
             return Ok(true);
         } else {
             return Ok(false);
         };
         let reduce_value = PyTuple::new(py, [tp.into_any(), args.into_any()])?;
+        self.trace(obj, "descriptor", Some(reduce_value.as_any()))?;
         self.save_reduce(&reduce_value, Some(obj))?;
         Ok(true)
     }

@@ -179,6 +179,7 @@ impl<'py> Engine<'py> {
         if let Some(hook) = &self.hooks.reducer_override {
             let reduce_value = hook.call1((obj,))?;
             if !reduce_value.is(py.NotImplemented()) {
+                self.trace(obj, "reducer_override", Some(&reduce_value))?;
                 return self.save_reduce_value(obj, &reduce_value);
             }
         }
@@ -188,6 +189,13 @@ impl<'py> Engine<'py> {
             return self.save_type(obj);
         }
         if tp_ptr == &raw mut ffi::PyFunction_Type {
+            if crate::engine::trace::is_on() {
+                let how = match self.reference_location(obj)? {
+                    Some(_) => "function by reference",
+                    None => "function by value",
+                };
+                self.trace(obj, how, None)?;
+            }
             return self.save_function(obj);
         }
         let reduce_func = match &self.hooks.dispatch_table {
@@ -206,12 +214,15 @@ impl<'py> Engine<'py> {
         } else if tp.is_subclass_of::<pyo3::types::PyType>()? {
             return self.save_class(obj);
         } else if tp_ptr == &raw mut ffi::PyCode_Type {
+            self.trace(obj, "code object by value", None)?;
             return self.save_code(obj);
         } else if tp_ptr == &raw mut ffi::PyCell_Type {
+            self.trace(obj, "cell by value", None)?;
             return self.save_cell(obj);
         } else if crate::genframe::is_generator(obj) {
             return self.save_generator(obj);
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
+            self.trace(obj, "module", None)?;
             return self.save_module(obj);
         } else if (tp.is(self.st.method_type.bind(py)) && self.save_method_by_value(obj)?)
             || self.save_descriptor(obj)?
@@ -221,16 +232,18 @@ impl<'py> Engine<'py> {
         } else {
             if let Some(reducer) = self.long_tail_reducer(&tp)? {
                 let reduce_value = reducer.call1((obj, self.fmode))?;
+                self.trace(obj, "turbodill reducer", Some(&reduce_value))?;
                 return self.save_reduce_value(obj, &reduce_value);
             }
             if self.hooks.reducer_override.is_none() && self.hooks.persistent_id.is_none() {
                 if let Some(layout) = self.instance_layout(&tp)? {
+                    self.trace(obj, "instance: cls() NEWOBJ, state BUILD", None)?;
                     if self.save_instance(obj, &layout)? {
                         return Ok(());
                     }
                 }
             }
-            if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
+            let own = if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
                 f.call1((self.proto,)).map_err(|e| {
                     crate::errors::as_unpicklable(py, e, self.st.unpicklable_error.bind(py))
                 })?
@@ -238,9 +251,67 @@ impl<'py> Engine<'py> {
                 f.call0()?
             } else {
                 return Err(self.no_reduction(obj)?);
+            };
+            let own = self.set_state_directly(&tp, own)?;
+            self.trace(obj, "__reduce_ex__", Some(&own))?;
+            return self.save_reduce_value(obj, &own);
+        };
+        self.trace(obj, "dispatch table", Some(&reduce_value))?;
+        self.save_reduce_value(obj, &reduce_value)
+    }
+
+    /// An object's own reduction, given a state setter that fills its
+    /// `__dict__` directly when loading it with BUILD would consult its
+    /// class's `__getattr__` (the unpickler looks `__setstate__` up on the
+    /// half-built instance: a `__getattr__` delegating to an attribute not
+    /// yet set recurses). Decided by `_reducers.state_setter_for`, once per
+    /// class per dump; only classes with a custom `tp_getattro` are asked.
+    fn set_state_directly(
+        &mut self,
+        tp: &Bound<'py, pyo3::types::PyType>,
+        reduce_value: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        // SAFETY: reading a slot of a live type object.
+        let generic_getattr = unsafe {
+            (*tp.as_type_ptr()).tp_getattro.map(|f| f as usize)
+                == Some(ffi::PyObject_GenericGetAttr as *const () as usize)
+        };
+        let Ok(reduction) = reduce_value.cast::<pyo3::types::PyTuple>() else {
+            return Ok(reduce_value);
+        };
+        let len = reduction.len();
+        if generic_getattr
+            || !(3..=6).contains(&len)
+            || reduction.get_item(2)?.is_none()
+            || (len == 6 && !reduction.get_item(5)?.is_none())
+        {
+            return Ok(reduce_value);
+        }
+        let key = tp.as_ptr() as usize;
+        let setter = match self.caches().direct_state_setters.get(&key) {
+            Some(known) => known.clone(),
+            None => {
+                let by_value = self.reference_location(tp.as_any())?.is_none();
+                let setter = py
+                    .import("turbodill._reducers")?
+                    .getattr("state_setter_for")?
+                    .call1((tp, by_value))?;
+                let setter = (!setter.is_none()).then_some(setter);
+                self.caches()
+                    .direct_state_setters
+                    .insert(ObjectKey::new(tp.as_any()), setter.clone());
+                setter
             }
         };
-        self.save_reduce_value(obj, &reduce_value)
+        let Some(setter) = setter else {
+            return Ok(reduce_value);
+        };
+        let mut items: Vec<Bound<'py, PyAny>> = reduction.iter().collect();
+        items.resize(5, py.None().into_bound(py));
+        items.truncate(5);
+        items.push(setter);
+        Ok(pyo3::types::PyTuple::new(py, items)?.into_any())
     }
 
     /// The error for an object with neither `__reduce_ex__` nor `__reduce__`:
@@ -262,9 +333,6 @@ impl<'py> Engine<'py> {
         reduce_value: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
         if reduce_value.is_instance_of::<pyo3::types::PyString>() {
-            if self.save_typevar_by_value(obj)? {
-                return Ok(());
-            }
             return self.save_global(obj, Some(reduce_value));
         }
         match reduce_value.cast::<pyo3::types::PyTuple>() {
