@@ -18,6 +18,7 @@ mod pickler;
 mod savers;
 mod session;
 mod sizes;
+mod utf8;
 
 #[pyo3::pymodule(gil_used = true)]
 mod _native {

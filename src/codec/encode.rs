@@ -284,18 +284,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
         }
     }
 
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "each UTF-8 byte takes the low bits of a shifted code point"
-    )]
     fn write_code_points<T: Copy + Into<u32>>(&mut self, units: &[T]) -> Res<()> {
-        let utf8_len = |c: u32| match c {
-            0..=0x7f => 1,
-            0x80..=0x7ff => 2,
-            0x800..=0xffff => 3,
-            _ => 4,
-        };
-        let len: usize = units.iter().map(|&c| utf8_len(c.into())).sum();
+        let len: usize = units
+            .iter()
+            .map(|&c| crate::utf8::encoded_len(c.into()))
+            .sum();
         let surrogates = units.iter().any(|&c| (0xd800..=0xdfff).contains(&c.into()));
         let len32 = len_u32(len, "str")?;
         if surrogates {
@@ -310,22 +303,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let out = self.out.as_mut_vec();
         out.reserve(len);
         for &unit in units {
-            let c: u32 = unit.into();
-            match utf8_len(c) {
-                1 => out.push(c as u8),
-                2 => out.extend_from_slice(&[0xc0 | (c >> 6) as u8, 0x80 | (c & 0x3f) as u8]),
-                3 => out.extend_from_slice(&[
-                    0xe0 | (c >> 12) as u8,
-                    0x80 | ((c >> 6) & 0x3f) as u8,
-                    0x80 | (c & 0x3f) as u8,
-                ]),
-                _ => out.extend_from_slice(&[
-                    0xf0 | (c >> 18) as u8,
-                    0x80 | ((c >> 12) & 0x3f) as u8,
-                    0x80 | ((c >> 6) & 0x3f) as u8,
-                    0x80 | (c & 0x3f) as u8,
-                ]),
-            }
+            crate::utf8::push(out, unit.into());
         }
         Ok(())
     }

@@ -393,15 +393,15 @@ impl<'py> Engine<'py> {
             match ffi::PyUnicode_KIND(ptr) {
                 ffi::PyUnicode_1BYTE_KIND => {
                     let units = std::slice::from_raw_parts(data as *const u8, len);
-                    utf8_surrogatepass(units.iter().map(|&c| u32::from(c)), len * 2, &mut utf8)
+                    push_utf8(&mut utf8, units.iter().map(|&c| u32::from(c)), len * 2)
                 }
                 ffi::PyUnicode_2BYTE_KIND => {
                     let units = std::slice::from_raw_parts(data as *const u16, len);
-                    utf8_surrogatepass(units.iter().map(|&c| u32::from(c)), len * 3, &mut utf8)
+                    push_utf8(&mut utf8, units.iter().map(|&c| u32::from(c)), len * 3)
                 }
                 _ => {
                     let units = std::slice::from_raw_parts(data as *const u32, len);
-                    utf8_surrogatepass(units.iter().copied(), len * 4, &mut utf8)
+                    push_utf8(&mut utf8, units.iter().copied(), len * 4)
                 }
             }
         }
@@ -570,37 +570,18 @@ impl<'py> Engine<'py> {
     }
 }
 
-/// Protocol 0's UNICODE payload: raw-unicode-escape, plus escapes for the
-/// characters that would break the line-based format.
-/// UTF-8 of `code_points` into `out`, surrogates included (the three-byte
-/// form, as the "surrogatepass" error handler writes them). `max_len` bounds
-/// the output, reserved at once.
+/// The UTF-8 of `code_points` onto `out`, with room for `max_len` bytes
+/// reserved at once.
 #[inline]
-fn utf8_surrogatepass(code_points: impl Iterator<Item = u32>, max_len: usize, out: &mut Vec<u8>) {
+fn push_utf8(out: &mut Vec<u8>, code_points: impl Iterator<Item = u32>, max_len: usize) {
     out.reserve(max_len);
     for c in code_points {
-        // The casts keep the low bits of a code point below 0x110000, by design.
-        #[allow(clippy::cast_possible_truncation)]
-        match c {
-            0..=0x7f => out.push(c as u8),
-            0x80..=0x7ff => {
-                out.extend_from_slice(&[0xc0 | (c >> 6) as u8, 0x80 | (c & 0x3f) as u8])
-            }
-            0x800..=0xffff => out.extend_from_slice(&[
-                0xe0 | (c >> 12) as u8,
-                0x80 | ((c >> 6) & 0x3f) as u8,
-                0x80 | (c & 0x3f) as u8,
-            ]),
-            _ => out.extend_from_slice(&[
-                0xf0 | (c >> 18) as u8,
-                0x80 | ((c >> 12) & 0x3f) as u8,
-                0x80 | ((c >> 6) & 0x3f) as u8,
-                0x80 | (c & 0x3f) as u8,
-            ]),
-        }
+        crate::utf8::push(out, c);
     }
 }
 
+/// Protocol 0's UNICODE payload: raw-unicode-escape, plus escapes for the
+/// characters that would break the line-based format.
 fn raw_unicode_escape(code_points: impl Iterator<Item = u32>) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let escape = |out: &mut Vec<u8>, tag: u8, c: u32, digits: u32| {
