@@ -89,6 +89,11 @@ pub mod state {
     pub fn is_suspended(state: i8) -> bool {
         state == SUSPENDED
     }
+
+    /// Before 3.13 one state serves every resume point.
+    pub fn fits_resume_point(_state: i8, _delegating: bool) -> bool {
+        true
+    }
 }
 #[cfg(Py_3_13)]
 pub mod state {
@@ -99,6 +104,14 @@ pub mod state {
 
     pub fn is_suspended(state: i8) -> bool {
         state == SUSPENDED || state == SUSPENDED_YIELD_FROM
+    }
+
+    /// 3.13 marks a frame suspended in `yield from`/`await` by its state,
+    /// and then reads the subiterator off its stack (`_PyGen_yf`, called by
+    /// `close()` and at finalization): the state must be the one its resume
+    /// point gives.
+    pub fn fits_resume_point(state: i8, delegating: bool) -> bool {
+        (state == SUSPENDED_YIELD_FROM) == delegating
     }
 }
 
@@ -450,6 +463,11 @@ pub fn _gen_restore<'py>(
                 "instruction offset {lasti} is not a point where the generator can be suspended"
             )));
         };
+        if !state::fits_resume_point(frame_state, delegating) {
+            return Err(refuse(format!(
+                "generator frame state {frame_state} does not fit its resume point at offset {lasti}"
+            )));
+        }
         if delegating && (n == shape.nlocalsplus || present[n - 1] == 0) {
             return Err(refuse(
                 "a generator suspended in `yield from` or `await` needs its subiterator on the stack",

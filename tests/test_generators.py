@@ -548,6 +548,27 @@ def test_mutated_state_is_refused_before_the_frame_is_touched(name):
         _Mutating(data, mutate_state=MUTATIONS[name]).load()
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="from 3.13 a frame in `yield from` has a state of its own")
+def test_state_must_fit_the_resume_point():
+    """3.13 reads the subiterator of a frame whose state says `yield from`
+    off its stack (on close and at finalization): a plain yield given that
+    state, or a `yield from` given the plain one, is refused (the fuzz
+    harness crashed the interpreter at garbage collection without this)."""
+
+    def inner():
+        yield 1
+        yield 2
+
+    def outer():
+        yield from inner()
+
+    plain, delegating = _suspended(), outer()
+    next(delegating)
+    for gen, state in ((plain, -1), (delegating, -2)):
+        with pytest.raises(pickle.UnpicklingError, match="does not fit its resume point"):
+            _Mutating(turbodill.dumps(gen), mutate_state=lambda s, state=state: _replace(s, 1, state)).load()
+
+
 def test_cell_slot_must_hold_a_cell():
     def make():
         k = 2
