@@ -30,11 +30,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+REDIS_SERVER = shutil.which("redis-server")
+needs_redis_server = pytest.mark.skipif(
+    REDIS_SERVER is None, reason="redis-server (the Debian package) is not installed"
+)
+
+
 @pytest.fixture
 def redis_url(tmp_path):
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server (the Debian package) is not installed")
+    server = REDIS_SERVER
     import redis
 
     port = free_port()
@@ -197,6 +201,7 @@ def wait_for_log(tmp_path, text, timeout):
     return False
 
 
+@needs_redis_server
 def test_prefork_worker_runs_a_lambda_signed_and_refuses_a_tampered_message(redis_url, tmp_path):
     (tmp_path / "tdtasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
@@ -224,6 +229,7 @@ def test_prefork_worker_runs_a_lambda_signed_and_refuses_a_tampered_message(redi
         stop_worker(worker, log)
 
 
+@needs_redis_server
 def test_prefork_worker_without_setup_says_so_instead_of_hanging(redis_url, tmp_path):
     (tmp_path / "tdtasks.py").write_text(TASKS)
     (tmp_path / "client.py").write_text(textwrap.dedent(CLIENT))
@@ -241,6 +247,7 @@ def test_prefork_worker_without_setup_says_so_instead_of_hanging(redis_url, tmp_
         stop_worker(worker, log)
 
 
+@needs_redis_server
 def test_prefork_worker_without_an_event_loop_runs_a_lambda(redis_url, tmp_path):
     """A broker without an event loop (the filesystem transport) gives the
     prefork worker billiard's blocking pool: set up the same way."""
