@@ -34,6 +34,7 @@ fuzz; a long run::
 import io
 import pickle
 import sys
+import weakref
 
 import _harness
 
@@ -217,11 +218,15 @@ class _Mutating(pickle.Unpickler):
         self.unchanged = True
 
     def find_class(self, module, name):
+        # The C unpickler's memo is not traversed by the garbage collector:
+        # a memoized callable holding the unpickler strongly would keep it,
+        # and everything it loaded, alive forever (megabytes a second here).
         found = super().find_class(module, name)
+        loader = weakref.ref(self)
         if found is _reconstruct.restore_generator:
-            return lambda gen, state: found(gen, self.mutate_state(state))
+            return lambda gen, state: found(gen, loader().mutate_state(state))
         if found is _reconstruct.make_generator:
-            return lambda *args: found(*self.mutate_args(args))
+            return lambda *args: found(*loader().mutate_args(args))
         return found
 
     def mutate_state(self, state):
