@@ -22,6 +22,14 @@ pub struct MemoCheckpoint {
     next: u32,
 }
 
+/// Where a `lookup` that missed would put its object (see `put_vacant`).
+#[derive(Clone, Copy)]
+pub struct Vacancy {
+    /// The empty slot and the entry count when it was found.
+    slot: Option<(usize, usize)>,
+    addr: usize,
+}
+
 #[derive(Default)]
 pub struct Memo {
     /// `(address, index)` slots; `address == EMPTY` marks a free slot.
@@ -33,6 +41,8 @@ pub struct Memo {
     /// also spent on temporaries that nothing can refer back to (see
     /// `put_anonymous`).
     next: u32,
+    /// Entries the table is expected to reach (see `expect_entries`).
+    expected: usize,
 }
 
 impl Memo {
@@ -80,6 +90,48 @@ impl Memo {
         (key == addr).then_some(idx)
     }
 
+    /// `obj`'s index, or where `put_vacant` can record it without probing
+    /// the table again (the probe of a large table is a cache miss).
+    #[inline]
+    pub fn lookup(&self, obj: &Bound<'_, PyAny>) -> Result<u32, Vacancy> {
+        let addr = obj.as_ptr() as usize;
+        if self.used == 0 {
+            return Err(Vacancy { slot: None, addr });
+        }
+        let slot = self.find_slot(addr);
+        let (key, idx) = self.slots[slot];
+        if key == addr {
+            return Ok(idx);
+        }
+        Err(Vacancy {
+            slot: Some((slot, self.used)),
+            addr,
+        })
+    }
+
+    /// `put` of the object a `lookup` did not find. The slot it found is
+    /// used only if the table is as it was then (same entry count, so no
+    /// insertion or growth since) and needs no growth now.
+    #[inline]
+    pub fn put_vacant(&mut self, obj: &Bound<'_, PyAny>, vacancy: Vacancy) -> u32 {
+        let addr = obj.as_ptr() as usize;
+        let idx = self.next;
+        match vacancy.slot {
+            Some((slot, used))
+                if vacancy.addr == addr
+                    && used == self.used
+                    && (self.used + 1) * 3 < self.slots.len() * 2 =>
+            {
+                self.next += 1;
+                self.used += 1;
+                self.slots[slot] = (addr, idx);
+                self.owned.push(obj.clone().unbind());
+                idx
+            }
+            _ => self.put(obj),
+        }
+    }
+
     fn slot_holding(&self, addr: usize) -> Option<usize> {
         let slot = self.find_slot(addr);
         (self.slots[slot].0 == addr).then_some(slot)
@@ -99,20 +151,35 @@ impl Memo {
 
     #[cold]
     fn grow(&mut self) {
-        // Quadruple while small, then double (as PyMemoTable does).
-        let wanted = if self.used < 50_000 {
+        // Quadruple while small, then double (as PyMemoTable does); but once
+        // an eighth of the entries a large container announced are in, go
+        // straight to the size they need, sparing the rehashes of the large
+        // tables in between (each rehash walks every entry so far).
+        let mut wanted = if self.used < 50_000 {
             self.used * 4
         } else {
             self.used * 2
         };
+        if self.expected > wanted && self.used * 8 >= self.expected {
+            wanted = self.expected * 3 / 2;
+        }
         let capacity = wanted.max(MIN_CAPACITY).next_power_of_two();
         let old = std::mem::replace(&mut self.slots, vec![(EMPTY, 0); capacity]);
-        self.used = 0;
         for (key, idx) in old {
             if key != EMPTY {
-                self.insert(key, idx);
+                let slot = self.find_slot(key);
+                self.slots[slot] = (key, idx);
             }
         }
+    }
+
+    /// A container of `items` items is about to be saved: the table may
+    /// reach `items` more entries. Only a hint for the next growth, which
+    /// follows it once the entries are arriving (an announced container of
+    /// ints adds none, and must not cost a large table).
+    #[inline]
+    pub fn expect_entries(&mut self, items: usize) {
+        self.expected = self.expected.max(self.used.saturating_add(items));
     }
 
     /// Record `obj` under the next index and return that index.
@@ -165,6 +232,7 @@ impl Memo {
             .collect();
         self.slots.fill((EMPTY, 0));
         self.used = 0;
+        self.expected = 0;
         for (key, idx) in kept {
             self.insert(key, idx);
         }
@@ -188,6 +256,7 @@ impl Memo {
             self.slots.fill((EMPTY, 0));
         }
         self.used = 0;
+        self.expected = 0;
         self.owned.clear();
         self.next = 0;
     }

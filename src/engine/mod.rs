@@ -333,6 +333,17 @@ impl<'py> Engine<'py> {
         self.write_put(idx);
     }
 
+    /// `memo_put` of an object whose `memo.lookup` missed just before,
+    /// with nothing memoized in between.
+    #[inline]
+    pub fn memo_put_vacant(&mut self, obj: &Bound<'py, PyAny>, vacancy: memo::Vacancy) {
+        if self.fast {
+            return;
+        }
+        let idx = self.memo.put_vacant(obj, vacancy);
+        self.write_put(idx);
+    }
+
     #[inline]
     pub fn memo_put_anonymous(&mut self) {
         if self.fast {

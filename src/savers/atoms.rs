@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::engine::frames::{Frame, SaveCtx};
+use crate::engine::memo::Vacancy;
 use crate::engine::Engine;
 use crate::errors::pickling_error;
 use crate::output::opcodes::*;
@@ -292,7 +293,8 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
-    pub fn save_str(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+    /// `vacancy`: from the memo lookup that did not find `obj`.
+    pub fn save_str(&mut self, obj: &Bound<'py, PyAny>, vacancy: Vacancy) -> PyResult<()> {
         if self.bin {
             self.write_binary_str(obj)?;
         } else {
@@ -329,7 +331,7 @@ impl<'py> Engine<'py> {
             self.out.write(&escaped);
             self.out.write_byte(b'\n');
         }
-        self.memo_put(obj);
+        self.memo_put_vacant(obj, vacancy);
         Ok(())
     }
 

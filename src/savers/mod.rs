@@ -72,12 +72,15 @@ impl<'py> Engine<'py> {
         if tp == &raw mut ffi::PyFloat_Type {
             return self.save_float(obj);
         }
-        if let Some(idx) = self.memo.get(obj) {
-            self.memo_get(idx);
-            return Ok(());
-        }
+        let vacancy = match self.memo.lookup(obj) {
+            Ok(idx) => {
+                self.memo_get(idx);
+                return Ok(());
+            }
+            Err(vacancy) => vacancy,
+        };
         if tp == &raw mut ffi::PyUnicode_Type {
-            return self.save_str(obj);
+            return self.save_str(obj, vacancy);
         }
         if tp == &raw mut ffi::PyBytes_Type {
             return self.save_bytes(obj);
