@@ -108,6 +108,9 @@ pub struct Caches<'py> {
     /// One fresh copy of each function and code name, by value (see
     /// `savers::functions::name_copy`).
     pub name_copies: AHashMap<String, Bound<'py, pyo3::types::PyString>>,
+    /// The same copies by original string object, which is met again and
+    /// again (interned names): a lookup without reading the text.
+    pub name_copies_by_object: AHashMap<ObjectKey<'py>, Bound<'py, pyo3::types::PyString>>,
 }
 
 /// The namespace a session dump saves (see `crate::session`). Its module and
