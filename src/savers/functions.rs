@@ -909,9 +909,8 @@ impl<'py> Engine<'py> {
         if self.memo.get(&marker).is_some() {
             return self.memo_get_existing(&marker);
         }
-        let tag = py
-            .import("sys")?
-            .getattr(intern!(py, "implementation"))?
+        static SYS_IMPLEMENTATION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let tag = super::imported_once(py, &SYS_IMPLEMENTATION, "sys", Some("implementation"))?
             .getattr(intern!(py, "cache_tag"))?;
         let versions = PyDict::new(py);
         versions.set_item(&tag, intern!(py, "__call__"))?;
@@ -1003,7 +1002,9 @@ impl<'py> Engine<'py> {
         }
         let imported = self.st.sys_modules.bind(py).get_item(&name).ok();
         if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
-            let import_module = py.import("importlib")?.getattr("import_module")?;
+            static IMPORT_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let import_module =
+                super::imported_once(py, &IMPORT_MODULE, "importlib", Some("import_module"))?;
             let args = PyTuple::new(py, [name])?;
             let reduce_value = PyTuple::new(py, [import_module, args.into_any()])?;
             return self.save_reduce(&reduce_value, Some(module));
