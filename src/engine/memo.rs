@@ -330,6 +330,49 @@ mod tests {
     }
 
     #[test]
+    fn a_vacancy_is_used_only_while_the_table_is_unchanged() {
+        Python::initialize();
+        Python::attach(|py| {
+            let objs: Vec<_> = (0..4)
+                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
+                .collect();
+            let mut memo = Memo::default();
+            memo.put(&objs[0]);
+            let stale = memo.lookup(&objs[1]).unwrap_err();
+            memo.put(&objs[2]);
+            assert_eq!(memo.put_vacant(&objs[1], stale), 2);
+            let fresh = memo.lookup(&objs[3]).unwrap_err();
+            assert_eq!(memo.put_vacant(&objs[3], fresh), 3);
+            let found: Vec<_> = objs.iter().map(|o| memo.lookup(o).ok()).collect();
+            assert_eq!(found, [Some(0), Some(2), Some(1), Some(3)]);
+        });
+    }
+
+    #[test]
+    fn announced_entries_size_the_growth_once_they_arrive() {
+        Python::initialize();
+        Python::attach(|py| {
+            let objs: Vec<_> = (0..43_691)
+                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
+                .collect();
+            let mut memo = Memo::default();
+            memo.expect_entries(300_000);
+            for o in &objs[..43_690] {
+                memo.put(o);
+            }
+            // Below an eighth of the announced entries: the usual quadrupling.
+            assert_eq!(memo.slots.len(), 65_536);
+            memo.put(&objs[43_690]);
+            // Then straight to room for all of them (quadrupling: 262,144).
+            assert_eq!(memo.slots.len(), 524_288);
+            assert!(objs
+                .iter()
+                .enumerate()
+                .all(|(i, o)| memo.get(o) == u32::try_from(i).ok()));
+        });
+    }
+
+    #[test]
     fn reset_forgets_colliding_entries() {
         Python::initialize();
         Python::attach(|py| {
