@@ -336,7 +336,20 @@ impl<'py> Engine<'py> {
         self.write_put(idx);
     }
 
-    /// `memo_put` of an object whose `memo.lookup` missed just before,
+    /// `obj`'s memo index, or where `memo_put_vacant` will record it.
+    #[inline]
+    pub fn memo_lookup(&self, obj: &Bound<'py, PyAny>) -> Result<u32, memo::Vacancy> {
+        self.memo.lookup(obj)
+    }
+
+    /// A container of `items` items is about to be saved (see
+    /// `Memo::expect_entries`).
+    #[inline]
+    pub fn memo_expect_entries(&mut self, items: usize) {
+        self.memo.expect_entries(items);
+    }
+
+    /// `memo_put` of an object whose `memo_lookup` missed just before,
     /// with nothing memoized in between.
     #[inline]
     pub fn memo_put_vacant(&mut self, obj: &Bound<'py, PyAny>, vacancy: memo::Vacancy) {

@@ -143,7 +143,7 @@ impl<'py> Engine<'py> {
             self.push_items(iter, ItemsKind::List);
             return Ok(());
         }
-        self.memo.expect_entries(len);
+        self.memo_expect_entries(len);
         let single = len == 1;
         if !single {
             self.out.write_byte(MARK);
@@ -228,7 +228,7 @@ impl<'py> Engine<'py> {
             self.push_items(iter, ItemsKind::Dict);
             return Ok(());
         }
-        self.memo.expect_entries(size.saturating_mul(2));
+        self.memo_expect_entries(size.saturating_mul(2));
         let single = size == 1;
         if !single {
             self.out.write_byte(MARK);

@@ -72,7 +72,7 @@ impl<'py> Engine<'py> {
         if tp == &raw mut ffi::PyFloat_Type {
             return self.save_float(obj);
         }
-        let vacancy = match self.memo.lookup(obj) {
+        let vacancy = match self.memo_lookup(obj) {
             Ok(idx) => {
                 self.memo_get(idx);
                 return Ok(());
