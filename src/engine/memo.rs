@@ -302,13 +302,18 @@ impl Memo {
 mod tests {
     use super::*;
 
+    /// `n` one-item lists: distinct objects, each at its own address.
+    fn distinct_objects(py: Python<'_>, n: i32) -> Vec<Bound<'_, PyAny>> {
+        (0..n)
+            .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
+            .collect()
+    }
+
     #[test]
     fn rollback_forgets_only_later_entries() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..200)
-                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
-                .collect();
+            let objs = distinct_objects(py, 200);
             let mut memo = Memo::default();
             for o in &objs[..100] {
                 memo.put(o);
@@ -333,9 +338,7 @@ mod tests {
     fn a_vacancy_is_used_only_while_the_table_is_unchanged() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..4)
-                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
-                .collect();
+            let objs = distinct_objects(py, 4);
             let mut memo = Memo::default();
             memo.put(&objs[0]);
             let stale = memo.lookup(&objs[1]).unwrap_err();
@@ -352,9 +355,7 @@ mod tests {
     fn announced_entries_size_the_growth_once_they_arrive() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..43_691)
-                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
-                .collect();
+            let objs = distinct_objects(py, 43_691);
             let mut memo = Memo::default();
             memo.expect_entries(300_000);
             for o in &objs[..43_690] {
@@ -376,9 +377,7 @@ mod tests {
     fn reset_forgets_colliding_entries() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..3000)
-                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
-                .collect();
+            let objs = distinct_objects(py, 3000);
             let mut memo = Memo::default();
             for o in &objs[..500] {
                 memo.put(o);
