@@ -15,6 +15,7 @@ mod genframe;
 mod inspect;
 mod output;
 mod pickler;
+mod pyutil;
 mod savers;
 mod session;
 mod sizes;
@@ -63,7 +64,7 @@ mod _native {
     use crate::errors::InspectError;
 
     #[pymodule_export]
-    const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;
+    const HIGHEST_PROTOCOL: u8 = crate::output::opcodes::HIGHEST_PROTOCOL;
 
     #[pymodule_export]
     #[allow(non_upper_case_globals)]

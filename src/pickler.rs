@@ -11,8 +11,7 @@ use pyo3::PyTraverseError;
 use crate::engine::memo::Memo;
 use crate::engine::{Engine, Hooks, Options, PyState};
 use crate::errors::pickling_error;
-
-pub const HIGHEST_PROTOCOL: u8 = 5;
+use crate::output::opcodes::HIGHEST_PROTOCOL;
 
 /// `turbodill.settings` as last read, with the dict's version tag (which
 /// CPython changes on every change to the dict): reading the dict on each

@@ -379,7 +379,7 @@ impl<'py> Engine<'py> {
                 self.py,
                 format!(
                     "internal error: {} was expected in the memo",
-                    globals::repr_of(obj)
+                    crate::pyutil::repr_of(obj)
                 ),
             )),
         }
@@ -459,7 +459,7 @@ impl<'py> Engine<'py> {
             {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "fast mode: can't pickle cyclic objects including object type {} at {:#x}",
-                    path::type_name(obj),
+                    crate::pyutil::type_name(obj),
                     addr
                 )));
             }

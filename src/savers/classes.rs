@@ -47,7 +47,7 @@ impl Digest {
 /// Feed what defines `value` (not where it lives in memory).
 fn describe(digest: &mut Digest, value: &Bound<'_, PyAny>, depth: u32) -> PyResult<()> {
     let py = value.py();
-    digest.feed(crate::engine::path::type_name(value).as_bytes());
+    digest.feed(crate::pyutil::type_name(value).as_bytes());
     if depth > 4 {
         return Ok(());
     }

@@ -33,7 +33,7 @@ impl<'py> Engine<'py> {
                 .getattr(intern!(py, "__qualname__"))
                 .map(|q| q.to_string())
                 .unwrap_or_default();
-            let kind = crate::engine::path::type_name(gen);
+            let kind = crate::pyutil::type_name(gen);
             PyErr::from_type(
                 self.st.unpicklable_error.bind(py).clone(),
                 format!("cannot pickle {kind} {qualname:?}: {why}"),

@@ -25,10 +25,7 @@ pub fn canonical_order<'py>(
     let mut keyed = items
         .map(|item| {
             Ok((
-                (
-                    crate::engine::path::type_name(&item),
-                    item.repr()?.to_string(),
-                ),
+                (crate::pyutil::type_name(&item), item.repr()?.to_string()),
                 item,
             ))
         })
@@ -116,7 +113,7 @@ impl<'py> Engine<'py> {
             return err;
         }
         let cls = self.st.recursion_error.bind(self.py);
-        let type_name = crate::engine::path::type_name(obj);
+        let type_name = crate::pyutil::type_name(obj);
         crate::errors::as_pickling_recursion(self.py, err, cls, &type_name)
     }
 
@@ -319,8 +316,8 @@ impl<'py> Engine<'py> {
     fn no_reduction(&self, obj: &Bound<'py, PyAny>) -> PyResult<PyErr> {
         let message = format!(
             "can't pickle '{}' object: {}",
-            crate::engine::path::type_name(obj),
-            crate::engine::globals::repr_of(obj)
+            crate::pyutil::type_name(obj),
+            crate::pyutil::repr_of(obj)
         );
         let err = self.st.unpicklable_error.bind(self.py).call1((message,))?;
         Ok(PyErr::from_value(err))
