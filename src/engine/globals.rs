@@ -301,8 +301,8 @@ impl<'py> Engine<'py> {
         name: Bound<'py, PyAny>,
     ) -> PyResult<()> {
         if self.proto >= 4 {
-            self.save(&module_name, SaveCtx::default())?;
-            self.save(&name, SaveCtx::default())?;
+            self.save_dispatched(&module_name, SaveCtx::default())?;
+            self.save_dispatched(&name, SaveCtx::default())?;
             self.out.write_byte(STACK_GLOBAL);
             Ok(())
         } else {

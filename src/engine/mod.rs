@@ -1,7 +1,7 @@
 //! Layer 2: the pickling engine. It owns the output, the memo and the work
 //! stack, and runs the stack until the object is written. What to write for
-//! each type is the savers' business (`crate::savers`); the engine calls
-//! `save()` and `step()`, which they implement.
+//! each type is the business of the layer above, which gives the engine its
+//! entry points when it builds it (`Dispatch`): the engine calls down only.
 
 pub mod frames;
 pub mod globals;
@@ -18,7 +18,7 @@ use pyo3::types::PyBytes;
 
 use crate::output::opcodes::*;
 use crate::output::Writer;
-use frames::Frame;
+use frames::{Frame, SaveCtx};
 use memo::Memo;
 pub use state::PyState;
 
@@ -85,6 +85,32 @@ impl std::borrow::Borrow<usize> for ObjectKey<'_> {
     }
 }
 
+/// The entry points of the layer above (the savers), given when an engine
+/// is built: saving one object, dispatched on its type, and advancing a
+/// container's frame. The engine calls them for the object a dump starts
+/// with, for the `Save` and container frames its run loop pops, and for the
+/// names of a global; the savers' own hot paths (a container's items) call
+/// their `save` directly.
+#[derive(Clone, Copy)]
+pub struct Dispatch<'py> {
+    pub save: fn(&mut Engine<'py>, &Bound<'py, PyAny>, SaveCtx) -> PyResult<()>,
+    pub step_container: fn(&mut Engine<'py>, Frame<'py>) -> PyResult<()>,
+}
+
+/// How `object.__reduce_ex__` sees the instances of a class that leaves
+/// pickling to `object`, for those written natively; decided once per class
+/// per dump (see `Caches::instance_layouts`).
+pub struct InstanceLayout<'py> {
+    pub cls: Bound<'py, PyAny>,
+    /// `__slotnames__`, when the class has slots.
+    pub slotnames: Option<Bound<'py, pyo3::types::PyTuple>>,
+    pub has_dict: bool,
+    /// The class's version tag when the layout was decided. CPython gives a
+    /// class a new one whenever it or a base is modified (a `__reduce__`
+    /// added mid-dump, say), which calls for a new decision.
+    pub version_tag: std::os::raw::c_uint,
+}
+
 /// Object address -> `(module, name)` of a class's module-level sentinels.
 pub type SentinelNames<'py> = AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>;
 
@@ -92,8 +118,7 @@ pub type SentinelNames<'py> = AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyA
 #[derive(Default)]
 pub struct Caches<'py> {
     /// Decisions of the instance fast path.
-    pub instance_layouts:
-        AHashMap<ObjectKey<'py>, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
+    pub instance_layouts: AHashMap<ObjectKey<'py>, Option<std::rc::Rc<InstanceLayout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
     pub long_tail_reducers: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
     /// State setters for instances whose class delegates attribute access
@@ -139,6 +164,7 @@ pub struct Options {
 
 pub struct Engine<'py> {
     pub py: Python<'py>,
+    dispatch: Dispatch<'py>,
     pub st: &'py PyState,
     pub out: Writer<'py>,
     pub memo: Memo,
@@ -189,6 +215,7 @@ impl<'py> Engine<'py> {
         hooks: Hooks<'py>,
         memo: Option<Memo>,
         file_write: Option<Bound<'py, PyAny>>,
+        dispatch: Dispatch<'py>,
     ) -> PyResult<Self> {
         let (memo, owns_scratch_memo) = match memo {
             Some(m) => (m, false),
@@ -196,6 +223,7 @@ impl<'py> Engine<'py> {
         };
         Ok(Engine {
             py,
+            dispatch,
             st: PyState::get(py)?,
             out: Writer::new(py),
             owns_scratch_memo,
@@ -230,7 +258,9 @@ impl<'py> Engine<'py> {
                 self.out.set_framing(true);
             }
         }
-        let result = self.save(obj, Default::default()).and_then(|()| self.run());
+        let result = self
+            .save_dispatched(obj, SaveCtx::default())
+            .and_then(|()| self.run());
         if let Err(err) = result {
             let err = path::annotate(self, err);
             self.stack.clear();
@@ -251,6 +281,45 @@ impl<'py> Engine<'py> {
             self.step(frame)?;
         }
         Ok(())
+    }
+
+    /// Advance one frame taken off the work stack: the engine's own here,
+    /// objects and containers through the layer above. Inlined into the run
+    /// loop: a frame taken off the stack is moved once, into its handler.
+    #[inline(always)]
+    pub fn step(&mut self, frame: Frame<'py>) -> PyResult<()> {
+        match frame {
+            Frame::Save(obj, ctx) => self.save_dispatched(&obj, ctx),
+            Frame::Write(op) => {
+                self.out.write_byte(op);
+                Ok(())
+            }
+            Frame::MemoAnonymous => {
+                self.memo_put_anonymous();
+                Ok(())
+            }
+            Frame::ReduceTail(t) => self.step_reduce_tail(t),
+            Frame::LeaveReduction => {
+                self.open_reductions -= 1;
+                Ok(())
+            }
+            Frame::Deferred(work) => work(self),
+            Frame::FastLeave(addr) => {
+                self.fast_leave(addr);
+                Ok(())
+            }
+            Frame::List(_)
+            | Frame::Dict(_)
+            | Frame::Items(_)
+            | Frame::Set(_)
+            | Frame::Tuple(_)
+            | Frame::FrozenSet(_) => (self.dispatch.step_container)(self, frame),
+        }
+    }
+
+    /// Save `obj` through the layer above (see `Dispatch`).
+    pub fn save_dispatched(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
+        (self.dispatch.save)(self, obj, ctx)
     }
 
     /// Keep room for the frames one step pushes, growing the stack with a

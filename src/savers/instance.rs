@@ -17,10 +17,10 @@
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyDict, PyList, PyType};
 
 use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
-use crate::engine::{Engine, ObjectKey};
+use crate::engine::{Engine, InstanceLayout as Layout, ObjectKey};
 
 #[cfg(all(Py_3_11, not(Py_3_14)))]
 extern "C" {
@@ -37,17 +37,6 @@ extern "C" {
 /// answer holds across dumps (numpy arrays, dtypes, ...).
 static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> =
     std::sync::Mutex::new(None);
-
-pub struct Layout<'py> {
-    pub cls: Bound<'py, PyAny>,
-    /// `__slotnames__`, when the class has slots.
-    pub slotnames: Option<Bound<'py, PyTuple>>,
-    pub has_dict: bool,
-    /// The class's version tag when the layout was decided. CPython gives a
-    /// class a new one whenever it or a base is modified (a `__reduce__`
-    /// added mid-dump, say), which calls for a new decision.
-    version_tag: std::os::raw::c_uint,
-}
 
 impl Layout<'_> {
     fn is_current(&self, tp: &Bound<'_, PyType>) -> bool {

@@ -41,7 +41,16 @@ pub fn is_heap_type(tp: &Bound<'_, pyo3::types::PyType>) -> bool {
     unsafe { (*tp.as_type_ptr()).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 }
 }
 
-use crate::engine::{Engine, ObjectKey};
+use crate::engine::{Dispatch, Engine, ObjectKey};
+
+/// The savers as the engine calls them (see `engine::Dispatch`); the
+/// pickler and the session give these to each engine they build.
+pub fn dispatch<'py>() -> Dispatch<'py> {
+    Dispatch {
+        save: Engine::save,
+        step_container: Engine::step_container,
+    }
+}
 
 impl<'py> Engine<'py> {
     pub fn save(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
@@ -130,39 +139,21 @@ impl<'py> Engine<'py> {
             return Ok(());
         }
         self.inline_depth += 1;
-        let result = self.step(frame);
+        let result = self.step_container(frame);
         self.inline_depth -= 1;
         result
     }
 
-    /// Advance one frame taken off the work stack.
-    pub fn step(&mut self, frame: Frame<'py>) -> PyResult<()> {
+    /// Advance a container's frame (the engine steps its own frames).
+    pub fn step_container(&mut self, frame: Frame<'py>) -> PyResult<()> {
         match frame {
-            Frame::Save(obj, ctx) => self.save(&obj, ctx),
-            Frame::Write(op) => {
-                self.out.write_byte(op);
-                Ok(())
-            }
-            Frame::MemoAnonymous => {
-                self.memo_put_anonymous();
-                Ok(())
-            }
             Frame::List(f) => self.step_list(f),
             Frame::Dict(f) => self.step_dict(f),
             Frame::Items(f) => self.step_items(f),
             Frame::Set(f) => self.step_set(f),
             Frame::Tuple(f) => self.step_tuple(f),
             Frame::FrozenSet(f) => self.step_frozenset(f),
-            Frame::ReduceTail(t) => self.step_reduce_tail(t),
-            Frame::LeaveReduction => {
-                self.open_reductions -= 1;
-                Ok(())
-            }
-            Frame::Deferred(work) => work(self),
-            Frame::FastLeave(addr) => {
-                self.fast_leave(addr);
-                Ok(())
-            }
+            other => self.step(other),
         }
     }
 }

@@ -28,7 +28,14 @@ pub fn _session_pickle_entries<'py>(
         fix_imports: true,
         ..Default::default()
     };
-    let mut engine = Engine::new(py, opts, Hooks::default(), Some(Memo::default()), None)?;
+    let mut engine = Engine::new(
+        py,
+        opts,
+        Hooks::default(),
+        Some(Memo::default()),
+        None,
+        crate::savers::dispatch(),
+    )?;
     engine.session = Some(SessionScope {
         module: module.clone(),
         namespace,
