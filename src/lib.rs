@@ -55,6 +55,12 @@ mod _native {
     const _SESSION_PREFIX_SIZE: usize = crate::session::SESSION_PREFIX_SIZE;
 
     #[pymodule_export]
+    const _SESSION_MODULE_PID: &str = crate::session::MODULE_PID;
+
+    #[pymodule_export]
+    const _SESSION_NAMESPACE_PID: &str = crate::session::NAMESPACE_PID;
+
+    #[pymodule_export]
     use crate::codec::MsgpackCodec;
 
     #[pymodule_export]

@@ -12,6 +12,8 @@ __all__ = [
     "PicklerMemoProxy",
     "PicklingRecursionError",
     "UnpicklableError",
+    "_SESSION_MODULE_PID",
+    "_SESSION_NAMESPACE_PID",
     "_SESSION_PREFIX_SIZE",
     "__version__",
     "_by_value_modules",
@@ -104,6 +106,8 @@ class Pickler:
 
 # Sessions (used by turbodill.session; private).
 _SESSION_PREFIX_SIZE: int
+_SESSION_MODULE_PID: str
+_SESSION_NAMESPACE_PID: str
 
 def _session_pickle_entries(
     module: Any, entries: list[tuple[str, Any]], protocol: int

@@ -135,20 +135,6 @@ pub struct Caches<'py> {
     pub name_copies: AHashMap<String, Bound<'py, pyo3::types::PyString>>,
 }
 
-/// The namespace a session dump saves (see `crate::session`). Its module and
-/// its dict are written as persistent ids, which the session loader resolves
-/// to the namespace it loads into, so functions get that namespace as their
-/// globals; the module's own functions and classes go by value.
-pub struct SessionScope<'py> {
-    pub module: Bound<'py, PyAny>,
-    pub namespace: Bound<'py, pyo3::types::PyDict>,
-    pub name: String,
-}
-
-/// The persistent ids of `SessionScope`'s module and namespace.
-pub const SESSION_MODULE_PID: &str = "turbodill.session:module";
-pub const SESSION_NAMESPACE_PID: &str = "turbodill.session:namespace";
-
 #[derive(Clone, Default)]
 pub struct Options {
     pub protocol: u8,
@@ -177,13 +163,16 @@ pub struct Engine<'py> {
     pub fmode: u8,
     pub deterministic: bool,
     pub hooks: Hooks<'py>,
-    /// Set while dumping a session's entries.
-    pub session: Option<SessionScope<'py>>,
+    /// Objects the layer above has its loader resolve, written as the
+    /// persistent id given with each (see `write_as_persistent_id`).
+    pinned_pids: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    /// Modules whose functions and classes go by value for this engine
+    /// only, besides `__main__` and those registered by value.
+    by_value_module_names: Vec<String>,
     /// Memoize with MEMOIZE (protocol >= 4), which puts at the unpickler's
-    /// memo count, rather than with PUT and an explicit index. Sessions use
-    /// explicit indices: after an entry fails to load, the loader's count
-    /// no longer matches, but explicit indices still do.
-    pub memoize_opcode: bool,
+    /// memo count, rather than with PUT and an explicit index (see
+    /// `memoize_with_explicit_indices`).
+    memoize_opcode: bool,
     /// `file.write` when dumping to a file; `None` for `dumps`.
     pub file_write: Option<Bound<'py, PyAny>>,
     pub stack: Vec<Frame<'py>>,
@@ -236,7 +225,8 @@ impl<'py> Engine<'py> {
             fmode: opts.fmode,
             deterministic: opts.deterministic,
             hooks,
-            session: None,
+            pinned_pids: Vec::new(),
+            by_value_module_names: Vec::new(),
             memoize_opcode: opts.protocol >= 4,
             file_write,
             stack: Vec::new(),
@@ -363,6 +353,11 @@ impl<'py> Engine<'py> {
         self.out.take_bytes()
     }
 
+    /// Where `discard_failed_dump` rolls the memo back to.
+    pub fn memo_checkpoint(&self) -> memo::MemoCheckpoint {
+        self.memo.checkpoint()
+    }
+
     /// Forget a failed dump: its output and its memo entries. (The per-dump
     /// caches hold their keys, so they stay valid.)
     pub fn discard_failed_dump(&mut self, checkpoint: memo::MemoCheckpoint) {
@@ -370,10 +365,43 @@ impl<'py> Engine<'py> {
         self.memo.rollback(checkpoint);
     }
 
-    /// Is `obj` the namespace of the session being dumped?
+    /// Write `obj`, wherever it is met, as the persistent id `pid`, which
+    /// the loader of the layer above resolves (the object is then never
+    /// memoized). A function whose globals are such an object gets them
+    /// whole at load time: none of its globals is written.
+    pub fn write_as_persistent_id(&mut self, obj: Bound<'py, PyAny>, pid: Bound<'py, PyAny>) {
+        self.pinned_pids.push((obj, pid));
+    }
+
+    /// The persistent id `obj` is to be written as (see
+    /// `write_as_persistent_id`).
     #[inline]
-    pub fn is_session_namespace(&self, obj: &Bound<'py, PyAny>) -> bool {
-        self.session.as_ref().is_some_and(|s| s.namespace.is(obj))
+    pub fn pinned_persistent_id(&self, obj: &Bound<'py, PyAny>) -> Option<&Bound<'py, PyAny>> {
+        if self.pinned_pids.is_empty() {
+            return None;
+        }
+        self.pinned_pids
+            .iter()
+            .find(|(pinned, _)| pinned.is(obj))
+            .map(|(_, pid)| pid)
+    }
+
+    /// Save the functions and classes of module `name` by value in this
+    /// engine's dumps.
+    pub fn pickle_by_value(&mut self, name: String) {
+        self.by_value_module_names.push(name);
+    }
+
+    /// Whether `pickle_by_value` was given module `name`.
+    pub fn pickles_by_value(&self, name: &str) -> bool {
+        self.by_value_module_names.iter().any(|n| n == name)
+    }
+
+    /// Memoize with PUT and explicit indices, even at protocol 4 and above,
+    /// for a loader that may skip a pickle of a series (its memo count no
+    /// longer matches then, but explicit indices still do).
+    pub fn memoize_with_explicit_indices(&mut self) {
+        self.memoize_opcode = false;
     }
 
     /// The memo, for a `Pickler` that keeps it between dumps.

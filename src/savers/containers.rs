@@ -196,10 +196,6 @@ impl<'py> Engine<'py> {
     // ---- dict --------------------------------------------------------------
 
     pub fn save_dict(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
-        if self.is_session_namespace(obj) {
-            let pid = pyo3::types::PyString::new(self.py, crate::engine::SESSION_NAMESPACE_PID);
-            return self.write_persistent_id(pid.as_any());
-        }
         if self.fast {
             self.fast_enter(obj)?;
         }

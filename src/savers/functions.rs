@@ -250,10 +250,7 @@ impl<'py> Engine<'py> {
     /// Modules whose objects travel by value: `__main__`, and modules (or
     /// packages) given to `register_pickle_by_value`.
     pub fn module_by_value(&self, module: &str) -> PyResult<bool> {
-        if module == "__main__"
-            || module == "__mp_main__"
-            || self.session.as_ref().is_some_and(|s| s.name == module)
-        {
+        if module == "__main__" || module == "__mp_main__" || self.pickles_by_value(module) {
             return Ok(true);
         }
         let registered = self.st.by_value_modules.bind(self.py);
@@ -318,7 +315,7 @@ impl<'py> Engine<'py> {
     ///   imports (`PyImport_Import`, as `datetime.strptime` and numpy's
     ///   methods do) looks it up in the calling function's globals.
     fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
-        if self.is_session_namespace(globals.as_any()) {
+        if self.pinned_persistent_id(globals.as_any()).is_some() {
             return self.save(globals.as_any(), SaveCtx::default());
         }
         if let Some(idx) = self.memo.get(globals.as_any()) {
@@ -424,8 +421,9 @@ impl<'py> Engine<'py> {
         let has_dict = dict.len()? > 0;
 
         let used = PyDict::new(py);
-        // A session's namespace is restored entry by entry, not from here.
-        let names = if self.is_session_namespace(globals.as_any()) {
+        // Globals the loader resolves (a session's namespace, restored entry
+        // by entry) are not written from here.
+        let names = if self.pinned_persistent_id(globals.as_any()).is_some() {
             Vec::new()
         } else {
             self.global_names_of(&code)?
@@ -823,11 +821,6 @@ impl<'py> Engine<'py> {
         let py = self.py;
         let name = module.getattr(intern!(py, "__name__"))?;
         let name_str = name.cast::<PyString>()?.to_cow()?.into_owned();
-        if self.session.as_ref().is_some_and(|s| s.module.is(module)) {
-            return self.write_persistent_id(
-                PyString::new(py, crate::engine::SESSION_MODULE_PID).as_any(),
-            );
-        }
         let imported = self.st.sys_modules.bind(py).get_item(&name).ok();
         if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
             let import_module = py.import("importlib")?.getattr("import_module")?;

@@ -88,6 +88,9 @@ impl<'py> Engine<'py> {
         if tp == &raw mut ffi::PyBytes_Type {
             return self.save_bytes(obj);
         }
+        if let Some(pid) = self.pinned_persistent_id(obj) {
+            return self.write_persistent_id(&pid.clone());
+        }
         if tp == &raw mut ffi::PyDict_Type {
             return self.save_dict(obj, ctx);
         }
