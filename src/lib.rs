@@ -64,6 +64,15 @@ mod _native {
     use crate::codec::MsgpackCodec;
 
     #[pymodule_export]
+    const _MSGPACK_KIND_OBJECT: u8 = crate::codec::KIND_OBJECT;
+
+    #[pymodule_export]
+    const _MSGPACK_KIND_NAMEDTUPLE: u8 = crate::codec::KIND_NAMEDTUPLE;
+
+    #[pymodule_export]
+    const _MSGPACK_KIND_ENUM: u8 = crate::codec::KIND_ENUM;
+
+    #[pymodule_export]
     use crate::inspect::inspect_opcodes;
 
     #[pymodule_export]

@@ -12,6 +12,9 @@ __all__ = [
     "PicklerMemoProxy",
     "PicklingRecursionError",
     "UnpicklableError",
+    "_MSGPACK_KIND_ENUM",
+    "_MSGPACK_KIND_NAMEDTUPLE",
+    "_MSGPACK_KIND_OBJECT",
     "_SESSION_MODULE_PID",
     "_SESSION_NAMESPACE_PID",
     "_SESSION_PREFIX_SIZE",
@@ -115,6 +118,11 @@ def _session_pickle_entries(
 def _session_pack_header(header: dict[str, Any]) -> bytes: ...
 def _session_header_size(prefix: bytes) -> int: ...
 def _session_read_header(data: bytes) -> dict[str, Any]: ...
+
+# The kinds of turbodill.msgpack's registry entries (used by turbodill.msgpack; private).
+_MSGPACK_KIND_OBJECT: int
+_MSGPACK_KIND_NAMEDTUPLE: int
+_MSGPACK_KIND_ENUM: int
 
 @final
 class MsgpackCodec:

@@ -11,6 +11,8 @@
 mod decode;
 mod encode;
 mod ext;
+
+pub use ext::{KIND_ENUM, KIND_NAMEDTUPLE, KIND_OBJECT};
 mod reader;
 mod scalars;
 mod strings;
