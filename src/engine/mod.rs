@@ -149,20 +149,20 @@ pub struct Options {
 }
 
 pub struct Engine<'py> {
-    pub py: Python<'py>,
+    py: Python<'py>,
     dispatch: Dispatch<'py>,
-    pub st: &'py PyState,
-    pub out: Writer<'py>,
-    pub memo: Memo,
-    pub proto: u8,
+    st: &'py PyState,
+    out: Writer<'py>,
+    memo: Memo,
+    proto: u8,
     /// Binary opcodes (protocol >= 1).
-    pub bin: bool,
-    pub fix_imports: bool,
-    pub fast: bool,
-    pub byref: bool,
-    pub fmode: u8,
-    pub deterministic: bool,
-    pub hooks: Hooks<'py>,
+    bin: bool,
+    fix_imports: bool,
+    fast: bool,
+    byref: bool,
+    fmode: u8,
+    deterministic: bool,
+    hooks: Hooks<'py>,
     /// Objects the layer above has its loader resolve, written as the
     /// persistent id given with each (see `write_as_persistent_id`).
     pinned_pids: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
@@ -174,25 +174,25 @@ pub struct Engine<'py> {
     /// `memoize_with_explicit_indices`).
     memoize_opcode: bool,
     /// `file.write` when dumping to a file; `None` for `dumps`.
-    pub file_write: Option<Bound<'py, PyAny>>,
-    pub stack: Vec<Frame<'py>>,
+    file_write: Option<Bound<'py, PyAny>>,
+    stack: Vec<Frame<'py>>,
     /// Made on first use: most small dumps never need them.
     caches: Option<Box<Caches<'py>>>,
     fast_nesting: usize,
     fast_memo: Option<ahash::AHashSet<usize>>,
     /// Reductions whose arguments, items or state are still being saved
     /// (see `reduce::enter_reduction`).
-    pub open_reductions: usize,
+    open_reductions: usize,
     /// How many container frames are being stepped inside one another on
-    /// the Rust stack (see `savers::Engine::start`).
-    pub inline_depth: u32,
+    /// the Rust stack (see `enter_inline_step`).
+    inline_depth: u32,
     /// The memo came from the thread's scratch and goes back there.
     owns_scratch_memo: bool,
     /// While tracing: the path segments of the container frames being
     /// stepped in hand (off the stack), outermost first.
-    pub traced_segments: Vec<Option<String>>,
+    traced_segments: Vec<Option<String>>,
     /// Where non-ASCII strs are encoded to UTF-8 (one allocation per dump).
-    pub utf8_scratch: Vec<u8>,
+    utf8_scratch: Vec<u8>,
 }
 
 impl<'py> Engine<'py> {
@@ -419,7 +419,135 @@ impl Drop for Engine<'_> {
 }
 
 impl<'py> Engine<'py> {
+    // ---- the dump's settings ---------------------------------------------
+
+    #[inline]
+    pub fn py(&self) -> Python<'py> {
+        self.py
+    }
+
+    /// The Python objects looked up once per interpreter.
+    #[inline]
+    pub fn st(&self) -> &'py PyState {
+        self.st
+    }
+
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+
+    /// Binary opcodes (protocol >= 1)?
+    #[inline]
+    pub fn is_binary(&self) -> bool {
+        self.bin
+    }
+
+    /// Fast mode: nothing memoized, cycles checked by address.
+    #[inline]
+    pub fn in_fast_mode(&self) -> bool {
+        self.fast
+    }
+
+    /// dill's `byref`: classes from `__main__` by reference.
+    #[inline]
+    pub fn byref(&self) -> bool {
+        self.byref
+    }
+
+    /// dill's `fmode` for open files.
+    #[inline]
+    pub fn fmode(&self) -> u8 {
+        self.fmode
+    }
+
+    /// Sets and frozensets in a canonical order?
+    #[inline]
+    pub fn deterministic(&self) -> bool {
+        self.deterministic
+    }
+
+    /// The callables the `Pickler` brought to this dump.
+    #[inline]
+    pub fn hooks(&self) -> &Hooks<'py> {
+        &self.hooks
+    }
+
+    // ---- work stack ------------------------------------------------------
+
+    /// How many frames are on the work stack: a saver compares before and
+    /// after saving a child to tell whether the child queued work.
+    #[inline]
+    pub fn stack_depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// Put a frame on the work stack, to run next.
+    #[inline]
+    pub fn push_frame(&mut self, frame: Frame<'py>) {
+        self.stack.push(frame);
+    }
+
+    /// Put a frame at `depth`, beneath the work queued since the stack was
+    /// that deep, to run once that work is done.
+    #[inline]
+    pub fn park_frame(&mut self, depth: usize, frame: Frame<'py>) {
+        self.stack.insert(depth, frame);
+    }
+
+    /// `park_frame` for several frames; the last given runs first.
+    pub fn park_frames<I>(&mut self, depth: usize, frames: I)
+    where
+        I: IntoIterator<Item = Frame<'py>>,
+    {
+        self.stack.splice(depth..depth, frames);
+    }
+
+    /// Count one more container frame stepped inside another on the Rust
+    /// stack, unless `max` are already: then the caller queues it instead.
+    #[inline]
+    pub fn enter_inline_step(&mut self, max: u32) -> bool {
+        if self.inline_depth >= max {
+            return false;
+        }
+        self.inline_depth += 1;
+        true
+    }
+
+    #[inline]
+    pub fn leave_inline_step(&mut self) {
+        self.inline_depth -= 1;
+    }
+
+    /// While tracing: the path segment of a container frame being stepped
+    /// in hand, until `leave_traced_segment`.
+    pub fn enter_traced_segment(&mut self, segment: Option<String>) {
+        self.traced_segments.push(segment);
+    }
+
+    pub fn leave_traced_segment(&mut self) {
+        self.traced_segments.pop();
+    }
+
+    /// The buffer non-ASCII strs are encoded in, reused across the dump:
+    /// give it back with `keep_utf8_scratch`.
+    #[inline]
+    pub fn take_utf8_scratch(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.utf8_scratch)
+    }
+
+    #[inline]
+    pub fn keep_utf8_scratch(&mut self, scratch: Vec<u8>) {
+        self.utf8_scratch = scratch;
+    }
+
     // ---- memo ------------------------------------------------------------
+
+    /// The memo index of `obj`, if it was memoized.
+    #[inline]
+    pub fn memo_index_of(&self, obj: &Bound<'py, PyAny>) -> Option<u32> {
+        self.memo.get(obj)
+    }
 
     #[inline]
     pub fn memo_put(&mut self, obj: &Bound<'py, PyAny>) {
@@ -483,6 +611,22 @@ impl<'py> Engine<'py> {
     }
 
     // ---- output ----------------------------------------------------------
+
+    #[inline]
+    pub fn write_byte(&mut self, byte: u8) {
+        self.out.write_byte(byte);
+    }
+
+    #[inline]
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.out.write(bytes);
+    }
+
+    /// An opcode and its little-endian length argument of `width` bytes.
+    #[inline]
+    pub fn write_op_len(&mut self, op: u8, len: u64, width: usize) {
+        self.out.write_op_len(op, len, width);
+    }
 
     /// Called before each object: commit a full frame and, when writing to a
     /// file, hand the finished bytes over.

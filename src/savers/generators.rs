@@ -27,7 +27,7 @@ const STATE_FORMAT: u8 = 1;
 
 impl<'py> Engine<'py> {
     pub fn save_generator(&mut self, gen: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let unpicklable = |why: String| -> PyErr {
             let qualname = gen
                 .getattr(intern!(py, "__qualname__"))
@@ -35,7 +35,7 @@ impl<'py> Engine<'py> {
                 .unwrap_or_default();
             let kind = crate::pyutil::type_name(gen);
             PyErr::from_type(
-                self.st.unpicklable_error.bind(py).clone(),
+                self.st().unpicklable_error.bind(py).clone(),
                 format!("cannot pickle {kind} {qualname:?}: {why}"),
             )
         };
