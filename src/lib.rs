@@ -1,7 +1,9 @@
 //! turbodill's native core. This file only wires the module together; the
 //! layers are `output` (bytes and framing), `engine` (memo, work stack,
-//! reduce protocol, globals), `savers` (per-type writers) and `pickler`
-//! (the Python-facing API); `inspect` walks pickles without running them.
+//! reduce protocol, globals), `savers` (per-type writers) and `pickler` and
+//! `session` (the Python-facing API, which build engines with the savers'
+//! `Dispatch`); `inspect` walks pickles without running them; `pyutil`
+//! holds the helpers every layer shares.
 
 // The engine, the codec and the caches rely on the GIL (borrowed references
 // read before any Python code can run, per-interpreter state without locks).
