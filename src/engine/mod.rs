@@ -165,7 +165,7 @@ pub struct Engine<'py> {
     hooks: Hooks<'py>,
     /// Objects the layer above has its loader resolve, written as the
     /// persistent id given with each (see `write_as_persistent_id`).
-    pinned_pids: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>,
+    pinned_pids: Vec<(Bound<'py, PyAny>, &'static str)>,
     /// Modules whose functions and classes go by value for this engine
     /// only, besides `__main__` and those registered by value.
     by_value_module_names: Vec<String>,
@@ -368,22 +368,24 @@ impl<'py> Engine<'py> {
     /// Write `obj`, wherever it is met, as the persistent id `pid`, which
     /// the loader of the layer above resolves (the object is then never
     /// memoized). A function whose globals are such an object gets them
-    /// whole at load time: none of its globals is written.
-    pub fn write_as_persistent_id(&mut self, obj: Bound<'py, PyAny>, pid: Bound<'py, PyAny>) {
+    /// whole at load time: none of its globals is written. Each time, the
+    /// id is a new str, so it is written whole (never fetched back from the
+    /// memo of an earlier pickle the loader may have skipped).
+    pub fn write_as_persistent_id(&mut self, obj: Bound<'py, PyAny>, pid: &'static str) {
         self.pinned_pids.push((obj, pid));
     }
 
     /// The persistent id `obj` is to be written as (see
     /// `write_as_persistent_id`).
     #[inline]
-    pub fn pinned_persistent_id(&self, obj: &Bound<'py, PyAny>) -> Option<&Bound<'py, PyAny>> {
+    pub fn pinned_persistent_id(&self, obj: &Bound<'py, PyAny>) -> Option<&'static str> {
         if self.pinned_pids.is_empty() {
             return None;
         }
         self.pinned_pids
             .iter()
             .find(|(pinned, _)| pinned.is(obj))
-            .map(|(_, pid)| pid)
+            .map(|&(_, pid)| pid)
     }
 
     /// Save the functions and classes of module `name` by value in this

@@ -89,7 +89,8 @@ impl<'py> Engine<'py> {
             return self.save_bytes(obj);
         }
         if let Some(pid) = self.pinned_persistent_id(obj) {
-            return self.write_persistent_id(&pid.clone());
+            let pid = pyo3::types::PyString::new(self.py(), pid);
+            return self.write_persistent_id(pid.as_any());
         }
         if tp == &raw mut ffi::PyDict_Type {
             return self.save_dict(obj, ctx);

@@ -2,7 +2,7 @@
 //! them; a failed entry is dropped without a trace in the others.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList};
 
 use super::{MODULE_PID, NAMESPACE_PID};
 use crate::engine::memo::Memo;
@@ -40,11 +40,8 @@ pub fn _session_pickle_entries<'py>(
     // The module and its namespace are the loader's: functions saved by
     // value get that namespace as their globals. The module's own functions
     // and classes go by value.
-    engine.write_as_persistent_id(module.clone(), PyString::new(py, MODULE_PID).into_any());
-    engine.write_as_persistent_id(
-        namespace.into_any(),
-        PyString::new(py, NAMESPACE_PID).into_any(),
-    );
+    engine.write_as_persistent_id(module.clone(), MODULE_PID);
+    engine.write_as_persistent_id(namespace.into_any(), NAMESPACE_PID);
     engine.pickle_by_value(name);
     engine.memoize_with_explicit_indices();
     let results = PyList::empty(py);
