@@ -11,8 +11,6 @@
 mod decode;
 mod encode;
 mod ext;
-
-pub use ext::{KIND_ENUM, KIND_NAMEDTUPLE, KIND_OBJECT};
 mod reader;
 mod scalars;
 mod strings;
@@ -22,6 +20,9 @@ use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
 use pyo3::PyTraverseError;
+
+/// The registry kinds, for the native module's exports.
+pub use ext::{KIND_ENUM, KIND_NAMEDTUPLE, KIND_OBJECT};
 
 use scalars::StdTypes;
 
