@@ -19,8 +19,8 @@ use super::ext::{self, close_ext, open_ext, Kind, MAX_DEPTH};
 use super::scalars::{self, infallible, write_ext};
 use super::MsgpackCodec;
 use crate::engine::memo::Memo;
-use crate::engine::path::{key_segment, type_name};
 use crate::engine::scratch::{give_back_memo, take_memo};
+use crate::pyutil::{key_segment, small_long_value, type_name};
 
 /// Why encoding stopped: the object cannot be represented (an EncodeError
 /// whose message gets the path), or Python code raised.
@@ -312,7 +312,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
     /// `false` for a larger one.
     #[inline(always)]
     fn write_fixed_int(&mut self, obj: &Bound<'py, PyAny>) -> bool {
-        match crate::savers::atoms::small_long_value(obj) {
+        match small_long_value(obj) {
             Some(value) => {
                 infallible(write::write_sint(&mut self.out, value));
                 true

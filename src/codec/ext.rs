@@ -46,8 +46,14 @@ pub const SURROGATE_STR: i8 = 18;
 /// stays flat at any depth.
 pub const MAX_DEPTH: usize = 100_000;
 
-/// What `turbodill.msgpack.register` recorded about a class (the `kind`
-/// item of its registry entries; the shim uses the same numbers).
+/// The `kind` item of a registry entry: the numbers
+/// `turbodill.msgpack.register` records, which the shim imports from the
+/// native module (`_MSGPACK_KIND_OBJECT`, ...).
+pub const KIND_OBJECT: u8 = 0;
+pub const KIND_NAMEDTUPLE: u8 = 1;
+pub const KIND_ENUM: u8 = 2;
+
+/// What `turbodill.msgpack.register` recorded about a class.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     /// A dataclass or attrs class: fields by name.
@@ -59,9 +65,9 @@ pub enum Kind {
 impl Kind {
     pub fn from_code(code: u8) -> Option<Kind> {
         match code {
-            0 => Some(Kind::Object),
-            1 => Some(Kind::NamedTuple),
-            2 => Some(Kind::Enum),
+            KIND_OBJECT => Some(Kind::Object),
+            KIND_NAMEDTUPLE => Some(Kind::NamedTuple),
+            KIND_ENUM => Some(Kind::Enum),
             _ => None,
         }
     }

@@ -21,6 +21,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
 use pyo3::PyTraverseError;
 
+/// The registry kinds, for the native module's exports.
+pub use ext::{KIND_ENUM, KIND_NAMEDTUPLE, KIND_OBJECT};
+
 use scalars::StdTypes;
 
 /// The codec: `packb`/`unpackb` with the shim's exceptions and registry.

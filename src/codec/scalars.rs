@@ -77,11 +77,7 @@ fn write_int(out: &mut ByteBuf, value: i64) {
 }
 
 pub fn write_bigint(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
-    write_ext(
-        out,
-        ext::BIGINT,
-        &crate::savers::atoms::int_to_le_bytes(obj)?,
-    )
+    write_ext(out, ext::BIGINT, &crate::pyutil::int_to_le_bytes(obj)?)
 }
 
 pub fn write_complex(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
@@ -273,7 +269,7 @@ fn write_tz(
     }
     Err(EncodeFault::Refused(format!(
         "cannot encode tzinfo of type '{}' (only datetime.timezone and zoneinfo.ZoneInfo)",
-        crate::engine::path::type_name(&tz)
+        crate::pyutil::type_name(&tz)
     )))
 }
 

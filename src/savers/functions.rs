@@ -214,7 +214,7 @@ impl<'py> Engine<'py> {
         &self,
         obj: &Bound<'py, PyAny>,
     ) -> PyResult<Option<GlobalLocation<'py>>> {
-        let py = self.py;
+        let py = self.py();
         // Cheap refusals first: most objects that go by value are lambdas,
         // locals or from __main__, and a failed lookup costs an exception.
         if let Some(module) = obj.getattr_opt(intern!(py, "__module__"))? {
@@ -223,7 +223,7 @@ impl<'py> Engine<'py> {
                 // (types.ModuleType) or dropped: by value, as cloudpickle
                 // does, rather than a failing import per object.
                 if self.module_by_value(&module.to_cow()?)?
-                    || !self.st.sys_modules.bind(py).contains(module)?
+                    || !self.st().sys_modules.bind(py).contains(module)?
                 {
                     return Ok(None);
                 }
@@ -250,13 +250,10 @@ impl<'py> Engine<'py> {
     /// Modules whose objects travel by value: `__main__`, and modules (or
     /// packages) given to `register_pickle_by_value`.
     pub fn module_by_value(&self, module: &str) -> PyResult<bool> {
-        if module == "__main__"
-            || module == "__mp_main__"
-            || self.session.as_ref().is_some_and(|s| s.name == module)
-        {
+        if module == "__main__" || module == "__mp_main__" || self.pickles_by_value(module) {
             return Ok(true);
         }
-        let registered = self.st.by_value_modules.bind(self.py);
+        let registered = self.st().by_value_modules.bind(self.py());
         if registered.is_empty() {
             return Ok(false);
         }
@@ -282,7 +279,7 @@ impl<'py> Engine<'py> {
     /// `types.FunctionType(code, globals, name, None, closure)`, memoized,
     /// then its attributes, globals and cells.
     fn save_function_by_value(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let code = func.getattr(intern!(py, "__code__"))?;
         let globals = func
             .getattr(intern!(py, "__globals__"))?
@@ -318,20 +315,20 @@ impl<'py> Engine<'py> {
     ///   imports (`PyImport_Import`, as `datetime.strptime` and numpy's
     ///   methods do) looks it up in the calling function's globals.
     fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
-        if self.is_session_namespace(globals.as_any()) {
+        if self.pinned_persistent_id(globals.as_any()).is_some() {
             return self.save(globals.as_any(), SaveCtx::default());
         }
-        if let Some(idx) = self.memo.get(globals.as_any()) {
+        if let Some(idx) = self.memo_index_of(globals.as_any()) {
             self.memo_get(idx);
             return Ok(());
         }
-        if self.bin {
-            self.out.write_byte(EMPTY_DICT);
+        if self.is_binary() {
+            self.write_byte(EMPTY_DICT);
         } else {
-            self.out.write(&[MARK, DICT]);
+            self.write(&[MARK, DICT]);
         }
         self.memo_put(globals.as_any());
-        let py = self.py;
+        let py = self.py();
         let mut base = Vec::with_capacity(3);
         if let Some(name) = globals.get_item(intern!(py, "__name__"))? {
             base.push((intern!(py, "__name__"), name));
@@ -348,7 +345,7 @@ impl<'py> Engine<'py> {
         }
         base.push((
             intern!(py, "__builtins__"),
-            self.st.builtins_module.bind(py).clone().into_any(),
+            self.st().builtins_module.bind(py).clone().into_any(),
         ));
         let mut frames = Vec::with_capacity(3 * base.len());
         for (key, value) in base {
@@ -370,10 +367,10 @@ impl<'py> Engine<'py> {
         fill: Cells<'py>,
     ) -> PyResult<()> {
         if closure.is_none() {
-            self.out.write_byte(NONE);
+            self.write_byte(NONE);
             return Ok(());
         }
-        if let Some(idx) = self.memo.get(&closure) {
+        if let Some(idx) = self.memo_index_of(&closure) {
             self.memo_get(idx);
             return Ok(());
         }
@@ -382,7 +379,7 @@ impl<'py> Engine<'py> {
         for cell in cells {
             let fill = fill.clone();
             frames.push(deferred(move |e| {
-                if let Some(idx) = e.memo.get(&cell) {
+                if let Some(idx) = e.memo_index_of(&cell) {
                     e.memo_get(idx);
                     return Ok(());
                 }
@@ -417,15 +414,16 @@ impl<'py> Engine<'py> {
         globals: Bound<'py, PyDict>,
         cells: Cells<'py>,
     ) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         self.memo_put(&func);
         let attributes = self.changed_function_attributes(&func, &code, &globals)?;
         let dict = func.getattr(intern!(py, "__dict__"))?;
         let has_dict = dict.len()? > 0;
 
         let used = PyDict::new(py);
-        // A session's namespace is restored entry by entry, not from here.
-        let names = if self.is_session_namespace(globals.as_any()) {
+        // Globals the loader resolves (a session's namespace, restored entry
+        // by entry) are not written from here.
+        let names = if self.pinned_persistent_id(globals.as_any()).is_some() {
             Vec::new()
         } else {
             self.global_names_of(&code)?
@@ -457,7 +455,7 @@ impl<'py> Engine<'py> {
             frames.push(deferred(move |e| {
                 e.memo_get_existing(globals.as_any())?;
                 let items = used
-                    .call_method0(intern!(e.py, "items"))?
+                    .call_method0(intern!(e.py(), "items"))?
                     .try_iter()?
                     .into_any();
                 e.queue([Frame::Write(POP)]);
@@ -468,13 +466,14 @@ impl<'py> Engine<'py> {
         for cell in cells.borrow().iter() {
             let cell = cell.clone();
             frames.push(deferred(move |e| {
-                let Ok(contents) = cell.getattr(intern!(e.py, "cell_contents")) else {
+                let Ok(contents) = cell.getattr(intern!(e.py(), "cell_contents")) else {
                     return Ok(()); // an empty cell stays empty
                 };
                 e.memo_get_existing(&cell)?;
-                let slots = PyDict::new(e.py);
-                slots.set_item(intern!(e.py, "cell_contents"), contents)?;
-                let state = PyTuple::new(e.py, [e.py.None().into_bound(e.py), slots.into_any()])?;
+                let slots = PyDict::new(e.py());
+                slots.set_item(intern!(e.py(), "cell_contents"), contents)?;
+                let state =
+                    PyTuple::new(e.py(), [e.py().None().into_bound(e.py()), slots.into_any()])?;
                 e.queue([
                     Frame::Save(state.into_any(), SaveCtx::default()),
                     Frame::Write(BUILD),
@@ -496,7 +495,7 @@ impl<'py> Engine<'py> {
         code: &Bound<'py, PyAny>,
         globals: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = self.py;
+        let py = self.py();
         let changed = PyDict::new(py);
         let consts = code.getattr(intern!(py, "co_consts"))?;
         let first_const = consts
@@ -549,7 +548,7 @@ impl<'py> Engine<'py> {
         let Some(text) = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) else {
             return Ok(name.clone());
         };
-        let py = self.py;
+        let py = self.py();
         let copies = &mut self.caches().name_copies;
         if let Some(copy) = copies.get(text) {
             return Ok(copy.clone().into_any());
@@ -563,7 +562,7 @@ impl<'py> Engine<'py> {
     /// frozenset (at any tuple depth) in a canonical order, so that the
     /// payload depends neither on interning nor on `PYTHONHASHSEED`.
     fn code_constants(&mut self, consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.py;
+        let py = self.py();
         if consts.is_exact_instance_of::<PyString>() {
             return self.name_copy(consts);
         }
@@ -615,7 +614,7 @@ impl<'py> Engine<'py> {
     /// may load as the one an earlier payload made, whose function shares
     /// that payload's globals, where each payload brings fresh ones.
     pub fn save_method_by_value(&mut self, method: &Bound<'py, PyAny>) -> PyResult<bool> {
-        let py = self.py;
+        let py = self.py();
         let func = method.getattr(intern!(py, "__func__"))?;
         let target = method.getattr(intern!(py, "__self__"))?;
         if self.found_by_name(&func, &target)? {
@@ -625,7 +624,7 @@ impl<'py> Engine<'py> {
         let reduce_value = PyTuple::new(
             py,
             [
-                self.st.method_type.bind(py).clone().into_any(),
+                self.st().method_type.bind(py).clone().into_any(),
                 args.into_any(),
             ],
         )?;
@@ -640,7 +639,7 @@ impl<'py> Engine<'py> {
         func: &Bound<'py, PyAny>,
         target: &Bound<'py, PyAny>,
     ) -> PyResult<bool> {
-        let py = self.py;
+        let py = self.py();
         let target_is_class = target.is_instance_of::<PyType>();
         let owner = match target.cast::<PyType>() {
             Ok(cls) => cls.clone(),
@@ -684,7 +683,7 @@ impl<'py> Engine<'py> {
     /// `save_reduce`: code objects are the bulk of what a batch of distinct
     /// lambdas costs, and they need none of its checks.
     pub fn save_code(&mut self, code: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let mut args = Vec::with_capacity(18);
         for (i, field) in code_fields(py).into_iter().enumerate() {
             let value = code.getattr(field)?;
@@ -726,14 +725,14 @@ impl<'py> Engine<'py> {
     /// written once per pickle (memoized through a private marker).
     fn save_code_constructor(&mut self) -> PyResult<()> {
         static MARKER: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-        let py = self.py;
+        let py = self.py();
         let marker = MARKER
             .get_or_try_init(py, || {
                 PyResult::Ok(py.get_type::<pyo3::PyAny>().call0()?.unbind())
             })?
             .bind(py)
             .clone();
-        if self.memo.get(&marker).is_some() {
+        if self.memo_index_of(&marker).is_some() {
             return self.memo_get_existing(&marker);
         }
         let tag = py
@@ -746,12 +745,12 @@ impl<'py> Engine<'py> {
             "code of {tag} (a by-value function or code object written by that Python \
              version, which loads on that version only)"
         );
-        let getattr = self.st.getattr.bind(py).clone();
+        let getattr = self.st().getattr.bind(py).clone();
         let dict_get = py.get_type::<PyDict>().getattr(intern!(py, "get"))?;
         let code_type = py.get_type::<pyo3::types::PyCode>().into_any();
         // Below protocol 2 argument tuples are MARK ... TUPLE.
-        let mark: &[u8] = if self.proto < 2 { &[MARK] } else { &[] };
-        let (pair, triple) = if self.proto < 2 {
+        let mark: &[u8] = if self.proto() < 2 { &[MARK] } else { &[] };
+        let (pair, triple) = if self.proto() < 2 {
             (TUPLE, TUPLE)
         } else {
             (TUPLE2, TUPLE3)
@@ -766,8 +765,8 @@ impl<'py> Engine<'py> {
         frames.push(Frame::Save(getattr, SaveCtx::default()));
         frames.extend(mark.iter().map(|&op| Frame::Write(op)));
         frames.push(deferred(|e| {
-            let sys = intern!(e.py, "sys").clone().into_any();
-            e.write_global_name(sys, intern!(e.py, "implementation").clone().into_any())
+            let sys = intern!(e.py(), "sys").clone().into_any();
+            e.write_global_name(sys, intern!(e.py(), "implementation").clone().into_any())
         }));
         frames.push(Frame::Save(
             intern!(py, "cache_tag").clone().into_any(),
@@ -795,7 +794,7 @@ impl<'py> Engine<'py> {
     /// A cell on its own: made empty, memoized, then filled (so it may
     /// contain itself).
     pub fn save_cell(&mut self, cell: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let state = match cell.getattr(intern!(py, "cell_contents")) {
             Ok(contents) => {
                 let slots = PyDict::new(py);
@@ -820,15 +819,10 @@ impl<'py> Engine<'py> {
     /// others (dynamic, `__main__`, registered by value) as a new module
     /// whose namespace is restored by BUILD.
     pub fn save_module(&mut self, module: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let name = module.getattr(intern!(py, "__name__"))?;
         let name_str = name.cast::<PyString>()?.to_cow()?.into_owned();
-        if self.session.as_ref().is_some_and(|s| s.module.is(module)) {
-            return self.write_persistent_id(
-                PyString::new(py, crate::engine::SESSION_MODULE_PID).as_any(),
-            );
-        }
-        let imported = self.st.sys_modules.bind(py).get_item(&name).ok();
+        let imported = self.st().sys_modules.bind(py).get_item(&name).ok();
         if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
             let import_module = py.import("importlib")?.getattr("import_module")?;
             let args = PyTuple::new(py, [name])?;
@@ -846,7 +840,7 @@ impl<'py> Engine<'py> {
         if namespace.contains(intern!(py, "__builtins__"))? {
             namespace.set_item(
                 intern!(py, "__builtins__"),
-                self.st.builtins_module.bind(py),
+                self.st().builtins_module.bind(py),
             )?;
         }
         let args = PyTuple::new(py, [name])?;
