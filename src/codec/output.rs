@@ -1,0 +1,83 @@
+//! The encoder's output: bytes in a `Vec` that only grows fallibly
+//! (`try_reserve`), so that running out of memory ends `packb` with a
+//! `MemoryError` instead of aborting the process. rmp's writers take it as
+//! an `io::Write` whose one error is `ErrorKind::OutOfMemory`.
+
+use std::io;
+
+pub struct Output(Vec<u8>);
+
+impl Output {
+    /// An output that writes after what `bytes` holds, in its allocation.
+    pub fn from_vec(bytes: Vec<u8>) -> Self {
+        Output(bytes)
+    }
+
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The bytes written, to fill in a header in place.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    /// Room for `additional` more bytes, and the `Vec` to put them in: up to
+    /// that many, it does not grow (past them, it would grow infallibly).
+    #[inline]
+    pub fn room_for(&mut self, additional: usize) -> io::Result<&mut Vec<u8>> {
+        match self.0.try_reserve(additional) {
+            Ok(()) => Ok(&mut self.0),
+            Err(_) => Err(io::ErrorKind::OutOfMemory.into()),
+        }
+    }
+}
+
+impl io::Write for Output {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.room_for(buf.len())?.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_size_beyond_memory_is_an_error_and_keeps_the_contents() {
+        let mut out = Output::from_vec(Vec::new());
+        out.write_all(b"abc").unwrap();
+        let err = out.room_for(usize::MAX).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory);
+        assert_eq!(out.as_slice(), b"abc");
+        let vec = out.room_for(2).unwrap();
+        let capacity = vec.capacity();
+        vec.extend_from_slice(b"de");
+        assert_eq!(vec.capacity(), capacity);
+        assert_eq!(out.into_vec(), b"abcde");
+    }
+}
