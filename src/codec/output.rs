@@ -37,10 +37,19 @@ impl Output {
     /// that many, it does not grow (past them, it would grow infallibly).
     #[inline]
     pub fn room_for(&mut self, additional: usize) -> io::Result<&mut Vec<u8>> {
-        match self.0.try_reserve(additional) {
-            Ok(()) => Ok(&mut self.0),
-            Err(_) => Err(io::ErrorKind::OutOfMemory.into()),
+        if self.0.capacity() - self.0.len() < additional {
+            self.grow(additional)?;
         }
+        Ok(&mut self.0)
+    }
+
+    /// Out of line, as `Vec::push` keeps its growth: most writes fit.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, additional: usize) -> io::Result<()> {
+        self.0
+            .try_reserve(additional)
+            .map_err(|_| io::ErrorKind::OutOfMemory.into())
     }
 }
 
@@ -53,7 +62,12 @@ impl io::Write for Output {
 
     #[inline]
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.room_for(buf.len())?.extend_from_slice(buf);
+        let out = self.room_for(buf.len())?;
+        // rmp writes each marker as one byte: pushed, as its own buffer does.
+        match *buf {
+            [byte] => out.push(byte),
+            _ => out.extend_from_slice(buf),
+        }
         Ok(())
     }
 
