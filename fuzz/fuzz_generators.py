@@ -11,7 +11,7 @@ generator, a closure) and either
   succeed; a load whose state is the original one must then resume and
   finish exactly as the original; or
 - changes bytes of the payload's values (the arguments of its int and str
-  opcodes: offsets, states, counts, names, the digest; not the fields of
+  opcodes: offsets, states, counts, names, the digest; a str's characters, not its length; not the fields of
   code objects nor the names of globals, see ``_value_positions``) and
   loads it with plain ``pickle.loads``: any ``Exception`` is
   fine, the generator is not resumed (a changed value, say an int where the
@@ -164,6 +164,7 @@ PAYLOADS = [
     turbodill.dumps(make()) for make in (_for_loop, _with_block, _yield_from, _coroutine, _async_generator, _closure)
 ]
 _VALUE_OPCODES = {"BININT1", "BININT2", "BININT", "SHORT_BINUNICODE", "BINUNICODE"}
+_LENGTH_PREFIX = {"SHORT_BINUNICODE": 1, "BINUNICODE": 4}
 
 
 _MARK_CONSUMERS = {"TUPLE", "APPENDS", "SETITEMS", "ADDITEMS", "FROZENSET", "LIST", "DICT", "OBJ", "INST", "POP_MARK"}
@@ -193,7 +194,10 @@ def _value_positions(payload):
         elif op.name in _MARK_CONSUMERS and marks:
             marks.pop()
         if op.name in _VALUE_OPCODES and not any(marks) and pos not in global_names:
-            positions.extend(range(pos + 1, end))
+            # A str's length prefix stays: a changed one shifts every later
+            # opcode, and the C unpickler's answers to the garbage that makes
+            # (a memo index of a billion) are not the generator loader's.
+            positions.extend(range(pos + 1 + _LENGTH_PREFIX.get(op.name, 0), end))
         if op.name == "MEMOIZE":
             if code_on_top:
                 code_memo.add(memo_count)

@@ -13,9 +13,9 @@ few bytes flipped, inserted, deleted or overwritten with interesting values
 (length fields of 0xff..., back-reference indexes), or spliced together; the
 rest are raw random bytes.
 
-Bounded run (what tests/test_fuzz_msgpack.py does, ~20 s)::
+Bounded run (what tests/test_fuzz_msgpack.py does: seeded, a fixed number of runs)::
 
-    python fuzz/fuzz_msgpack.py -max_total_time=20 -timeout=10 -rss_limit_mb=2048
+    python fuzz/fuzz_msgpack.py -seed=1 -runs=2000000 -timeout=10 -rss_limit_mb=2048
 
 Longer run (an hour; add a directory argument to keep a corpus)::
 

@@ -20,8 +20,8 @@ failed check is a finding: libFuzzer stops and writes the input to a
 
 Seeds are real payloads: varied data pickled by pickle and turbodill at
 protocols 0 to 5, code pickled by value, a numpy array, signed envelopes,
-and hostile payloads. ``tests/test_fuzz_safety.py`` runs a bounded fuzz (a
-few seconds per target) as part of the test suite. A long run::
+and hostile payloads. ``tests/test_fuzz_safety.py`` runs a bounded fuzz (seeded,
+a fixed number of inputs) as part of the test suite. A long run::
 
     mkdir -p fuzz/corpus
     python fuzz/fuzz_safety.py --write-seeds fuzz/corpus

@@ -1,7 +1,9 @@
 //! turbodill's native core. This file only wires the module together; the
 //! layers are `output` (bytes and framing), `engine` (memo, work stack,
-//! reduce protocol, globals), `savers` (per-type writers) and `pickler`
-//! (the Python-facing API); `inspect` walks pickles without running them.
+//! reduce protocol, globals), `savers` (per-type writers) and `pickler` and
+//! `session` (the Python-facing API, which build engines with the savers'
+//! `Dispatch`); `inspect` walks pickles without running them; `pyutil`
+//! holds the helpers every layer shares.
 
 // The engine, the codec and the caches rely on the GIL (borrowed references
 // read before any Python code can run, per-interpreter state without locks).
@@ -15,6 +17,7 @@ mod genframe;
 mod inspect;
 mod output;
 mod pickler;
+mod pyutil;
 mod savers;
 mod session;
 mod sizes;
@@ -54,7 +57,22 @@ mod _native {
     const _SESSION_PREFIX_SIZE: usize = crate::session::SESSION_PREFIX_SIZE;
 
     #[pymodule_export]
+    const _SESSION_MODULE_PID: &str = crate::session::MODULE_PID;
+
+    #[pymodule_export]
+    const _SESSION_NAMESPACE_PID: &str = crate::session::NAMESPACE_PID;
+
+    #[pymodule_export]
     use crate::codec::MsgpackCodec;
+
+    #[pymodule_export]
+    const _MSGPACK_KIND_OBJECT: u8 = crate::codec::KIND_OBJECT;
+
+    #[pymodule_export]
+    const _MSGPACK_KIND_NAMEDTUPLE: u8 = crate::codec::KIND_NAMEDTUPLE;
+
+    #[pymodule_export]
+    const _MSGPACK_KIND_ENUM: u8 = crate::codec::KIND_ENUM;
 
     #[pymodule_export]
     use crate::inspect::inspect_opcodes;
@@ -63,7 +81,7 @@ mod _native {
     use crate::errors::InspectError;
 
     #[pymodule_export]
-    const HIGHEST_PROTOCOL: u8 = crate::pickler::HIGHEST_PROTOCOL;
+    const HIGHEST_PROTOCOL: u8 = crate::output::opcodes::HIGHEST_PROTOCOL;
 
     #[pymodule_export]
     #[allow(non_upper_case_globals)]

@@ -11,8 +11,7 @@ use pyo3::PyTraverseError;
 use crate::engine::memo::Memo;
 use crate::engine::{Engine, Hooks, Options, PyState};
 use crate::errors::pickling_error;
-
-pub const HIGHEST_PROTOCOL: u8 = 5;
+use crate::output::opcodes::HIGHEST_PROTOCOL;
 
 /// `turbodill.settings` as last read, with the dict's version tag (which
 /// CPython changes on every change to the dict): reading the dict on each
@@ -152,7 +151,7 @@ impl<'py> DumpArgs<'py> {
             buffer_callback: some_unless_none(self.buffer_callback),
             ..Default::default()
         };
-        Engine::new(py, opts, hooks, None, file_write)
+        Engine::new(py, opts, hooks, None, file_write, crate::savers::dispatch())
     }
 
     /// The pickle of `obj` as bytes (for a signed `dump`).
@@ -398,7 +397,14 @@ impl Pickler {
         };
         // The engine runs with no borrow of `self` held, so hooks may use
         // the pickler (read `memo`, set attributes) while it works.
-        let mut engine = Engine::new(py, opts, hooks, Some(memo), Some(write))?;
+        let mut engine = Engine::new(
+            py,
+            opts,
+            hooks,
+            Some(memo),
+            Some(write),
+            crate::savers::dispatch(),
+        )?;
         let result = engine.dump(obj);
         let memo = engine.take_memo();
         drop(engine);

@@ -272,7 +272,7 @@ def test_classes_and_instances_by_value():
     load_fresh(dump_in_main(CLASSES, "objs"), CLASS_CHECKS)
 
 
-def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
+def test_classes_keep_one_identity_across_payloads_and_take_the_later_definition():
     # Two payloads from one process, the class changed in between.
     both = dump_in_main(
         CLASSES + "\nfirst = turbodill.dumps(objs)\nPoint.dims = 99", "(first, turbodill.dumps(objs['p']))"
@@ -287,7 +287,9 @@ def test_classes_keep_one_identity_across_payloads_and_live_state_is_kept():
     a_cls.extra = 'kept'
     b = pickle.loads(SECOND)
     assert type(b) is a_cls and isinstance(b, a_cls)
-    assert a_cls.extra == 'kept' and a_cls.dims == 2  # the live class was not overwritten
+    # The later payload's definition wins (cloudpickle updates its tracked class, dill makes
+    # a new one: both give dims == 99); what the loader added itself stays.
+    assert a_cls.extra == 'kept' and a_cls.dims == 99
     c = pickle.loads(OTHER)
     assert type(c) is type(a['p3']) and isinstance(c, a_cls)
     """.replace("SECOND", repr(second)).replace("OTHER", repr(other))

@@ -172,6 +172,35 @@ CASES = {
         assert typing.get_type_hints(P) == {"x": int, "y": int}
         """,
     ),
+    # A class its sender changed between two payloads: the later payload's
+    # definition wins in the loader (as cloudpickle's class tracking does);
+    # the sender's own class is never changed by loading an older payload.
+    "class_changed_between_payloads": (
+        """
+        import copy
+        class Counter:
+            def step(self):
+                return 1
+        def _first(self):
+            return 1
+        def _second(self):
+            return 2
+        class AsFirst:
+            def __reduce__(self):
+                Counter.step = _first
+                return (copy.copy, (Counter(),))
+        class AsChanged:
+            def __reduce__(self):
+                Counter.step = _second
+                return (copy.copy, (Counter(),))
+        """,
+        ["AsFirst()", "AsChanged()"],
+        "assert type(loaded[0]) is Counter and type(loaded[1]) is Counter and Counter.step is _second",
+        """
+        first, changed = objs
+        assert type(first) is type(changed) and changed.step() == 2 and first.step() == 2
+        """,
+    ),
     # 10: a class delegating attribute access: loading must not consult
     # __getattr__ on the half-built instance (it would recurse).
     "delegating_getattr": (

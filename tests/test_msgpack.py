@@ -677,6 +677,67 @@ def test_huge_length_fields_fail_fast_without_allocating(payload):
     assert peak < (1 << 20) + 32 * len(payload)
 
 
+OUT_OF_MEMORY_CHILD = """
+import resource
+import turbodill.msgpack as tm
+
+def capped(margin, run):
+    # The address space capped `margin` above what the interpreter uses now.
+    status = open("/proc/self/status").read()
+    vm = int(status.split("VmSize:")[1].split()[0]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + margin, resource.RLIM_INFINITY))
+    try:
+        run()
+        return "no error"
+    except MemoryError as e:
+        return " ".join(["MemoryError", str(e).split(" (")[0], *getattr(e, "__notes__", ())])
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+big = 48 << 20
+for obj in (
+    b"x" * big,
+    "x" * big,
+    "\\xe9" * (big // 2),  # 48 MiB of UTF-8
+    bytearray(big),  # an ext payload
+    [1000] * (6 << 20),  # 18 MiB, grown three bytes at a time
+    {"k": [1, (2, b"y" * big)]},
+):
+    print(capped(8 << 20, lambda: tm.packb(obj)))
+    del obj
+# Room for the 32 MiB of output, not for the bytes object it is copied into.
+obj = b"x" * (32 << 20)
+print(capped(40 << 20, lambda: tm.packb(obj)))
+del obj
+payload = tm.packb(b"x" * big)
+print(capped(8 << 20, lambda: tm.unpackb(payload)))
+payload = bytearray(payload)  # copied before decoding
+print(capped(8 << 20, lambda: tm.unpackb(payload)))
+del payload
+print(tm.unpackb(tm.packb([1, "a", b"b", (2.5,)])))
+"""
+
+
+def test_out_of_memory_is_a_memory_error():
+    """The address space capped just above what the interpreter uses: the
+    output buffer cannot grow for a large value written at once, for one
+    grown write by write, nor the bytes object it ends in; decoding cannot
+    make a large bytes, nor copy a large bytearray input. Each is a
+    MemoryError (growing a Rust Vec infallibly aborted the process), and the
+    codec works again once memory is back."""
+    lines = _subproc.code(OUT_OF_MEMORY_CHILD, text=True).stdout.splitlines()
+    packing = "MemoryError out of memory for the MessagePack output"
+    assert lines[:4] == [packing] * 4
+    assert lines[4].startswith(f"{packing} when encoding obj[")  # the item it stopped at
+    assert lines[5:] == [
+        f"{packing} when encoding obj['k'][1][1]",
+        "MemoryError ",  # the bytes object, from CPython's allocator
+        "MemoryError ",
+        "MemoryError out of memory for a copy of the MessagePack input",
+        "[1, 'a', b'b', (2.5,)]",
+    ]
+
+
 def test_malformed_ext_payloads():
     cases = [
         (ext(1, b"\x00\x00\x00"), "back-reference of 3 bytes"),

@@ -412,6 +412,24 @@ def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
     _subproc.script(check, cwd=tmp_path)
 
 
+def test_every_entry_spells_out_the_persistent_ids():
+    """The module's and namespace's persistent ids are written whole in every
+    entry, never fetched from the memo of an earlier entry (which the loader
+    may have skipped), and are the ids the loader resolves."""
+    import pickletools
+
+    module = types.ModuleType("spelled")
+    exec("def first():\n    return base\ndef second():\n    return base + 1\nbase = 41\n", module.__dict__)
+    entries = [(name, module.__dict__[name]) for name in ("first", "second")] + [("itself", module)]
+    pickles = _native._session_pickle_entries(module, entries, 4)
+    expected = {turbodill.session._NAMESPACE_PID, turbodill.session._MODULE_PID}
+    assert expected == {"turbodill.session:namespace", "turbodill.session:module"}
+    for data in pickles:
+        ops = [(op.name, arg) for op, arg, _ in pickletools.genops(data) if op.name not in ("MEMOIZE", "PUT", "BINPUT")]
+        ids = [ops[i - 1] for i, (name, _) in enumerate(ops) if name == "BINPERSID"]
+        assert ids and all(name == "SHORT_BINUNICODE" and arg in expected for name, arg in ids), ops
+
+
 def test_ipython_shell_state_is_not_saved():
     """Names IPython keeps in the user namespace belong to the running shell."""
     module = types.ModuleType("__main__")

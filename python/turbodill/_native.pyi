@@ -12,6 +12,11 @@ __all__ = [
     "PicklerMemoProxy",
     "PicklingRecursionError",
     "UnpicklableError",
+    "_MSGPACK_KIND_ENUM",
+    "_MSGPACK_KIND_NAMEDTUPLE",
+    "_MSGPACK_KIND_OBJECT",
+    "_SESSION_MODULE_PID",
+    "_SESSION_NAMESPACE_PID",
     "_SESSION_PREFIX_SIZE",
     "__version__",
     "_by_value_modules",
@@ -104,6 +109,8 @@ class Pickler:
 
 # Sessions (used by turbodill.session; private).
 _SESSION_PREFIX_SIZE: int
+_SESSION_MODULE_PID: str
+_SESSION_NAMESPACE_PID: str
 
 def _session_pickle_entries(
     module: Any, entries: list[tuple[str, Any]], protocol: int
@@ -111,6 +118,11 @@ def _session_pickle_entries(
 def _session_pack_header(header: dict[str, Any]) -> bytes: ...
 def _session_header_size(prefix: bytes) -> int: ...
 def _session_read_header(data: bytes) -> dict[str, Any]: ...
+
+# The kinds of turbodill.msgpack's registry entries (used by turbodill.msgpack; private).
+_MSGPACK_KIND_OBJECT: int
+_MSGPACK_KIND_NAMEDTUPLE: int
+_MSGPACK_KIND_ENUM: int
 
 @final
 class MsgpackCodec:

@@ -25,9 +25,10 @@ _classes: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
 # The key of every class pickled by value or made here, fixed the first
 # time it is needed: later changes to a class do not change its identity.
 _class_keys: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
-# Classes made and not yet given their attributes. A class found in
-# `_classes` is live: its state is never overwritten by a later payload.
-_awaiting_state: weakref.WeakSet[type] = weakref.WeakSet()
+# Classes made here by a payload: a later payload's state replaces theirs
+# (the sender changed the class since, as cloudpickle's tracker does). A
+# class defined in this process is never touched.
+_made_here: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 def make_class(metaclass, name, bases, key, namespace):
@@ -68,16 +69,15 @@ def make_enum(metaclass, name, bases, key, members, namespace):
 def _track(cls, key):
     _classes[key] = cls
     _class_keys[cls] = key
-    _awaiting_state.add(cls)
+    _made_here.add(cls)
 
 
 def class_setstate(cls, state):
-    """Give a class made by this payload its attributes. A class that was
-    already live in this process keeps its own (it may have been changed
-    since, and other objects use it)."""
-    if cls not in _awaiting_state:
+    """Give a class made by a payload its attributes: the first time, and
+    again from every later payload that carries it (its sender may have
+    changed it since). A class defined in this process keeps its own."""
+    if cls not in _made_here:
         return cls
-    _awaiting_state.discard(cls)
     registry = state.pop("_abc_registry", ())
     member_attributes = state.pop("_enum_member_attributes", {})
     for k, v in state.items():

@@ -24,7 +24,12 @@ import dataclasses
 import enum
 from typing import IO, Any, TypeVar
 
-from ._native import MsgpackCodec
+from ._native import (
+    _MSGPACK_KIND_ENUM as _ENUM,
+    _MSGPACK_KIND_NAMEDTUPLE as _NAMEDTUPLE,
+    _MSGPACK_KIND_OBJECT as _OBJECT,
+    MsgpackCodec,
+)
 
 __all__ = [
     "DecodeError",
@@ -53,9 +58,6 @@ class DecodeError(MsgpackError):
     truncated, trailing bytes, a malformed or unknown ext, an unregistered
     name, a back-reference out of range, nesting too deep, ..."""
 
-
-# Kinds of registered classes (the numbers `src/codec/ext.rs` reads).
-_OBJECT, _NAMEDTUPLE, _ENUM = 0, 1, 2
 
 # {class: (name, kind, field names)} and {name: (class, kind, field names)}:
 # the codec reads both on every call, so changes apply at once.

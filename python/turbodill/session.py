@@ -69,8 +69,9 @@ __all__ = [
 FORMAT_VERSION = 1
 #: The first bytes of a session file (written by src/session/header.rs).
 MAGIC = b"TDSESS\r\n"
-_MODULE_PID = "turbodill.session:module"
-_NAMESPACE_PID = "turbodill.session:namespace"
+# The persistent ids the native pickler writes for the module and its namespace.
+_MODULE_PID = _native._SESSION_MODULE_PID
+_NAMESPACE_PID = _native._SESSION_NAMESPACE_PID
 # Module bookkeeping that belongs to the interpreter, not to the session.
 _NOT_SAVED = frozenset(
     {"__builtins__", "__loader__", "__spec__", "__name__", "__file__", "__cached__", "__package__", "__session__"}

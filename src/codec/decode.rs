@@ -14,12 +14,12 @@
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyString, PyTuple};
 use rmp::Marker;
 
 use super::ext::{self, Kind, MAX_DEPTH};
 use super::reader::{Fault, FaultKind, Reader, Res};
-use super::strings::{give_back_cache, new_str, take_cache, KeyCache, MAX_CACHED_KEY};
+use super::strings::{give_back_cache, new_bytes, new_str, take_cache, KeyCache, MAX_CACHED_KEY};
 use super::{scalars, MsgpackCodec};
 
 /// What an immutable container becomes once its items are gathered.
@@ -319,7 +319,7 @@ impl<'a, 'py> Decoder<'a, 'py> {
                     Marker::Bin16 => self.r.len16()?,
                     _ => self.r.len32()?,
                 };
-                PyBytes::new(py, self.r.take(len)?).into_any()
+                new_bytes(py, self.r.take(len)?)?.into_any()
             }
             Marker::Array16 => {
                 let len = self.r.len16()?;
@@ -648,9 +648,11 @@ impl<'a, 'py> Decoder<'a, 'py> {
             FaultKind::Python(err) => {
                 // Errors from building objects (an unhashable key, a bad
                 // Decimal, a class's `__new__`) are the payload's fault too;
-                // BaseExceptions such as KeyboardInterrupt pass through.
+                // BaseExceptions such as KeyboardInterrupt pass through, and
+                // so does running out of memory.
                 if err.is_instance(py, decode_error)
                     || !err.is_instance_of::<pyo3::exceptions::PyException>(py)
+                    || err.is_instance_of::<pyo3::exceptions::PyMemoryError>(py)
                 {
                     return err;
                 }

@@ -13,25 +13,44 @@ use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
-use rmp::encode::{self as write, ByteBuf, RmpWrite};
+use rmp::encode::{self as write, RmpWrite, ValueWriteError};
 
 use super::ext::{self, close_ext, open_ext, Kind, MAX_DEPTH};
-use super::scalars::{self, infallible, write_ext};
+use super::output::Output;
+use super::scalars::{self, write_ext};
+use super::strings::new_bytes;
 use super::MsgpackCodec;
 use crate::engine::memo::Memo;
-use crate::engine::path::{key_segment, type_name};
 use crate::engine::scratch::{give_back_memo, take_memo};
+use crate::pyutil::{key_segment, small_long_value, type_name};
 
 /// Why encoding stopped: the object cannot be represented (an EncodeError
-/// whose message gets the path), or Python code raised.
+/// whose message gets the path), Python code raised, or the output could not
+/// grow (a MemoryError).
 pub enum EncodeFault {
     Refused(String),
     Python(PyErr),
+    OutOfMemory,
 }
 
 impl From<PyErr> for EncodeFault {
     fn from(err: PyErr) -> Self {
         EncodeFault::Python(err)
+    }
+}
+
+/// The output's writes fail only when it cannot grow (`Output`).
+impl From<std::io::Error> for EncodeFault {
+    #[cold]
+    fn from(_: std::io::Error) -> Self {
+        EncodeFault::OutOfMemory
+    }
+}
+
+impl From<ValueWriteError<std::io::Error>> for EncodeFault {
+    #[cold]
+    fn from(_: ValueWriteError<std::io::Error>) -> Self {
+        EncodeFault::OutOfMemory
     }
 }
 
@@ -95,7 +114,7 @@ enum Frame<'py> {
 struct Encoder<'a, 'py> {
     py: Python<'py>,
     codec: &'a MsgpackCodec,
-    out: ByteBuf,
+    out: Output,
     memo: Memo,
     /// Immutable containers being written: meeting one again is a cycle
     /// through it, which cannot be represented (it is numbered only once
@@ -118,7 +137,7 @@ pub fn packb<'py>(codec: &MsgpackCodec, obj: &Bound<'py, PyAny>) -> PyResult<Bou
         .map_err(|fault| enc.fail(fault, &stack));
     drop(stack);
     give_back_memo(std::mem::take(&mut enc.memo));
-    let result = result.map(|()| PyBytes::new(py, enc.out.as_slice()));
+    let result = result.and_then(|()| new_bytes(py, enc.out.as_slice()));
     give_back_output(enc.out);
     result
 }
@@ -133,15 +152,15 @@ thread_local! {
 }
 
 /// The thread's output buffer, empty (a nested `packb` gets a new one).
-fn take_output() -> ByteBuf {
+fn take_output() -> Output {
     let mut out = SCRATCH_OUTPUT.with(|o| o.take());
     if out.capacity() == 0 {
         out.reserve(256);
     }
-    ByteBuf::from_vec(out)
+    Output::from_vec(out)
 }
 
-fn give_back_output(out: ByteBuf) {
+fn give_back_output(out: Output) {
     let mut out = out.into_vec();
     if out.capacity() <= KEEP_OUTPUT {
         out.clear();
@@ -200,17 +219,17 @@ impl<'a, 'py> Encoder<'a, 'py> {
         } else if tp == &raw mut ffi::PyFloat_Type {
             // SAFETY: `obj` is an exact float.
             let value = unsafe { ffi::PyFloat_AS_DOUBLE(ptr) };
-            infallible(write::write_f64(&mut self.out, value));
+            write::write_f64(&mut self.out, value)?;
         } else if tp == &raw mut ffi::PyDict_Type {
             return self.start_dict(obj);
         } else if tp == &raw mut ffi::PyList_Type {
             return self.start_seq(obj, true, None);
         } else if obj.is_none() {
-            let Ok(()) = write::write_nil(&mut self.out);
+            write::write_nil(&mut self.out)?;
         } else if tp == &raw mut ffi::PyBool_Type {
             // SAFETY: the address of the True singleton; nothing is read.
             let is_true = ptr == unsafe { ffi::Py_True() };
-            let Ok(()) = write::write_bool(&mut self.out, is_true);
+            write::write_bool(&mut self.out, is_true)?;
         } else if tp == &raw mut ffi::PyTuple_Type {
             return self.start_immutable_seq(obj, ext::TUPLE, None);
         } else if tp == &raw mut ffi::PyBytes_Type {
@@ -223,11 +242,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
                     crate::sizes::len(ffi::Py_SIZE(ptr)),
                 )
             };
-            infallible(write::write_bin_len(
-                &mut self.out,
-                len_u32(data.len(), "bytes")?,
-            ));
-            let Ok(()) = self.out.write_bytes(data);
+            write::write_bin_len(&mut self.out, len_u32(data.len(), "bytes")?)?;
+            self.out.write_bytes(data)?;
         } else {
             return self.write_other(obj.to_owned());
         }
@@ -248,11 +264,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr)),
             )
         };
-        infallible(write::write_str_len(
-            &mut self.out,
-            len_u32(data.len(), "str")?,
-        ));
-        let Ok(()) = self.out.write_bytes(data);
+        write::write_str_len(&mut self.out, len_u32(data.len(), "str")?)?;
+        self.out.write_bytes(data)?;
         Ok(())
     }
 
@@ -292,16 +305,11 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let surrogates = units.iter().any(|&c| (0xd800..=0xdfff).contains(&c.into()));
         let len32 = len_u32(len, "str")?;
         if surrogates {
-            infallible(write::write_ext_meta(
-                &mut self.out,
-                len32,
-                ext::SURROGATE_STR,
-            ));
+            write::write_ext_meta(&mut self.out, len32, ext::SURROGATE_STR)?;
         } else {
-            infallible(write::write_str_len(&mut self.out, len32));
+            write::write_str_len(&mut self.out, len32)?;
         }
-        let out = self.out.as_mut_vec();
-        out.reserve(len);
+        let out = self.out.room_for(len)?;
         for &unit in units {
             crate::utf8::push(out, unit.into());
         }
@@ -311,19 +319,19 @@ impl<'a, 'py> Encoder<'a, 'py> {
     /// An int that fits in an i64, written without running Python code;
     /// `false` for a larger one.
     #[inline(always)]
-    fn write_fixed_int(&mut self, obj: &Bound<'py, PyAny>) -> bool {
-        match crate::savers::atoms::small_long_value(obj) {
+    fn write_fixed_int(&mut self, obj: &Bound<'py, PyAny>) -> Res<bool> {
+        match small_long_value(obj) {
             Some(value) => {
-                infallible(write::write_sint(&mut self.out, value));
-                true
+                write::write_sint(&mut self.out, value)?;
+                Ok(true)
             }
-            None => false,
+            None => Ok(false),
         }
     }
 
     #[inline(always)]
     fn write_int(&mut self, obj: &Bound<'py, PyAny>) -> Res<()> {
-        if self.write_fixed_int(obj) {
+        if self.write_fixed_int(obj)? {
             return Ok(());
         }
         self.write_wide_int(obj.clone())
@@ -338,7 +346,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let value = unsafe { ffi::PyLong_AsUnsignedLongLong(obj.as_ptr()) };
         // SAFETY: reads the thread's error indicator.
         if value != u64::MAX || unsafe { ffi::PyErr_Occurred() }.is_null() {
-            infallible(write::write_uint(&mut self.out, value));
+            write::write_uint(&mut self.out, value)?;
             return Ok(());
         }
         // SAFETY: clearing the OverflowError just raised.
@@ -346,15 +354,15 @@ impl<'a, 'py> Encoder<'a, 'py> {
         scalars::write_bigint(&mut self.out, &obj)
     }
 
-    fn write_backref(&mut self, index: u32) {
+    fn write_backref(&mut self, index: u32) -> Res<()> {
         let bytes = index.to_be_bytes();
         let (payload, len): (&[u8], u32) = match index {
             0..=0xff => (&bytes[3..], 1),
             0x100..=0xffff => (&bytes[2..], 2),
             _ => (&bytes[..], 4),
         };
-        infallible(write::write_ext_meta(&mut self.out, len, ext::BACKREF));
-        let Ok(()) = self.out.write_bytes(payload);
+        write::write_ext_meta(&mut self.out, len, ext::BACKREF)?;
+        Ok(self.out.write_bytes(payload)?)
     }
 
     /// A container or instance met before is written as a back-reference
@@ -373,7 +381,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let shared = unsafe { ffi::Py_REFCNT(obj.as_ptr()) } > 1;
         if shared {
             if let Some(index) = self.memo.get(obj) {
-                self.write_backref(index);
+                self.write_backref(index)?;
                 return Ok(None);
             }
         }
@@ -403,7 +411,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
         }
         // SAFETY: `obj` is an exact dict.
         let len = crate::sizes::len(unsafe { ffi::PyDict_Size(obj.as_ptr()) });
-        infallible(write::write_map_len(&mut self.out, len_u32(len, "dict")?));
+        write::write_map_len(&mut self.out, len_u32(len, "dict")?)?;
         if len == 0 {
             return Ok(None);
         }
@@ -436,10 +444,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 ffi::PyTuple_GET_SIZE(obj.as_ptr())
             }
         });
-        infallible(write::write_array_len(
-            &mut self.out,
-            len_u32(len, "sequence")?,
-        ));
+        write::write_array_len(&mut self.out, len_u32(len, "sequence")?)?;
         let frame = SeqFrame {
             seq: obj.to_owned(),
             is_list,
@@ -465,9 +470,9 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let Some(numbering) = self.seen(&obj, true)? else {
             return Ok(None);
         };
-        let header_at = open_ext(&mut self.out, code);
+        let header_at = open_ext(&mut self.out, code)?;
         if let Some(name) = name {
-            infallible(write::write_array_len(&mut self.out, 2));
+            write::write_array_len(&mut self.out, 2)?;
             self.write_str(name.as_any())?;
         }
         self.start_seq(
@@ -551,7 +556,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             let value = if key_type == &raw mut ffi::PyUnicode_Type {
                 self.write_str(&key)?;
                 value
-            } else if key_type == &raw mut ffi::PyLong_Type && self.write_fixed_int(&key) {
+            } else if key_type == &raw mut ffi::PyLong_Type && self.write_fixed_int(&key)? {
                 value
             } else {
                 let value = value.to_owned();
@@ -593,7 +598,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
             Frame::Items(f) => Some(f.close),
         };
         if let Some(close) = close {
-            close_ext(&mut self.out, close.header_at).map_err(EncodeFault::Refused)?;
+            close_ext(&mut self.out, close.header_at)?;
             match close.numbering {
                 Numbering::AtStart => {}
                 Numbering::Shared(obj) => {
@@ -664,12 +669,9 @@ impl<'a, 'py> Encoder<'a, 'py> {
         let Some(numbering) = self.seen(&obj, code == ext::FROZENSET)? else {
             return Ok(None);
         };
-        let header_at = open_ext(&mut self.out, code);
+        let header_at = open_ext(&mut self.out, code)?;
         let items = obj.try_iter()?.collect::<PyResult<Vec<_>>>()?;
-        infallible(write::write_array_len(
-            &mut self.out,
-            len_u32(items.len(), "set")?,
-        ));
+        write::write_array_len(&mut self.out, len_u32(items.len(), "set")?)?;
         let close = Close {
             header_at,
             numbering,
@@ -706,12 +708,12 @@ impl<'a, 'py> Encoder<'a, 'py> {
             .ok_or_else(|| EncodeFault::Refused("corrupt msgpack registry entry".into()))?;
         match kind {
             Kind::Enum => {
-                let header_at = open_ext(&mut self.out, ext::ENUM);
-                infallible(write::write_array_len(&mut self.out, 2));
+                let header_at = open_ext(&mut self.out, ext::ENUM)?;
+                write::write_array_len(&mut self.out, 2)?;
                 self.write_str(name.as_any())?;
                 let member = obj.getattr(intern!(py, "_name_"))?;
                 self.write_str(member.cast::<PyString>().map_err(PyErr::from)?.as_any())?;
-                close_ext(&mut self.out, header_at).map_err(EncodeFault::Refused)?;
+                close_ext(&mut self.out, header_at)?;
                 Ok(None)
             }
             Kind::NamedTuple => {
@@ -729,8 +731,8 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 if self.seen(&obj, false)?.is_none() {
                     return Ok(None);
                 }
-                let header_at = open_ext(&mut self.out, ext::OBJECT);
-                infallible(write::write_array_len(&mut self.out, 2));
+                let header_at = open_ext(&mut self.out, ext::OBJECT)?;
+                write::write_array_len(&mut self.out, 2)?;
                 self.write_str(name.as_any())?;
                 let fields = entry.get_item(2)?;
                 let mut names = Vec::new();
@@ -748,10 +750,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
                         Err(err) => return Err(err.into()),
                     }
                 }
-                infallible(write::write_map_len(
-                    &mut self.out,
-                    len_u32(items.len(), "field map")?,
-                ));
+                write::write_map_len(&mut self.out, len_u32(items.len(), "field map")?)?;
                 self.start_items(ItemsFrame {
                     items,
                     names,
@@ -769,7 +768,7 @@ impl<'a, 'py> Encoder<'a, 'py> {
     /// failed (`obj['a'][3].field`), read off the frames in progress.
     fn fail(&self, fault: EncodeFault, stack: &[Frame<'py>]) -> PyErr {
         let path = path_of(stack);
-        match fault {
+        let err = match fault {
             EncodeFault::Refused(message) => {
                 let hint = if message.starts_with("cannot encode '") {
                     " (turbodill.msgpack encodes builtin data types, datetime, Decimal, UUID, and the dataclasses, \
@@ -777,22 +776,25 @@ impl<'a, 'py> Encoder<'a, 'py> {
                 } else {
                     ""
                 };
-                PyErr::from_type(
+                return PyErr::from_type(
                     self.codec.encode_error.bind(self.py).clone(),
                     format!("{message} at {path}{hint}"),
-                )
+                );
             }
-            EncodeFault::Python(err) => {
-                if path != "obj" {
-                    // A failure to attach the note must not mask the error.
-                    let _ = err.value(self.py).call_method1(
-                        intern!(self.py, "add_note"),
-                        (format!("when encoding {path}"),),
-                    );
-                }
-                err
-            }
+            EncodeFault::Python(err) => err,
+            EncodeFault::OutOfMemory => pyo3::exceptions::PyMemoryError::new_err(format!(
+                "out of memory for the MessagePack output ({} bytes written)",
+                self.out.len()
+            )),
+        };
+        if path != "obj" {
+            // A failure to attach the note must not mask the error.
+            let _ = err.value(self.py).call_method1(
+                intern!(self.py, "add_note"),
+                (format!("when encoding {path}"),),
+            );
         }
+        err
     }
 }
 

@@ -2,6 +2,11 @@
 //! kinds of registered classes, and the limits both directions share.
 //! `docs/msgpack-format.md` is the reference for every payload below.
 
+use std::io::{self, Write};
+
+use super::encode::EncodeFault;
+use super::output::Output;
+
 /// A second occurrence of a container or registered instance: the index
 /// (big-endian, 1, 2, 4 or 8 bytes) of its first occurrence.
 pub const BACKREF: i8 = 1;
@@ -46,8 +51,14 @@ pub const SURROGATE_STR: i8 = 18;
 /// stays flat at any depth.
 pub const MAX_DEPTH: usize = 100_000;
 
-/// What `turbodill.msgpack.register` recorded about a class (the `kind`
-/// item of its registry entries; the shim uses the same numbers).
+/// The `kind` item of a registry entry: the numbers
+/// `turbodill.msgpack.register` records, which the shim imports from the
+/// native module (`_MSGPACK_KIND_OBJECT`, ...).
+pub const KIND_OBJECT: u8 = 0;
+pub const KIND_NAMEDTUPLE: u8 = 1;
+pub const KIND_ENUM: u8 = 2;
+
+/// What `turbodill.msgpack.register` recorded about a class.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
     /// A dataclass or attrs class: fields by name.
@@ -59,9 +70,9 @@ pub enum Kind {
 impl Kind {
     pub fn from_code(code: u8) -> Option<Kind> {
         match code {
-            0 => Some(Kind::Object),
-            1 => Some(Kind::NamedTuple),
-            2 => Some(Kind::Enum),
+            KIND_OBJECT => Some(Kind::Object),
+            KIND_NAMEDTUPLE => Some(Kind::NamedTuple),
+            KIND_ENUM => Some(Kind::Enum),
             _ => None,
         }
     }
@@ -71,22 +82,20 @@ impl Kind {
 /// datetime's): an ext8 header with a placeholder length. Returns where it
 /// starts, for `close_ext`.
 #[inline]
-pub fn open_ext(out: &mut rmp::encode::ByteBuf, code: i8) -> usize {
-    let out = out.as_mut_vec();
+pub fn open_ext(out: &mut Output, code: i8) -> io::Result<usize> {
     let at = out.len();
-    out.extend_from_slice(&[0xc7, 0, code.to_be_bytes()[0]]);
-    at
+    out.write_all(&[0xc7, 0, code.to_be_bytes()[0]])?;
+    Ok(at)
 }
 
 /// Fill in the length of the ext opened at `at`. A payload that outgrew
 /// ext8 widens the header to ext16/ext32, which moves the payload once
 /// (small payloads, the common case, cost nothing).
-pub fn close_ext(out: &mut rmp::encode::ByteBuf, at: usize) -> Result<(), String> {
-    let out = out.as_mut_vec();
+pub fn close_ext(out: &mut Output, at: usize) -> Result<(), EncodeFault> {
     let len = out.len() - at - 3;
-    let code = out[at + 2];
+    let code = out.as_slice()[at + 2];
     if let Ok(len) = u8::try_from(len) {
-        out[at + 1] = len;
+        out.as_mut_slice()[at + 1] = len;
         return Ok(());
     }
     let header: Vec<u8> = if let Ok(len) = u16::try_from(len) {
@@ -94,11 +103,11 @@ pub fn close_ext(out: &mut rmp::encode::ByteBuf, at: usize) -> Result<(), String
     } else if let Ok(len) = u32::try_from(len) {
         [&[0xc9][..], &len.to_be_bytes(), &[code]].concat()
     } else {
-        return Err(format!(
+        return Err(EncodeFault::Refused(format!(
             "an ext payload of {len} bytes is over MessagePack's 4 GiB limit"
-        ));
+        )));
     };
-    out.splice(at..at + 3, header);
+    out.room_for(header.len() - 3)?.splice(at..at + 3, header);
     Ok(())
 }
 
@@ -113,11 +122,10 @@ mod tests {
             (300, vec![0xc8, 1, 44, 2]),
             (70_000, vec![0xc9, 0, 1, 0x11, 0x70, 2]),
         ] {
-            let mut out = rmp::encode::ByteBuf::new();
-            out.as_mut_vec().push(0xc0);
-            let at = open_ext(&mut out, TUPLE);
-            out.as_mut_vec().extend(std::iter::repeat_n(7u8, len));
-            close_ext(&mut out, at).unwrap();
+            let mut out = Output::from_vec(vec![0xc0]);
+            let at = open_ext(&mut out, TUPLE).unwrap();
+            out.write_all(&vec![7u8; len]).unwrap();
+            assert!(close_ext(&mut out, at).is_ok());
             let bytes = out.as_slice();
             assert_eq!(&bytes[1..1 + header.len()], &header[..]);
             assert_eq!(bytes.len(), 1 + header.len() + len);

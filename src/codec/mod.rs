@@ -11,15 +11,20 @@
 mod decode;
 mod encode;
 mod ext;
+mod output;
 mod reader;
 mod scalars;
 mod strings;
 
 use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyMemoryError;
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
 use pyo3::PyTraverseError;
+
+/// The registry kinds, for the native module's exports.
+pub use ext::{KIND_ENUM, KIND_NAMEDTUPLE, KIND_OBJECT};
 
 use scalars::StdTypes;
 
@@ -83,7 +88,16 @@ impl MsgpackCodec {
         }
         // Other buffers are copied: Python code run while decoding (a
         // registered class's) could change them under us.
-        let copy = PyBuffer::<u8>::get(data)?.to_vec(py)?;
+        let buffer = PyBuffer::<u8>::get(data)?;
+        let mut copy = Vec::new();
+        if copy.try_reserve_exact(buffer.item_count()).is_err() {
+            return Err(PyMemoryError::new_err(format!(
+                "out of memory for a copy of the MessagePack input ({} bytes)",
+                buffer.item_count()
+            )));
+        }
+        copy.resize(buffer.item_count(), 0);
+        buffer.copy_to_slice(py, &mut copy)?;
         decode::unpackb(self, py, &copy)
     }
 }

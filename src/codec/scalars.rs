@@ -7,15 +7,17 @@ use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{
-    PyBytes, PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyString, PyTime,
+    PyDate, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyString, PyTime,
     PyTimeAccess, PyTuple, PyType, PyTzInfo, PyTzInfoAccess,
 };
-use rmp::encode::{self as write, ByteBuf, RmpWrite, ValueWriteError};
+use rmp::encode::{self as write, RmpWrite};
 use rmp::Marker;
 
 use super::encode::EncodeFault;
 use super::ext::{self, close_ext, open_ext};
+use super::output::Output;
 use super::reader::{Reader, Res};
+use super::strings::new_bytes;
 
 /// The stdlib classes the codec knows by exact type, imported when the
 /// codec is made (so that loading never imports).
@@ -48,43 +50,29 @@ impl StdTypes {
     }
 }
 
-/// rmp's writers return `Result`s whose error cannot happen for a `ByteBuf`.
-#[inline(always)]
-pub fn infallible<T>(result: Result<T, ValueWriteError<std::convert::Infallible>>) -> T {
-    match result {
-        Ok(value) => value,
-        Err(
-            ValueWriteError::InvalidMarkerWrite(never) | ValueWriteError::InvalidDataWrite(never),
-        ) => match never {},
-    }
-}
-
 /// An ext whose payload is already in hand.
-pub fn write_ext(out: &mut ByteBuf, code: i8, payload: &[u8]) -> Result<(), EncodeFault> {
+pub fn write_ext(out: &mut Output, code: i8, payload: &[u8]) -> Result<(), EncodeFault> {
     let len = u32::try_from(payload.len()).map_err(|_| {
         EncodeFault::Refused(format!(
             "an ext payload of {} bytes is over MessagePack's 4 GiB limit",
             payload.len()
         ))
     })?;
-    infallible(write::write_ext_meta(out, len, code));
-    let Ok(()) = out.write_bytes(payload);
+    write::write_ext_meta(out, len, code)?;
+    out.write_bytes(payload)?;
     Ok(())
 }
 
-fn write_int(out: &mut ByteBuf, value: i64) {
-    infallible(write::write_sint(out, value));
+fn write_int(out: &mut Output, value: i64) -> Result<(), EncodeFault> {
+    write::write_sint(out, value)?;
+    Ok(())
 }
 
-pub fn write_bigint(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
-    write_ext(
-        out,
-        ext::BIGINT,
-        &crate::savers::atoms::int_to_le_bytes(obj)?,
-    )
+pub fn write_bigint(out: &mut Output, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
+    write_ext(out, ext::BIGINT, &crate::pyutil::int_to_le_bytes(obj)?)
 }
 
-pub fn write_complex(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
+pub fn write_complex(out: &mut Output, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
     // SAFETY: `obj` is an exact complex (the caller checked its type).
     let (real, imag) = unsafe {
         (
@@ -98,34 +86,30 @@ pub fn write_complex(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), En
     write_ext(out, ext::COMPLEX, &payload)
 }
 
-pub fn write_decimal(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
+pub fn write_decimal(out: &mut Output, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
     let text = obj.str()?;
     write_ext(out, ext::DECIMAL, text.to_str()?.as_bytes())
 }
 
-pub fn write_uuid(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
+pub fn write_uuid(out: &mut Output, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
     let value: u128 = obj.getattr(intern!(obj.py(), "int"))?.extract()?;
     write_ext(out, ext::UUID, &value.to_be_bytes())
 }
 
-fn close(out: &mut ByteBuf, at: usize) -> Result<(), EncodeFault> {
-    close_ext(out, at).map_err(EncodeFault::Refused)
-}
-
 pub fn write_datetime(
-    out: &mut ByteBuf,
+    out: &mut Output,
     obj: &Bound<'_, PyAny>,
     types: &StdTypes,
 ) -> Result<(), EncodeFault> {
     let dt = obj.cast::<PyDateTime>().map_err(PyErr::from)?;
-    let at = open_ext(out, ext::DATETIME);
-    infallible(write::write_array_len(out, 9));
+    let at = open_ext(out, ext::DATETIME)?;
+    write::write_array_len(out, 9)?;
     for part in [
         i64::from(dt.get_year()),
         i64::from(dt.get_month()),
         i64::from(dt.get_day()),
     ] {
-        write_int(out, part);
+        write_int(out, part)?;
     }
     let clock = [dt.get_hour(), dt.get_minute(), dt.get_second()];
     write_clock(
@@ -136,13 +120,13 @@ pub fn write_datetime(
         dt.get_tzinfo(),
         types,
     )?;
-    close(out, at)
+    close_ext(out, at)
 }
 
 /// The time-of-day fields `datetime` and `time` share: hour, minute, second,
 /// microsecond, fold, tz.
 fn write_clock(
-    out: &mut ByteBuf,
+    out: &mut Output,
     [hour, minute, second]: [u8; 3],
     microsecond: u32,
     fold: bool,
@@ -155,34 +139,34 @@ fn write_clock(
         i64::from(second),
         i64::from(microsecond),
     ] {
-        write_int(out, part);
+        write_int(out, part)?;
     }
-    let Ok(()) = write::write_bool(out, fold);
+    write::write_bool(out, fold)?;
     write_tz(out, tz, types)
 }
 
-pub fn write_date(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
+pub fn write_date(out: &mut Output, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
     let d = obj.cast::<PyDate>().map_err(PyErr::from)?;
-    let at = open_ext(out, ext::DATE);
-    infallible(write::write_array_len(out, 3));
+    let at = open_ext(out, ext::DATE)?;
+    write::write_array_len(out, 3)?;
     for part in [
         i64::from(d.get_year()),
         i64::from(d.get_month()),
         i64::from(d.get_day()),
     ] {
-        write_int(out, part);
+        write_int(out, part)?;
     }
-    close(out, at)
+    close_ext(out, at)
 }
 
 pub fn write_time(
-    out: &mut ByteBuf,
+    out: &mut Output,
     obj: &Bound<'_, PyAny>,
     types: &StdTypes,
 ) -> Result<(), EncodeFault> {
     let t = obj.cast::<PyTime>().map_err(PyErr::from)?;
-    let at = open_ext(out, ext::TIME);
-    infallible(write::write_array_len(out, 6));
+    let at = open_ext(out, ext::TIME)?;
+    write::write_array_len(out, 6)?;
     write_clock(
         out,
         [t.get_hour(), t.get_minute(), t.get_second()],
@@ -191,33 +175,33 @@ pub fn write_time(
         t.get_tzinfo(),
         types,
     )?;
-    close(out, at)
+    close_ext(out, at)
 }
 
-pub fn write_timedelta(out: &mut ByteBuf, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
+pub fn write_timedelta(out: &mut Output, obj: &Bound<'_, PyAny>) -> Result<(), EncodeFault> {
     let td = obj.cast::<PyDelta>().map_err(PyErr::from)?;
-    let at = open_ext(out, ext::TIMEDELTA);
-    infallible(write::write_array_len(out, 3));
+    let at = open_ext(out, ext::TIMEDELTA)?;
+    write::write_array_len(out, 3)?;
     for part in [
         i64::from(td.get_days()),
         i64::from(td.get_seconds()),
         i64::from(td.get_microseconds()),
     ] {
-        write_int(out, part);
+        write_int(out, part)?;
     }
-    close(out, at)
+    close_ext(out, at)
 }
 
 /// A tzinfo on its own (`timezone.utc` as a dict value, say).
 pub fn write_tzinfo(
-    out: &mut ByteBuf,
+    out: &mut Output,
     obj: &Bound<'_, PyAny>,
     types: &StdTypes,
 ) -> Result<(), EncodeFault> {
     let tz = obj.cast::<PyTzInfo>().map_err(PyErr::from)?;
-    let at = open_ext(out, ext::TZINFO);
+    let at = open_ext(out, ext::TZINFO)?;
     write_tz(out, Some(tz.clone()), types)?;
-    close(out, at)
+    close_ext(out, at)
 }
 
 /// Whether `obj` is a tzinfo this codec can carry.
@@ -235,12 +219,12 @@ fn delta_microseconds(delta: &Bound<'_, PyDelta>) -> i64 {
 /// fixed offset in microseconds), `[offset, name]` (a named fixed offset),
 /// or a str (a `zoneinfo.ZoneInfo` key).
 fn write_tz(
-    out: &mut ByteBuf,
+    out: &mut Output,
     tz: Option<Bound<'_, PyTzInfo>>,
     types: &StdTypes,
 ) -> Result<(), EncodeFault> {
     let Some(tz) = tz else {
-        let Ok(()) = write::write_nil(out);
+        write::write_nil(out)?;
         return Ok(());
     };
     let py = tz.py();
@@ -251,14 +235,14 @@ fn write_tz(
         let args = args.cast::<PyTuple>().map_err(PyErr::from)?;
         let offset = delta_microseconds(args.get_item(0)?.cast::<PyDelta>().map_err(PyErr::from)?);
         if args.len() == 2 {
-            infallible(write::write_array_len(out, 2));
-            write_int(out, offset);
+            write::write_array_len(out, 2)?;
+            write_int(out, offset)?;
             write_text(
                 out,
                 args.get_item(1)?.cast::<PyString>().map_err(PyErr::from)?,
             )?;
         } else {
-            write_int(out, offset);
+            write_int(out, offset)?;
         }
         return Ok(());
     }
@@ -273,13 +257,13 @@ fn write_tz(
     }
     Err(EncodeFault::Refused(format!(
         "cannot encode tzinfo of type '{}' (only datetime.timezone and zoneinfo.ZoneInfo)",
-        crate::engine::path::type_name(&tz)
+        crate::pyutil::type_name(&tz)
     )))
 }
 
-fn write_text(out: &mut ByteBuf, text: &Bound<'_, PyString>) -> Result<(), EncodeFault> {
+fn write_text(out: &mut Output, text: &Bound<'_, PyString>) -> Result<(), EncodeFault> {
     let text = text.to_str()?;
-    infallible(write::write_str(out, text));
+    write::write_str(out, text)?;
     Ok(())
 }
 
@@ -299,7 +283,7 @@ pub fn read<'py>(
             kwargs.set_item(intern!(py, "signed"), true)?;
             py.get_type::<pyo3::types::PyInt>().call_method(
                 intern!(py, "from_bytes"),
-                (PyBytes::new(py, bytes), intern!(py, "little")),
+                (new_bytes(py, bytes)?, intern!(py, "little")),
                 Some(&kwargs),
             )?
         }

@@ -1,4 +1,4 @@
-//! Making str objects from the input: an ASCII fast path, and a cache of
+//! Making str and bytes objects: an ASCII fast path, and a cache of
 //! dict keys. The same short keys repeat through a document (and from one
 //! document to the next); handing out the str made last time saves making
 //! it and, since a str keeps its hash, hashing it again on insertion (the
@@ -8,6 +8,7 @@ use std::cell::RefCell;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 /// Keys longer than this are made afresh each time.
 pub const MAX_CACHED_KEY: usize = 64;
@@ -39,6 +40,20 @@ pub fn new_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Option<Bound<'py,
             };
         }
         Ok(Some(Bound::from_owned_ptr(py, obj)))
+    }
+}
+
+/// A new bytes object holding a copy of `data`; a MemoryError when there
+/// is no room for it.
+pub fn new_bytes<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    // SAFETY: copies `data` (valid for its length) into a new bytes object,
+    // or returns null with a MemoryError set.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyBytes_FromStringAndSize(data.as_ptr().cast(), crate::sizes::ssize(data.len())),
+        )
+        .map(|obj| obj.cast_into_unchecked())
     }
 }
 

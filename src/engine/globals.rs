@@ -11,6 +11,7 @@ use super::frames::SaveCtx;
 use super::Engine;
 use crate::errors::pickling_error;
 use crate::output::opcodes::*;
+use crate::pyutil::{repr_of, str_of};
 
 /// Where a global lives: `module_name.global_name`, and the object holding
 /// its last component when that is not the module itself.
@@ -300,8 +301,8 @@ impl<'py> Engine<'py> {
         name: Bound<'py, PyAny>,
     ) -> PyResult<()> {
         if self.proto >= 4 {
-            self.save(&module_name, SaveCtx::default())?;
-            self.save(&name, SaveCtx::default())?;
+            self.save_dispatched(&module_name, SaveCtx::default())?;
+            self.save_dispatched(&name, SaveCtx::default())?;
             self.out.write_byte(STACK_GLOBAL);
             Ok(())
         } else {
@@ -391,16 +392,4 @@ impl<'py> Engine<'py> {
         self.out.write_byte(b'\n');
         Ok(())
     }
-}
-
-pub fn repr_of(obj: &Bound<'_, PyAny>) -> String {
-    obj.repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "<unrepresentable object>".into())
-}
-
-pub fn str_of(obj: &Bound<'_, PyAny>) -> String {
-    obj.str()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "<unprintable object>".into())
 }

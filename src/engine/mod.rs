@@ -1,7 +1,7 @@
 //! Layer 2: the pickling engine. It owns the output, the memo and the work
 //! stack, and runs the stack until the object is written. What to write for
-//! each type is the savers' business (`crate::savers`); the engine calls
-//! `save()` and `step()`, which they implement.
+//! each type is the business of the layer above, which gives the engine its
+//! entry points when it builds it (`Dispatch`): the engine calls down only.
 
 pub mod frames;
 pub mod globals;
@@ -18,7 +18,7 @@ use pyo3::types::PyBytes;
 
 use crate::output::opcodes::*;
 use crate::output::Writer;
-use frames::Frame;
+use frames::{Frame, SaveCtx};
 use memo::Memo;
 pub use state::PyState;
 
@@ -85,6 +85,32 @@ impl std::borrow::Borrow<usize> for ObjectKey<'_> {
     }
 }
 
+/// The entry points of the layer above (the savers), given when an engine
+/// is built: saving one object, dispatched on its type, and advancing a
+/// container's frame. The engine calls them for the object a dump starts
+/// with, for the `Save` and container frames its run loop pops, and for the
+/// names of a global; the savers' own hot paths (a container's items) call
+/// their `save` directly.
+#[derive(Clone, Copy)]
+pub struct Dispatch<'py> {
+    pub save: fn(&mut Engine<'py>, &Bound<'py, PyAny>, SaveCtx) -> PyResult<()>,
+    pub step_container: fn(&mut Engine<'py>, Frame<'py>) -> PyResult<()>,
+}
+
+/// How `object.__reduce_ex__` sees the instances of a class that leaves
+/// pickling to `object`, for those written natively; decided once per class
+/// per dump (see `Caches::instance_layouts`).
+pub struct InstanceLayout<'py> {
+    pub cls: Bound<'py, PyAny>,
+    /// `__slotnames__`, when the class has slots.
+    pub slotnames: Option<Bound<'py, pyo3::types::PyTuple>>,
+    pub has_dict: bool,
+    /// The class's version tag when the layout was decided. CPython gives a
+    /// class a new one whenever it or a base is modified (a `__reduce__`
+    /// added mid-dump, say), which calls for a new decision.
+    pub version_tag: std::os::raw::c_uint,
+}
+
 /// Object address -> `(module, name)` of a class's module-level sentinels.
 pub type SentinelNames<'py> = AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyAny>)>;
 
@@ -92,8 +118,7 @@ pub type SentinelNames<'py> = AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyA
 #[derive(Default)]
 pub struct Caches<'py> {
     /// Decisions of the instance fast path.
-    pub instance_layouts:
-        AHashMap<ObjectKey<'py>, Option<std::rc::Rc<crate::savers::instance::Layout<'py>>>>,
+    pub instance_layouts: AHashMap<ObjectKey<'py>, Option<std::rc::Rc<InstanceLayout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
     pub long_tail_reducers: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,
     /// State setters for instances whose class delegates attribute access
@@ -113,20 +138,6 @@ pub struct Caches<'py> {
     pub name_copies_by_object: AHashMap<ObjectKey<'py>, Bound<'py, pyo3::types::PyString>>,
 }
 
-/// The namespace a session dump saves (see `crate::session`). Its module and
-/// its dict are written as persistent ids, which the session loader resolves
-/// to the namespace it loads into, so functions get that namespace as their
-/// globals; the module's own functions and classes go by value.
-pub struct SessionScope<'py> {
-    pub module: Bound<'py, PyAny>,
-    pub namespace: Bound<'py, pyo3::types::PyDict>,
-    pub name: String,
-}
-
-/// The persistent ids of `SessionScope`'s module and namespace.
-pub const SESSION_MODULE_PID: &str = "turbodill.session:module";
-pub const SESSION_NAMESPACE_PID: &str = "turbodill.session:namespace";
-
 #[derive(Clone, Default)]
 pub struct Options {
     pub protocol: u8,
@@ -141,46 +152,50 @@ pub struct Options {
 }
 
 pub struct Engine<'py> {
-    pub py: Python<'py>,
-    pub st: &'py PyState,
-    pub out: Writer<'py>,
-    pub memo: Memo,
-    pub proto: u8,
+    py: Python<'py>,
+    dispatch: Dispatch<'py>,
+    st: &'py PyState,
+    out: Writer<'py>,
+    memo: Memo,
+    proto: u8,
     /// Binary opcodes (protocol >= 1).
-    pub bin: bool,
-    pub fix_imports: bool,
-    pub fast: bool,
-    pub byref: bool,
-    pub fmode: u8,
-    pub deterministic: bool,
-    pub hooks: Hooks<'py>,
-    /// Set while dumping a session's entries.
-    pub session: Option<SessionScope<'py>>,
+    bin: bool,
+    fix_imports: bool,
+    fast: bool,
+    byref: bool,
+    fmode: u8,
+    deterministic: bool,
+    hooks: Hooks<'py>,
+    /// Objects the layer above has its loader resolve, written as the
+    /// persistent id given with each (see `write_as_persistent_id`).
+    pinned_pids: Vec<(Bound<'py, PyAny>, &'static str)>,
+    /// Modules whose functions and classes go by value for this engine
+    /// only, besides `__main__` and those registered by value.
+    by_value_module_names: Vec<String>,
     /// Memoize with MEMOIZE (protocol >= 4), which puts at the unpickler's
-    /// memo count, rather than with PUT and an explicit index. Sessions use
-    /// explicit indices: after an entry fails to load, the loader's count
-    /// no longer matches, but explicit indices still do.
-    pub memoize_opcode: bool,
+    /// memo count, rather than with PUT and an explicit index (see
+    /// `memoize_with_explicit_indices`).
+    memoize_opcode: bool,
     /// `file.write` when dumping to a file; `None` for `dumps`.
-    pub file_write: Option<Bound<'py, PyAny>>,
-    pub stack: Vec<Frame<'py>>,
+    file_write: Option<Bound<'py, PyAny>>,
+    stack: Vec<Frame<'py>>,
     /// Made on first use: most small dumps never need them.
     caches: Option<Box<Caches<'py>>>,
     fast_nesting: usize,
     fast_memo: Option<ahash::AHashSet<usize>>,
     /// Reductions whose arguments, items or state are still being saved
     /// (see `reduce::enter_reduction`).
-    pub open_reductions: usize,
+    open_reductions: usize,
     /// How many container frames are being stepped inside one another on
-    /// the Rust stack (see `savers::Engine::start`).
-    pub inline_depth: u32,
+    /// the Rust stack (see `enter_inline_step`).
+    inline_depth: u32,
     /// The memo came from the thread's scratch and goes back there.
     owns_scratch_memo: bool,
     /// While tracing: the path segments of the container frames being
     /// stepped in hand (off the stack), outermost first.
-    pub traced_segments: Vec<Option<String>>,
+    traced_segments: Vec<Option<String>>,
     /// Where non-ASCII strs are encoded to UTF-8 (one allocation per dump).
-    pub utf8_scratch: Vec<u8>,
+    utf8_scratch: Vec<u8>,
 }
 
 impl<'py> Engine<'py> {
@@ -192,6 +207,7 @@ impl<'py> Engine<'py> {
         hooks: Hooks<'py>,
         memo: Option<Memo>,
         file_write: Option<Bound<'py, PyAny>>,
+        dispatch: Dispatch<'py>,
     ) -> PyResult<Self> {
         let (memo, owns_scratch_memo) = match memo {
             Some(m) => (m, false),
@@ -199,6 +215,7 @@ impl<'py> Engine<'py> {
         };
         Ok(Engine {
             py,
+            dispatch,
             st: PyState::get(py)?,
             out: Writer::new(py),
             owns_scratch_memo,
@@ -211,7 +228,8 @@ impl<'py> Engine<'py> {
             fmode: opts.fmode,
             deterministic: opts.deterministic,
             hooks,
-            session: None,
+            pinned_pids: Vec::new(),
+            by_value_module_names: Vec::new(),
             memoize_opcode: opts.protocol >= 4,
             file_write,
             stack: Vec::new(),
@@ -233,7 +251,9 @@ impl<'py> Engine<'py> {
                 self.out.set_framing(true);
             }
         }
-        let result = self.save(obj, Default::default()).and_then(|()| self.run());
+        let result = self
+            .save_dispatched(obj, SaveCtx::default())
+            .and_then(|()| self.run());
         if let Err(err) = result {
             let err = path::annotate(self, err);
             self.stack.clear();
@@ -254,6 +274,45 @@ impl<'py> Engine<'py> {
             self.step(frame)?;
         }
         Ok(())
+    }
+
+    /// Advance one frame taken off the work stack: the engine's own here,
+    /// objects and containers through the layer above. Inlined into the run
+    /// loop: a frame taken off the stack is moved once, into its handler.
+    #[inline(always)]
+    pub fn step(&mut self, frame: Frame<'py>) -> PyResult<()> {
+        match frame {
+            Frame::Save(obj, ctx) => self.save_dispatched(&obj, ctx),
+            Frame::Write(op) => {
+                self.out.write_byte(op);
+                Ok(())
+            }
+            Frame::MemoAnonymous => {
+                self.memo_put_anonymous();
+                Ok(())
+            }
+            Frame::ReduceTail(t) => self.step_reduce_tail(t),
+            Frame::LeaveReduction => {
+                self.open_reductions -= 1;
+                Ok(())
+            }
+            Frame::Deferred(work) => work(self),
+            Frame::FastLeave(addr) => {
+                self.fast_leave(addr);
+                Ok(())
+            }
+            Frame::List(_)
+            | Frame::Dict(_)
+            | Frame::Items(_)
+            | Frame::Set(_)
+            | Frame::Tuple(_)
+            | Frame::FrozenSet(_) => (self.dispatch.step_container)(self, frame),
+        }
+    }
+
+    /// Save `obj` through the layer above (see `Dispatch`).
+    pub fn save_dispatched(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
+        (self.dispatch.save)(self, obj, ctx)
     }
 
     /// Keep room for the frames one step pushes, growing the stack with a
@@ -297,6 +356,11 @@ impl<'py> Engine<'py> {
         self.out.take_bytes()
     }
 
+    /// Where `discard_failed_dump` rolls the memo back to.
+    pub fn memo_checkpoint(&self) -> memo::MemoCheckpoint {
+        self.memo.checkpoint()
+    }
+
     /// Forget a failed dump: its output and its memo entries. (The per-dump
     /// caches hold their keys, so they stay valid.)
     pub fn discard_failed_dump(&mut self, checkpoint: memo::MemoCheckpoint) {
@@ -304,10 +368,45 @@ impl<'py> Engine<'py> {
         self.memo.rollback(checkpoint);
     }
 
-    /// Is `obj` the namespace of the session being dumped?
+    /// Write `obj`, wherever it is met, as the persistent id `pid`, which
+    /// the loader of the layer above resolves (the object is then never
+    /// memoized). A function whose globals are such an object gets them
+    /// whole at load time: none of its globals is written. Each time, the
+    /// id is a new str, so it is written whole (never fetched back from the
+    /// memo of an earlier pickle the loader may have skipped).
+    pub fn write_as_persistent_id(&mut self, obj: Bound<'py, PyAny>, pid: &'static str) {
+        self.pinned_pids.push((obj, pid));
+    }
+
+    /// The persistent id `obj` is to be written as (see
+    /// `write_as_persistent_id`).
     #[inline]
-    pub fn is_session_namespace(&self, obj: &Bound<'py, PyAny>) -> bool {
-        self.session.as_ref().is_some_and(|s| s.namespace.is(obj))
+    pub fn pinned_persistent_id(&self, obj: &Bound<'py, PyAny>) -> Option<&'static str> {
+        if self.pinned_pids.is_empty() {
+            return None;
+        }
+        self.pinned_pids
+            .iter()
+            .find(|(pinned, _)| pinned.is(obj))
+            .map(|&(_, pid)| pid)
+    }
+
+    /// Save the functions and classes of module `name` by value in this
+    /// engine's dumps.
+    pub fn pickle_by_value(&mut self, name: String) {
+        self.by_value_module_names.push(name);
+    }
+
+    /// Whether `pickle_by_value` was given module `name`.
+    pub fn pickles_by_value(&self, name: &str) -> bool {
+        self.by_value_module_names.iter().any(|n| n == name)
+    }
+
+    /// Memoize with PUT and explicit indices, even at protocol 4 and above,
+    /// for a loader that may skip a pickle of a series (its memo count no
+    /// longer matches then, but explicit indices still do).
+    pub fn memoize_with_explicit_indices(&mut self) {
+        self.memoize_opcode = false;
     }
 
     /// The memo, for a `Pickler` that keeps it between dumps.
@@ -325,7 +424,135 @@ impl Drop for Engine<'_> {
 }
 
 impl<'py> Engine<'py> {
+    // ---- the dump's settings ---------------------------------------------
+
+    #[inline]
+    pub fn py(&self) -> Python<'py> {
+        self.py
+    }
+
+    /// The Python objects looked up once per interpreter.
+    #[inline]
+    pub fn st(&self) -> &'py PyState {
+        self.st
+    }
+
+    #[inline]
+    pub fn proto(&self) -> u8 {
+        self.proto
+    }
+
+    /// Binary opcodes (protocol >= 1)?
+    #[inline]
+    pub fn is_binary(&self) -> bool {
+        self.bin
+    }
+
+    /// Fast mode: nothing memoized, cycles checked by address.
+    #[inline]
+    pub fn in_fast_mode(&self) -> bool {
+        self.fast
+    }
+
+    /// dill's `byref`: classes from `__main__` by reference.
+    #[inline]
+    pub fn byref(&self) -> bool {
+        self.byref
+    }
+
+    /// dill's `fmode` for open files.
+    #[inline]
+    pub fn fmode(&self) -> u8 {
+        self.fmode
+    }
+
+    /// Sets and frozensets in a canonical order?
+    #[inline]
+    pub fn deterministic(&self) -> bool {
+        self.deterministic
+    }
+
+    /// The callables the `Pickler` brought to this dump.
+    #[inline]
+    pub fn hooks(&self) -> &Hooks<'py> {
+        &self.hooks
+    }
+
+    // ---- work stack ------------------------------------------------------
+
+    /// How many frames are on the work stack: a saver compares before and
+    /// after saving a child to tell whether the child queued work.
+    #[inline]
+    pub fn stack_depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// Put a frame on the work stack, to run next.
+    #[inline]
+    pub fn push_frame(&mut self, frame: Frame<'py>) {
+        self.stack.push(frame);
+    }
+
+    /// Put a frame at `depth`, beneath the work queued since the stack was
+    /// that deep, to run once that work is done.
+    #[inline]
+    pub fn park_frame(&mut self, depth: usize, frame: Frame<'py>) {
+        self.stack.insert(depth, frame);
+    }
+
+    /// `park_frame` for several frames; the last given runs first.
+    pub fn park_frames<I>(&mut self, depth: usize, frames: I)
+    where
+        I: IntoIterator<Item = Frame<'py>>,
+    {
+        self.stack.splice(depth..depth, frames);
+    }
+
+    /// Count one more container frame stepped inside another on the Rust
+    /// stack, unless `max` are already: then the caller queues it instead.
+    #[inline]
+    pub fn enter_inline_step(&mut self, max: u32) -> bool {
+        if self.inline_depth >= max {
+            return false;
+        }
+        self.inline_depth += 1;
+        true
+    }
+
+    #[inline]
+    pub fn leave_inline_step(&mut self) {
+        self.inline_depth -= 1;
+    }
+
+    /// While tracing: the path segment of a container frame being stepped
+    /// in hand, until `leave_traced_segment`.
+    pub fn enter_traced_segment(&mut self, segment: Option<String>) {
+        self.traced_segments.push(segment);
+    }
+
+    pub fn leave_traced_segment(&mut self) {
+        self.traced_segments.pop();
+    }
+
+    /// The buffer non-ASCII strs are encoded in, reused across the dump:
+    /// give it back with `keep_utf8_scratch`.
+    #[inline]
+    pub fn take_utf8_scratch(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.utf8_scratch)
+    }
+
+    #[inline]
+    pub fn keep_utf8_scratch(&mut self, scratch: Vec<u8>) {
+        self.utf8_scratch = scratch;
+    }
+
     // ---- memo ------------------------------------------------------------
+
+    /// The memo index of `obj`, if it was memoized.
+    #[inline]
+    pub fn memo_index_of(&self, obj: &Bound<'py, PyAny>) -> Option<u32> {
+        self.memo.get(obj)
+    }
 
     #[inline]
     pub fn memo_put(&mut self, obj: &Bound<'py, PyAny>) {
@@ -406,13 +633,29 @@ impl<'py> Engine<'py> {
                 self.py,
                 format!(
                     "internal error: {} was expected in the memo",
-                    globals::repr_of(obj)
+                    crate::pyutil::repr_of(obj)
                 ),
             )),
         }
     }
 
     // ---- output ----------------------------------------------------------
+
+    #[inline]
+    pub fn write_byte(&mut self, byte: u8) {
+        self.out.write_byte(byte);
+    }
+
+    #[inline]
+    pub fn write(&mut self, bytes: &[u8]) {
+        self.out.write(bytes);
+    }
+
+    /// An opcode and its little-endian length argument of `width` bytes.
+    #[inline]
+    pub fn write_op_len(&mut self, op: u8, len: u64, width: usize) {
+        self.out.write_op_len(op, len, width);
+    }
 
     /// Called before each object: commit a full frame and, when writing to a
     /// file, hand the finished bytes over.
@@ -486,7 +729,7 @@ impl<'py> Engine<'py> {
             {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "fast mode: can't pickle cyclic objects including object type {} at {:#x}",
-                    path::type_name(obj),
+                    crate::pyutil::type_name(obj),
                     addr
                 )));
             }

@@ -2,46 +2,12 @@
 //! frames still on the work stack when a save fails.
 
 use pyo3::prelude::*;
-use pyo3::types::PyString;
 
 use super::frames::{
     DictFrame, Frame, FrozenSetFrame, ItemsFrame, ItemsKind, ListFrame, SetFrame, TupleFrame,
 };
 use super::Engine;
-
-const MAX_KEY_REPR: usize = 60;
-
-pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
-pub fn key_segment(key: &Bound<'_, PyAny>, as_attribute: bool) -> String {
-    if as_attribute {
-        if let Ok(s) = key.cast::<PyString>() {
-            if let Ok(s) = s.to_str() {
-                if !s.is_empty() && s.chars().all(|c| c == '_' || c.is_alphanumeric()) {
-                    return format!(".{s}");
-                }
-            }
-        }
-    }
-    let mut r = key
-        .repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "?".into());
-    if r.len() > MAX_KEY_REPR {
-        let cut = (0..=MAX_KEY_REPR)
-            .rev()
-            .find(|&i| r.is_char_boundary(i))
-            .unwrap_or(0);
-        r.truncate(cut);
-        r.push('…');
-    }
-    format!("[{r}]")
-}
+use crate::pyutil::key_segment;
 
 /// The path segment a container frame adds while it saves its children
 /// (`None` before it has started on its first).

@@ -9,10 +9,7 @@ use super::frames::{Frame, ItemsKind, ReduceTail, SaveCtx};
 use super::Engine;
 use crate::errors::pickling_error;
 use crate::output::opcodes::*;
-
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    super::path::type_name(obj)
-}
+use crate::pyutil::type_name;
 
 /// How deeply reductions (and persistent ids) may nest. What a reduction
 /// brings, its arguments, items and state, is saved inside it, and there a

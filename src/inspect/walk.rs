@@ -763,7 +763,7 @@ impl Walker<'_> {
                 if at != 0 {
                     return Err(malformed("PROTO is not the first opcode"));
                 }
-                if proto > crate::pickler::HIGHEST_PROTOCOL {
+                if proto > crate::output::opcodes::HIGHEST_PROTOCOL {
                     return Err(malformed(format!("unsupported pickle protocol: {proto}")));
                 }
                 self.facts.proto = Some(proto);

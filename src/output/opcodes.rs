@@ -1,6 +1,9 @@
 //! Pickle opcodes, as `Lib/pickle.py` names them. The pickler writes most
 //! of them; `inspect` reads all of them.
 
+/// The highest protocol written and read.
+pub const HIGHEST_PROTOCOL: u8 = 5;
+
 pub const MARK: u8 = b'(';
 pub const STOP: u8 = b'.';
 pub const POP: u8 = b'0';

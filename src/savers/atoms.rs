@@ -1,8 +1,6 @@
 //! Scalars and byte strings: None/bool/int/float/str/bytes/bytearray,
 //! `PickleBuffer`, and persistent ids.
 
-use std::os::raw::c_long;
-
 use pyo3::exceptions::PyOverflowError;
 use pyo3::ffi;
 use pyo3::intern;
@@ -14,6 +12,7 @@ use crate::engine::memo::Vacancy;
 use crate::engine::Engine;
 use crate::errors::pickling_error;
 use crate::output::opcodes::*;
+use crate::pyutil::{int_to_le_bytes, small_long_value};
 
 /// Minimal little-endian two's-complement bytes of `v`, as LONG1 wants them.
 fn long_le_bytes(v: i128) -> Vec<u8> {
@@ -118,80 +117,11 @@ impl Drop for BufferView {
     }
 }
 
-/// The value of an exact int that fits in an `i64`, or `None`.
-///
-/// On 3.11 to 3.13 an int of at most two 30-bit digits is read straight
-/// from the object, which saves a call per integer on int-heavy data; other
-/// versions and larger ints ask `PyLong_AsLongAndOverflow`.
-#[inline]
-pub fn small_long_value(obj: &Bound<'_, PyAny>) -> Option<i64> {
-    #[cfg(all(Py_3_11, not(Py_3_14)))]
-    {
-        // SAFETY: `obj` is an exact int, so it is a PyLongObject: a header
-        // giving the sign and digit count, followed by that many u32 digits
-        // of 30 bits. 3.11 (`longintrepr.h`): a PyVarObject whose ob_size
-        // is the signed digit count. 3.12 and 3.13: a PyObject followed by
-        // `lv_tag`, the digit count shifted left by 3 over two sign bits
-        // (0 positive, 1 zero, 2 negative).
-        unsafe {
-            let header = obj.as_ptr() as *const u8;
-            #[cfg(not(Py_3_12))]
-            let (negative, ndigits, digits) = {
-                let size = (*(header as *const ffi::PyVarObject)).ob_size;
-                let digits = header.add(std::mem::size_of::<ffi::PyVarObject>());
-                (size < 0, size.unsigned_abs(), digits as *const u32)
-            };
-            #[cfg(Py_3_12)]
-            let (negative, ndigits, digits) = {
-                let tag_at = header.add(std::mem::size_of::<ffi::PyObject>());
-                let tag = *(tag_at as *const usize);
-                let digits = tag_at.add(std::mem::size_of::<usize>());
-                (tag & 3 == 2, tag >> 3, digits as *const u32)
-            };
-            let magnitude = match ndigits {
-                0 => Some(0),
-                1 => Some(i64::from(*digits)),
-                2 => Some(i64::from(*digits) | (i64::from(*digits.add(1)) << 30)),
-                _ => None,
-            };
-            if let Some(v) = magnitude {
-                return Some(if negative { -v } else { v });
-            }
-        }
-    }
-    let mut overflow = 0;
-    // SAFETY: `obj` is an exact int.
-    let val: c_long = unsafe { ffi::PyLong_AsLongAndOverflow(obj.as_ptr(), &mut overflow) };
-    (overflow == 0).then_some(val as i64)
-}
-
-/// Minimal little-endian two's-complement bytes of any int (LONG1/LONG4's
-/// payload), through `int.to_bytes`: for ints beyond an i64.
-#[cold]
-pub fn int_to_le_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let py = obj.py();
-    let nbits: usize = obj.call_method0(intern!(py, "bit_length"))?.extract()?;
-    let nbytes = (nbits >> 3) + 1;
-    let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item(intern!(py, "signed"), true)?;
-    let bytes = obj.call_method(
-        intern!(py, "to_bytes"),
-        (nbytes, intern!(py, "little")),
-        Some(&kwargs),
-    )?;
-    let mut data = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
-    let n = data.len();
-    if n > 1 && data[n - 1] == 0xff && data[n - 2] & 0x80 != 0 {
-        data.pop();
-    }
-    Ok(data)
-}
-
 impl<'py> Engine<'py> {
     /// Call `persistent_id(obj)`; when it gives an id, write it and report
     /// that `obj` is done.
     pub fn save_persistent_id(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
-        let hook = self.hooks.persistent_id.as_ref().expect("caller checked");
+        let hook = self.hooks().persistent_id.as_ref().expect("caller checked");
         let pid = hook.call1((obj,))?;
         if pid.is_none() {
             return Ok(false);
@@ -203,35 +133,34 @@ impl<'py> Engine<'py> {
     /// Write `pid` as a persistent id (BINPERSID, or PERSID's text line at
     /// protocol 0).
     pub fn write_persistent_id(&mut self, pid: &Bound<'py, PyAny>) -> PyResult<()> {
-        if self.bin {
+        if self.is_binary() {
             // A persistent id is saved inside the object it stands for, and
             // `persistent_id` may make a new one for each of its parts.
             self.enter_reduction()?;
-            self.stack
-                .extend([Frame::LeaveReduction, Frame::Write(BINPERSID)]);
+            self.queue([Frame::Write(BINPERSID), Frame::LeaveReduction]);
             self.save(pid, SaveCtx::PID)?;
         } else {
             let text = pid.str()?;
             let text = text.to_str()?;
             if !text.is_ascii() {
                 return Err(pickling_error(
-                    self.py,
+                    self.py(),
                     "persistent IDs in protocol 0 must be ASCII strings",
                 ));
             }
-            self.out.write_byte(PERSID);
-            self.out.write(text.as_bytes());
-            self.out.write_byte(b'\n');
+            self.write_byte(PERSID);
+            self.write(text.as_bytes());
+            self.write_byte(b'\n');
         }
         Ok(())
     }
 
     #[inline]
     pub fn save_bool(&mut self, value: bool) {
-        if self.proto >= 2 {
-            self.out.write_byte(if value { NEWTRUE } else { NEWFALSE });
+        if self.proto() >= 2 {
+            self.write_byte(if value { NEWTRUE } else { NEWFALSE });
         } else {
-            self.out.write(if value { b"I01\n" } else { b"I00\n" });
+            self.write(if value { b"I01\n" } else { b"I00\n" });
         }
     }
 
@@ -240,24 +169,24 @@ impl<'py> Engine<'py> {
         let value = small_long_value(obj);
         if let Some(val) = value.filter(|v| (i64::from(i32::MIN)..=i64::from(i32::MAX)).contains(v))
         {
-            if !self.bin {
-                self.out.write(format!("{}{val}\n", INT as char).as_bytes());
+            if !self.is_binary() {
+                self.write(format!("{}{val}\n", INT as char).as_bytes());
             } else if (0..=0xff).contains(&val) {
-                self.out.write(&[BININT1, val.to_le_bytes()[0]]);
+                self.write(&[BININT1, val.to_le_bytes()[0]]);
             } else if (0..=0xffff).contains(&val) {
                 let b = val.to_le_bytes();
-                self.out.write(&[BININT2, b[0], b[1]]);
+                self.write(&[BININT2, b[0], b[1]]);
             } else {
                 let b = val.to_le_bytes();
-                self.out.write(&[BININT, b[0], b[1], b[2], b[3]]);
+                self.write(&[BININT, b[0], b[1], b[2], b[3]]);
             }
             return Ok(());
         }
-        if self.proto < 2 {
+        if self.proto() < 2 {
             let repr = obj.repr()?;
-            self.out.write_byte(LONG);
-            self.out.write(repr.to_str()?.as_bytes());
-            self.out.write(b"L\n");
+            self.write_byte(LONG);
+            self.write(repr.to_str()?.as_bytes());
+            self.write(b"L\n");
             return Ok(());
         }
         let data = match value {
@@ -265,14 +194,14 @@ impl<'py> Engine<'py> {
             None => int_to_le_bytes(obj)?,
         };
         if data.len() < 256 {
-            self.out.write(&[LONG1, data.len().to_le_bytes()[0]]);
+            self.write(&[LONG1, data.len().to_le_bytes()[0]]);
         } else {
             if data.len() > 0x7fff_ffff {
                 return Err(PyOverflowError::new_err("int too large to pickle"));
             }
-            self.out.write_op_len(LONG4, data.len() as u64, 4);
+            self.write_op_len(LONG4, data.len() as u64, 4);
         }
-        self.out.write(&data);
+        self.write(&data);
         Ok(())
     }
 
@@ -280,22 +209,21 @@ impl<'py> Engine<'py> {
     pub fn save_float(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         // SAFETY: `obj` is an exact float.
         let x = unsafe { ffi::PyFloat_AS_DOUBLE(obj.as_ptr()) };
-        if self.bin {
+        if self.is_binary() {
             let b = x.to_be_bytes();
-            self.out
-                .write(&[BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            self.write(&[BINFLOAT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         } else {
             let repr = obj.repr()?;
-            self.out.write_byte(FLOAT);
-            self.out.write(repr.to_str()?.as_bytes());
-            self.out.write_byte(b'\n');
+            self.write_byte(FLOAT);
+            self.write(repr.to_str()?.as_bytes());
+            self.write_byte(b'\n');
         }
         Ok(())
     }
 
     /// `vacancy`: from the memo lookup that did not find `obj`.
     pub fn save_str(&mut self, obj: &Bound<'py, PyAny>, vacancy: Vacancy) -> PyResult<()> {
-        if self.bin {
+        if self.is_binary() {
             self.write_binary_str(obj)?;
         } else {
             // The code points themselves (a Rust str could not hold lone
@@ -305,7 +233,7 @@ impl<'py> Engine<'py> {
             let escaped = unsafe {
                 let ptr = obj.as_ptr();
                 if ffi::PyUnicode_READY(ptr) != 0 {
-                    return Err(PyErr::fetch(self.py));
+                    return Err(PyErr::fetch(self.py()));
                 }
                 let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
                 let data = ffi::PyUnicode_DATA(ptr);
@@ -327,9 +255,9 @@ impl<'py> Engine<'py> {
                     ),
                 }
             };
-            self.out.write_byte(UNICODE);
-            self.out.write(&escaped);
-            self.out.write_byte(b'\n');
+            self.write_byte(UNICODE);
+            self.write(&escaped);
+            self.write_byte(b'\n');
         }
         self.memo_put_vacant(obj, vacancy);
         Ok(())
@@ -348,7 +276,7 @@ impl<'py> Engine<'py> {
         let unshared = |ptr| unsafe {
             ffi::Py_TYPE(ptr) == &raw mut ffi::PyUnicode_Type && ffi::Py_REFCNT(ptr) == 2
         };
-        if !self.bin || self.hooks.persistent_id.is_some() || !unshared(ptr) {
+        if !self.is_binary() || self.hooks().persistent_id.is_some() || !unshared(ptr) {
             return Ok(false);
         }
         self.opcode_boundary()?;
@@ -381,14 +309,14 @@ impl<'py> Engine<'py> {
         }
         // Encoded here rather than through PyUnicode_AsUTF8AndSize, which
         // would keep a UTF-8 copy of every string alive on the string.
-        let mut utf8 = std::mem::take(&mut self.utf8_scratch);
+        let mut utf8 = self.take_utf8_scratch();
         utf8.clear();
         // SAFETY: `obj` is an exact str, made ready; its data holds `len`
         // units of `kind` bytes and lives while we hold `obj`.
         unsafe {
             if ffi::PyUnicode_READY(ptr) != 0 {
-                self.utf8_scratch = utf8;
-                return Err(PyErr::fetch(self.py));
+                self.keep_utf8_scratch(utf8);
+                return Err(PyErr::fetch(self.py()));
             }
             let len = crate::sizes::len(ffi::PyUnicode_GET_LENGTH(ptr));
             let data = ffi::PyUnicode_DATA(ptr);
@@ -408,7 +336,7 @@ impl<'py> Engine<'py> {
             }
         }
         let result = self.write_str_payload(&utf8, None);
-        self.utf8_scratch = utf8;
+        self.keep_utf8_scratch(utf8);
         result
     }
 
@@ -419,7 +347,7 @@ impl<'py> Engine<'py> {
     ) -> PyResult<()> {
         let size = data.len();
         let mut header = [0u8; 9];
-        let hlen = if size <= 0xff && self.proto >= 4 {
+        let hlen = if size <= 0xff && self.proto() >= 4 {
             header[0] = SHORT_BINUNICODE;
             header[1] = size.to_le_bytes()[0];
             2
@@ -427,7 +355,7 @@ impl<'py> Engine<'py> {
             header[0] = BINUNICODE;
             header[1..5].copy_from_slice(&size.to_le_bytes()[..4]);
             5
-        } else if self.proto >= 4 {
+        } else if self.proto() >= 4 {
             header[0] = BINUNICODE8;
             header[1..9].copy_from_slice(&(size as u64).to_le_bytes());
             9
@@ -440,8 +368,8 @@ impl<'py> Engine<'py> {
     }
 
     pub fn save_bytes(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
-        if self.proto < 3 {
+        let py = self.py();
+        if self.proto() < 3 {
             // No bytes opcode: pickle as codecs.encode(latin1 text, 'latin1'),
             // which also loads as a str under Python 2.
             let bytes = obj.cast::<PyBytes>()?;
@@ -455,7 +383,7 @@ impl<'py> Engine<'py> {
                 let args = PyTuple::new(py, [text, intern!(py, "latin1").clone().into_any()])?;
                 PyTuple::new(
                     py,
-                    [self.st.codecs_encode.bind(py).clone(), args.into_any()],
+                    [self.st().codecs_encode.bind(py).clone(), args.into_any()],
                 )?
             };
             return self.save_reduce(&reduce_value, Some(obj));
@@ -475,7 +403,7 @@ impl<'py> Engine<'py> {
             header[0] = BINBYTES;
             header[1..5].copy_from_slice(&size.to_le_bytes()[..4]);
             5
-        } else if self.proto >= 4 {
+        } else if self.proto() >= 4 {
             header[0] = BINBYTES8;
             header[1..9].copy_from_slice(&(size as u64).to_le_bytes());
             9
@@ -499,8 +427,8 @@ impl<'py> Engine<'py> {
     }
 
     pub fn save_bytearray(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
-        if self.proto < 5 {
+        let py = self.py();
+        if self.proto() < 5 {
             let cls = obj.get_type().into_any();
             let args = if obj.len()? == 0 {
                 PyTuple::empty(py)
@@ -523,33 +451,33 @@ impl<'py> Engine<'py> {
     }
 
     pub fn save_picklebuffer(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        if self.proto < 5 {
+        if self.proto() < 5 {
             // The C pickler's message, whose typo 3.13 fixed.
             let message = if cfg!(Py_3_13) {
                 "PickleBuffer can only be pickled with protocol >= 5"
             } else {
                 "PickleBuffer can only pickled with protocol >= 5"
             };
-            return Err(pickling_error(self.py, message));
+            return Err(pickling_error(self.py(), message));
         }
         let readonly = {
             let view = PickleBufferView::get(obj)?;
             if !view.is_contiguous() {
                 return Err(pickling_error(
-                    self.py,
+                    self.py(),
                     "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
                 ));
             }
             view.readonly()
         };
-        let in_band = match &self.hooks.buffer_callback {
+        let in_band = match &self.hooks().buffer_callback {
             Some(callback) => callback.call1((obj,))?.is_truthy()?,
             None => true,
         };
         if !in_band {
-            self.out.write_byte(NEXT_BUFFER);
+            self.write_byte(NEXT_BUFFER);
             if readonly {
-                self.out.write_byte(READONLY_BUFFER);
+                self.write_byte(READONLY_BUFFER);
             }
             return Ok(());
         }
@@ -560,7 +488,7 @@ impl<'py> Engine<'py> {
         let view = BufferView::get(obj)?;
         if !view.is_contiguous() {
             return Err(pickling_error(
-                self.py,
+                self.py(),
                 "PickleBuffer can not be pickled when pointing to a non-contiguous buffer",
             ));
         }

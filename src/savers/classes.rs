@@ -50,7 +50,7 @@ impl Digest {
 /// Feed what defines `value` (not where it lives in memory).
 fn describe(digest: &mut Digest, value: &Bound<'_, PyAny>, depth: u32) -> PyResult<()> {
     let py = value.py();
-    digest.feed(crate::engine::path::type_name(value).as_bytes());
+    digest.feed(crate::pyutil::type_name(value).as_bytes());
     if depth > 4 {
         return Ok(());
     }
@@ -107,7 +107,7 @@ impl<'py> Engine<'py> {
             self.trace(cls, "class by reference", None)?;
             return self.save_located_global(cls, location);
         }
-        if self.byref {
+        if self.byref() {
             if let Ok(location) = self.locate_global(cls, None) {
                 self.trace(cls, "class by reference (byref)", None)?;
                 return self.save_located_global(cls, location);
@@ -139,20 +139,20 @@ impl<'py> Engine<'py> {
         // process gives back the very class that was pickled.
         let classes = reconstruct.getattr("_classes")?;
         let digest = self.definition_digest(cls)?;
-        let mut key = digest.clone().into_pyobject(self.py)?.into_any();
+        let mut key = digest.clone().into_pyobject(self.py())?.into_any();
         for n in 2.. {
             let holder = classes.call_method1("setdefault", (&key, cls))?;
             if holder.is(cls) {
                 break;
             }
-            key = format!("{digest}~{n}").into_pyobject(self.py)?.into_any();
+            key = format!("{digest}~{n}").into_pyobject(self.py())?.into_any();
         }
         keys.set_item(cls, &key)?;
         Ok(key)
     }
 
     fn definition_digest(&self, cls: &Bound<'py, PyAny>) -> PyResult<String> {
-        let py = self.py;
+        let py = self.py();
         let mut digest = Digest::new();
         for attr in ["__module__", "__qualname__"] {
             digest.feed_str(&cls.getattr(attr)?);
@@ -174,7 +174,7 @@ impl<'py> Engine<'py> {
     }
 
     fn save_class_by_value(&mut self, cls: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         static RECONSTRUCT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         static RESOLVE_BASES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         static ENUM_META: PyOnceLock<Py<PyAny>> = PyOnceLock::new();

@@ -64,19 +64,19 @@ fn next_item<'py>(iter: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>
 /// off the stack) names where the failure happened.
 macro_rules! save_children_or_park {
     ($engine:expr, $save:expr, $frame:expr, $in_hand:expr) => {{
-        let depth = $engine.stack.len();
+        let depth = $engine.stack_depth();
         // While tracing, the frame in hand tells the trace where it is.
         let traced = crate::engine::trace::is_on();
         if traced {
             let segment = crate::engine::path::Segment::segment($in_hand);
-            $engine.traced_segments.push(segment);
+            $engine.enter_traced_segment(segment);
         }
         let result = $save;
         if traced {
-            $engine.traced_segments.pop();
+            $engine.leave_traced_segment();
         }
         if !result.as_ref().is_ok_and(|pushed| !pushed) {
-            $engine.stack.insert(depth, $frame);
+            $engine.park_frame(depth, $frame);
             result?;
             return Ok(());
         }
@@ -90,7 +90,7 @@ macro_rules! unshared_str_or_park {
         match $engine.save_unshared_str($item) {
             Ok(written) => written,
             Err(err) => {
-                $engine.stack.push($frame);
+                $engine.push_frame($frame);
                 return Err(err);
             }
         }
@@ -107,29 +107,28 @@ impl<'py> Engine<'py> {
         first: &Bound<'py, PyAny>,
         value: Option<Bound<'py, PyAny>>,
     ) -> PyResult<bool> {
-        let depth = self.stack.len();
+        let depth = self.stack_depth();
         self.save(first, SaveCtx::default())?;
         if let Some(value) = value {
-            if self.stack.len() > depth {
-                self.stack
-                    .insert(depth, Frame::Save(value, SaveCtx::default()));
+            if self.stack_depth() > depth {
+                self.park_frame(depth, Frame::Save(value, SaveCtx::default()));
                 return Ok(true);
             }
             self.save(&value, SaveCtx::default())?;
         }
-        Ok(self.stack.len() > depth)
+        Ok(self.stack_depth() > depth)
     }
 
     // ---- list --------------------------------------------------------------
 
     pub fn save_list(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        if self.fast {
+        if self.in_fast_mode() {
             self.fast_enter(obj)?;
         }
-        if self.bin {
-            self.out.write_byte(EMPTY_LIST);
+        if self.is_binary() {
+            self.write_byte(EMPTY_LIST);
         } else {
-            self.out.write(&[MARK, LIST]);
+            self.write(&[MARK, LIST]);
         }
         self.memo_put(obj);
         // SAFETY: save() dispatched here on the exact list type.
@@ -138,7 +137,7 @@ impl<'py> Engine<'py> {
         if len == 0 {
             return Ok(());
         }
-        if !self.bin {
+        if !self.is_binary() {
             let iter = obj.try_iter()?.into_any();
             self.push_items(iter, ItemsKind::List);
             return Ok(());
@@ -146,7 +145,7 @@ impl<'py> Engine<'py> {
         self.memo_expect_entries(len);
         let single = len == 1;
         if !single {
-            self.out.write_byte(MARK);
+            self.write_byte(MARK);
         }
         self.start(Frame::List(ListFrame {
             list: list.clone(),
@@ -160,15 +159,15 @@ impl<'py> Engine<'py> {
         loop {
             let size = f.list.len();
             if f.single && f.next == 1 {
-                self.out.write_byte(APPEND);
+                self.write_byte(APPEND);
                 return Ok(());
             }
             if !f.single && (f.in_batch == BATCHSIZE || f.next >= size) {
-                self.out.write_byte(APPENDS);
+                self.write_byte(APPENDS);
                 if f.next >= size {
                     return Ok(());
                 }
-                self.out.write_byte(MARK);
+                self.write_byte(MARK);
                 f.in_batch = 0;
             }
             if f.next >= size {
@@ -181,7 +180,7 @@ impl<'py> Engine<'py> {
             // run since; the borrowed item is increfed at once.
             let item = unsafe {
                 Bound::from_borrowed_ptr(
-                    self.py,
+                    self.py(),
                     ffi::PyList_GET_ITEM(f.list.as_ptr(), crate::sizes::ssize(f.next)),
                 )
             };
@@ -197,17 +196,13 @@ impl<'py> Engine<'py> {
     // ---- dict --------------------------------------------------------------
 
     pub fn save_dict(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
-        if self.is_session_namespace(obj) {
-            let pid = pyo3::types::PyString::new(self.py, crate::engine::SESSION_NAMESPACE_PID);
-            return self.write_persistent_id(pid.as_any());
-        }
-        if self.fast {
+        if self.in_fast_mode() {
             self.fast_enter(obj)?;
         }
-        if self.bin {
-            self.out.write_byte(EMPTY_DICT);
+        if self.is_binary() {
+            self.write_byte(EMPTY_DICT);
         } else {
-            self.out.write(&[MARK, DICT]);
+            self.write(&[MARK, DICT]);
         }
         if ctx.is_temporary {
             self.memo_put_anonymous();
@@ -220,9 +215,9 @@ impl<'py> Engine<'py> {
         if size == 0 {
             return Ok(());
         }
-        if !self.bin {
+        if !self.is_binary() {
             let iter = dict
-                .call_method0(pyo3::intern!(self.py, "items"))?
+                .call_method0(pyo3::intern!(self.py(), "items"))?
                 .try_iter()?
                 .into_any();
             self.push_items(iter, ItemsKind::Dict);
@@ -231,7 +226,7 @@ impl<'py> Engine<'py> {
         self.memo_expect_entries(size.saturating_mul(2));
         let single = size == 1;
         if !single {
-            self.out.write_byte(MARK);
+            self.write_byte(MARK);
         }
         self.start(Frame::Dict(DictFrame {
             dict: dict.clone(),
@@ -248,13 +243,13 @@ impl<'py> Engine<'py> {
         loop {
             if f.single {
                 if f.in_batch == 1 {
-                    self.out.write_byte(SETITEM);
+                    self.write_byte(SETITEM);
                     return Ok(());
                 }
             } else if f.in_batch == BATCHSIZE {
-                self.out.write_byte(SETITEMS);
+                self.write_byte(SETITEMS);
                 check_dict_size(&f.dict, f.size)?;
-                self.out.write_byte(MARK);
+                self.write_byte(MARK);
                 f.in_batch = 0;
             }
             let Some((key, value)) = dict_next(&f.dict, &mut f.pos) else {
@@ -262,7 +257,7 @@ impl<'py> Engine<'py> {
                     // Emptied while its only key was being saved.
                     return check_dict_size(&f.dict, f.size);
                 }
-                self.out.write_byte(SETITEMS);
+                self.write_byte(SETITEMS);
                 return check_dict_size(&f.dict, f.size);
             };
             f.in_batch += 1;
@@ -292,7 +287,7 @@ impl<'py> Engine<'py> {
     // ---- items from an iterator ---------------------------------------------
 
     pub fn push_items(&mut self, iter: Bound<'py, PyAny>, kind: ItemsKind) {
-        self.stack.push(Frame::Items(ItemsFrame {
+        self.push_frame(Frame::Items(ItemsFrame {
             iter,
             kind,
             phase: ItemsPhase::Start,
@@ -336,9 +331,9 @@ impl<'py> Engine<'py> {
         loop {
             let item = match f.phase {
                 // Protocol 0 has no MARK batches: one item, one opcode.
-                _ if !self.bin => {
+                _ if !self.is_binary() => {
                     if f.phase == ItemsPhase::Single {
-                        self.out.write_byte(one);
+                        self.write_byte(one);
                     }
                     let Some(item) = next_item(&f.iter)? else {
                         return Ok(());
@@ -353,7 +348,7 @@ impl<'py> Engine<'py> {
                     match next_item(&f.iter)? {
                         None => f.phase = ItemsPhase::Single,
                         Some(second) => {
-                            self.out.write_byte(MARK);
+                            self.write_byte(MARK);
                             f.pending = Some(second);
                             f.in_batch = 1;
                             f.phase = ItemsPhase::Batch;
@@ -362,7 +357,7 @@ impl<'py> Engine<'py> {
                     first
                 }
                 ItemsPhase::Single => {
-                    self.out.write_byte(one);
+                    self.write_byte(one);
                     return Ok(());
                 }
                 ItemsPhase::Batch => {
@@ -370,13 +365,13 @@ impl<'py> Engine<'py> {
                         f.in_batch += 1;
                         item
                     } else if f.in_batch == BATCHSIZE {
-                        self.out.write_byte(many);
+                        self.write_byte(many);
                         f.phase = ItemsPhase::Start;
                         continue;
                     } else {
                         match next_item(&f.iter)? {
                             None => {
-                                self.out.write_byte(many);
+                                self.write_byte(many);
                                 return Ok(());
                             }
                             Some(item) => {
@@ -404,15 +399,15 @@ impl<'py> Engine<'py> {
         let tuple = unsafe { obj.cast_unchecked::<PyTuple>() };
         let len = tuple.len();
         if len == 0 {
-            if self.bin {
-                self.out.write_byte(EMPTY_TUPLE);
+            if self.is_binary() {
+                self.write_byte(EMPTY_TUPLE);
             } else {
-                self.out.write(&[MARK, TUPLE]);
+                self.write(&[MARK, TUPLE]);
             }
             return Ok(());
         }
-        if !(len <= 3 && self.proto >= 2) {
-            self.out.write_byte(MARK);
+        if !(len <= 3 && self.proto() >= 2) {
+            self.write_byte(MARK);
         }
         self.start(Frame::Tuple(TupleFrame {
             tuple: tuple.clone(),
@@ -430,21 +425,21 @@ impl<'py> Engine<'py> {
             }
             save_children_or_park!(self, self.save_children(&item, None), Frame::Tuple(f), &f);
         }
-        let short_form = len <= 3 && self.proto >= 2;
-        if let Some(idx) = self.memo.get(f.tuple.as_any()) {
+        let short_form = len <= 3 && self.proto() >= 2;
+        if let Some(idx) = self.memo_index_of(f.tuple.as_any()) {
             // The tuple is recursive: its elements already put it in the
             // memo. Drop what we pushed and fetch it from there.
             if short_form {
-                self.out.write(&vec![POP; len]);
-            } else if self.bin {
-                self.out.write_byte(POP_MARK);
+                self.write(&vec![POP; len]);
+            } else if self.is_binary() {
+                self.write_byte(POP_MARK);
             } else {
-                self.out.write(&vec![POP; len + 1]);
+                self.write(&vec![POP; len + 1]);
             }
             self.memo_get(idx);
             return Ok(());
         }
-        self.out.write_byte(if short_form {
+        self.write_byte(if short_form {
             LEN_TO_TUPLE_OP[len]
         } else {
             TUPLE
@@ -458,41 +453,41 @@ impl<'py> Engine<'py> {
     /// Below protocol 4 sets have no opcodes: `set([items])` via REDUCE.
     fn save_set_by_reduce(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
         let items = PyList::new(
-            self.py,
+            self.py(),
             self.set_iter(obj)?
                 .try_iter()?
                 .collect::<PyResult<Vec<_>>>()?,
         )?;
-        let args = PyTuple::new(self.py, [items])?;
-        let reduce_value = PyTuple::new(self.py, [obj.get_type().into_any(), args.into_any()])?;
+        let args = PyTuple::new(self.py(), [items])?;
+        let reduce_value = PyTuple::new(self.py(), [obj.get_type().into_any(), args.into_any()])?;
         self.save_reduce(&reduce_value, Some(obj))
     }
 
     /// The items of a set in iteration order, or in a canonical order when
     /// pickling deterministically.
     fn set_iter(&self, set: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        if !self.deterministic {
+        if !self.deterministic() {
             return Ok(set.try_iter()?.into_any());
         }
         let items =
             super::canonical_order(set.try_iter()?.collect::<PyResult<Vec<_>>>()?.into_iter())?;
-        Ok(PyList::new(self.py, items)?.try_iter()?.into_any())
+        Ok(PyList::new(self.py(), items)?.try_iter()?.into_any())
     }
 
     pub fn save_set(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        if self.proto < 4 {
+        if self.proto() < 4 {
             return self.save_set_by_reduce(obj);
         }
-        if self.fast {
+        if self.in_fast_mode() {
             self.fast_enter(obj)?;
         }
-        self.out.write_byte(EMPTY_SET);
+        self.write_byte(EMPTY_SET);
         self.memo_put(obj);
         let size = obj.len()?;
         if size == 0 {
             return Ok(());
         }
-        self.out.write_byte(MARK);
+        self.write_byte(MARK);
         let iter = self.set_iter(obj)?;
         self.start(Frame::Set(SetFrame {
             set: obj.clone(),
@@ -505,15 +500,15 @@ impl<'py> Engine<'py> {
     pub fn step_set(&mut self, mut f: SetFrame<'py>) -> PyResult<()> {
         loop {
             if f.in_batch == BATCHSIZE {
-                self.out.write_byte(ADDITEMS);
+                self.write_byte(ADDITEMS);
                 self.check_set_size(&f)?;
-                self.out.write_byte(MARK);
+                self.write_byte(MARK);
                 f.in_batch = 0;
             }
             let item = match next_item(&f.iter) {
                 Ok(Some(item)) => item,
                 Ok(None) => {
-                    self.out.write_byte(ADDITEMS);
+                    self.write_byte(ADDITEMS);
                     return self.check_set_size(&f);
                 }
                 // The set iterator noticed a change of size. Report it in
@@ -537,10 +532,10 @@ impl<'py> Engine<'py> {
     }
 
     pub fn save_frozenset(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        if self.proto < 4 {
+        if self.proto() < 4 {
             return self.save_set_by_reduce(obj);
         }
-        self.out.write_byte(MARK);
+        self.write_byte(MARK);
         let iter = self.set_iter(obj)?;
         self.start(Frame::FrozenSet(FrozenSetFrame {
             obj: obj.clone(),
@@ -557,13 +552,13 @@ impl<'py> Engine<'py> {
                 &f
             );
         }
-        if let Some(idx) = self.memo.get(&f.obj) {
+        if let Some(idx) = self.memo_index_of(&f.obj) {
             // Recursive through its items: drop them, fetch the memoized one.
-            self.out.write_byte(POP_MARK);
+            self.write_byte(POP_MARK);
             self.memo_get(idx);
             return Ok(());
         }
-        self.out.write_byte(FROZENSET);
+        self.write_byte(FROZENSET);
         self.memo_put(&f.obj);
         Ok(())
     }

@@ -13,8 +13,8 @@ use crate::output::opcodes::{MARK, REDUCE, TUPLE};
 impl<'py> Engine<'py> {
     /// Save `obj` if it is one of these descriptors; report whether it was.
     pub fn save_descriptor(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<bool> {
-        let py = self.py;
-        let st = self.st;
+        let py = self.py();
+        let st = self.st();
         let tp = obj.get_type();
         let args = if tp.is(st.staticmethod_type.bind(py)) || tp.is(st.classmethod_type.bind(py)) {
             PyTuple::new(py, [obj.getattr(intern!(py, "__func__"))?])?
@@ -47,11 +47,11 @@ impl<'py> Engine<'py> {
 
     /// `operator.getitem(getattr(cls, '__dict__'), name)`, memoized as `obj`.
     fn save_class_dict_entry(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let owner = obj.getattr(intern!(py, "__objclass__"))?;
         let name = obj.getattr(intern!(py, "__name__"))?;
         let getitem = py.import("operator")?.getattr("getitem")?;
-        let getattr = self.st.getattr.bind(py).clone();
+        let getattr = self.st().getattr.bind(py).clone();
         let dunder_dict = intern!(py, "__dict__").clone().into_any();
         let target = obj.clone();
         let save = |o: Bound<'py, PyAny>| Frame::Save(o, SaveCtx::default());

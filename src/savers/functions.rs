@@ -347,7 +347,7 @@ impl<'py> Engine<'py> {
         &self,
         obj: &Bound<'py, PyAny>,
     ) -> PyResult<Option<GlobalLocation<'py>>> {
-        let py = self.py;
+        let py = self.py();
         // Cheap refusals first: most objects that go by value are lambdas,
         // locals or from __main__, and a failed lookup costs an exception.
         let fields = function_fields(py)?;
@@ -357,7 +357,7 @@ impl<'py> Engine<'py> {
                 // (types.ModuleType) or dropped: by value, as cloudpickle
                 // does, rather than a failing import per object.
                 if self.module_by_value(&module.to_cow()?)?
-                    || !self.st.sys_modules.bind(py).contains(module)?
+                    || !self.st().sys_modules.bind(py).contains(module)?
                 {
                     return Ok(None);
                 }
@@ -384,13 +384,10 @@ impl<'py> Engine<'py> {
     /// Modules whose objects travel by value: `__main__`, and modules (or
     /// packages) given to `register_pickle_by_value`.
     pub fn module_by_value(&self, module: &str) -> PyResult<bool> {
-        if module == "__main__"
-            || module == "__mp_main__"
-            || self.session.as_ref().is_some_and(|s| s.name == module)
-        {
+        if module == "__main__" || module == "__mp_main__" || self.pickles_by_value(module) {
             return Ok(true);
         }
-        let registered = self.st.by_value_modules.bind(self.py);
+        let registered = self.st().by_value_modules.bind(self.py());
         if registered.is_empty() {
             return Ok(false);
         }
@@ -416,7 +413,7 @@ impl<'py> Engine<'py> {
     /// `types.FunctionType(code, globals, name, None, closure)`, memoized,
     /// then its attributes, globals and cells.
     fn save_function_by_value(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let fields = function_fields(py)?;
         let code = fields.get(func, FN_CODE)?;
         let globals = fields.get(func, FN_GLOBALS)?.cast_into::<PyDict>()?;
@@ -451,20 +448,20 @@ impl<'py> Engine<'py> {
     ///   imports (`PyImport_Import`, as `datetime.strptime` and numpy's
     ///   methods do) looks it up in the calling function's globals.
     fn save_globals_skeleton(&mut self, globals: &Bound<'py, PyDict>) -> PyResult<()> {
-        if self.is_session_namespace(globals.as_any()) {
+        if self.pinned_persistent_id(globals.as_any()).is_some() {
             return self.save(globals.as_any(), SaveCtx::default());
         }
-        if let Some(idx) = self.memo.get(globals.as_any()) {
+        if let Some(idx) = self.memo_index_of(globals.as_any()) {
             self.memo_get(idx);
             return Ok(());
         }
-        if self.bin {
-            self.out.write_byte(EMPTY_DICT);
+        if self.is_binary() {
+            self.write_byte(EMPTY_DICT);
         } else {
-            self.out.write(&[MARK, DICT]);
+            self.write(&[MARK, DICT]);
         }
         self.memo_put(globals.as_any());
-        let py = self.py;
+        let py = self.py();
         let mut base = Vec::with_capacity(3);
         if let Some(name) = globals.get_item(intern!(py, "__name__"))? {
             base.push((intern!(py, "__name__"), name));
@@ -481,7 +478,7 @@ impl<'py> Engine<'py> {
         }
         base.push((
             intern!(py, "__builtins__"),
-            self.st.builtins_module.bind(py).clone().into_any(),
+            self.st().builtins_module.bind(py).clone().into_any(),
         ));
         let mut frames = Vec::with_capacity(3 * base.len());
         for (key, value) in base {
@@ -503,10 +500,10 @@ impl<'py> Engine<'py> {
         fill: Cells<'py>,
     ) -> PyResult<()> {
         if closure.is_none() {
-            self.out.write_byte(NONE);
+            self.write_byte(NONE);
             return Ok(());
         }
-        if let Some(idx) = self.memo.get(&closure) {
+        if let Some(idx) = self.memo_index_of(&closure) {
             self.memo_get(idx);
             return Ok(());
         }
@@ -515,7 +512,7 @@ impl<'py> Engine<'py> {
         for cell in cells {
             let fill = fill.clone();
             frames.push(deferred(move |e| {
-                if let Some(idx) = e.memo.get(&cell) {
+                if let Some(idx) = e.memo_index_of(&cell) {
                     e.memo_get(idx);
                     return Ok(());
                 }
@@ -550,15 +547,16 @@ impl<'py> Engine<'py> {
         globals: Bound<'py, PyDict>,
         cells: Cells<'py>,
     ) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         self.memo_put(&func);
         let attributes = self.changed_function_attributes(&func, &code, &globals)?;
         let dict = function_fields(py)?.get(&func, FN_DICT)?;
         let has_dict = dict.len()? > 0;
 
         let used = PyDict::new(py);
-        // A session's namespace is restored entry by entry, not from here.
-        let names = if self.is_session_namespace(globals.as_any()) {
+        // Globals the loader resolves (a session's namespace, restored entry
+        // by entry) are not written from here.
+        let names = if self.pinned_persistent_id(globals.as_any()).is_some() {
             Vec::new()
         } else {
             self.global_names_of(&code)?
@@ -590,7 +588,7 @@ impl<'py> Engine<'py> {
             frames.push(deferred(move |e| {
                 e.memo_get_existing(globals.as_any())?;
                 let items = used
-                    .call_method0(intern!(e.py, "items"))?
+                    .call_method0(intern!(e.py(), "items"))?
                     .try_iter()?
                     .into_any();
                 e.queue([Frame::Write(POP)]);
@@ -601,13 +599,14 @@ impl<'py> Engine<'py> {
         for cell in cells.borrow().iter() {
             let cell = cell.clone();
             frames.push(deferred(move |e| {
-                let Ok(contents) = cell.getattr(intern!(e.py, "cell_contents")) else {
+                let Ok(contents) = cell.getattr(intern!(e.py(), "cell_contents")) else {
                     return Ok(()); // an empty cell stays empty
                 };
                 e.memo_get_existing(&cell)?;
-                let slots = PyDict::new(e.py);
-                slots.set_item(intern!(e.py, "cell_contents"), contents)?;
-                let state = PyTuple::new(e.py, [e.py.None().into_bound(e.py), slots.into_any()])?;
+                let slots = PyDict::new(e.py());
+                slots.set_item(intern!(e.py(), "cell_contents"), contents)?;
+                let state =
+                    PyTuple::new(e.py(), [e.py().None().into_bound(e.py()), slots.into_any()])?;
                 e.queue([
                     Frame::Save(state.into_any(), SaveCtx::default()),
                     Frame::Write(BUILD),
@@ -629,7 +628,7 @@ impl<'py> Engine<'py> {
         code: &Bound<'py, PyAny>,
         globals: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let py = self.py;
+        let py = self.py();
         let changed = PyDict::new(py);
         let code_fields = code_object_fields(py)?;
         let consts = code_fields.get(code, CO_CONSTS)?;
@@ -706,7 +705,7 @@ impl<'py> Engine<'py> {
     /// frozenset (at any tuple depth) in a canonical order, so that the
     /// payload depends neither on interning nor on `PYTHONHASHSEED`.
     fn code_constants(&mut self, consts: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.py;
+        let py = self.py();
         if consts.is_exact_instance_of::<PyString>() {
             return self.name_copy(consts);
         }
@@ -758,7 +757,7 @@ impl<'py> Engine<'py> {
     /// may load as the one an earlier payload made, whose function shares
     /// that payload's globals, where each payload brings fresh ones.
     pub fn save_method_by_value(&mut self, method: &Bound<'py, PyAny>) -> PyResult<bool> {
-        let py = self.py;
+        let py = self.py();
         let func = method.getattr(intern!(py, "__func__"))?;
         let target = method.getattr(intern!(py, "__self__"))?;
         if self.found_by_name(&func, &target)? {
@@ -768,7 +767,7 @@ impl<'py> Engine<'py> {
         let reduce_value = PyTuple::new(
             py,
             [
-                self.st.method_type.bind(py).clone().into_any(),
+                self.st().method_type.bind(py).clone().into_any(),
                 args.into_any(),
             ],
         )?;
@@ -783,7 +782,7 @@ impl<'py> Engine<'py> {
         func: &Bound<'py, PyAny>,
         target: &Bound<'py, PyAny>,
     ) -> PyResult<bool> {
-        let py = self.py;
+        let py = self.py();
         let target_is_class = target.is_instance_of::<PyType>();
         let owner = match target.cast::<PyType>() {
             Ok(cls) => cls.clone(),
@@ -827,7 +826,7 @@ impl<'py> Engine<'py> {
     /// `save_reduce`: code objects are the bulk of what a batch of distinct
     /// lambdas costs, and they need none of its checks.
     pub fn save_code(&mut self, code: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let mut args = Vec::with_capacity(18);
         let fields = code_object_fields(py)?;
         for i in 0..CO_FIELDS {
@@ -852,22 +851,22 @@ impl<'py> Engine<'py> {
         // pushed on the stack (the constructor is memoized after the first
         // code object; a constants tuple is stepped inline); the rest waits
         // beneath whatever one of them pushes.
-        let depth = self.stack.len();
+        let depth = self.stack_depth();
         self.save_code_constructor()?;
         let mut args = args.into_iter();
         let mut rest = Vec::with_capacity(CO_FIELDS + 5);
-        if self.stack.len() == depth {
-            self.out.write_byte(MARK);
+        if self.stack_depth() == depth {
+            self.write_byte(MARK);
             for arg in args.by_ref() {
                 self.save(&arg, SaveCtx::default())?;
-                if self.stack.len() > depth {
+                if self.stack_depth() > depth {
                     break;
                 }
             }
-            if self.stack.len() == depth {
-                self.out.write_byte(TUPLE);
+            if self.stack_depth() == depth {
+                self.write_byte(TUPLE);
                 self.memo_put_anonymous();
-                self.out.write_byte(REDUCE);
+                self.write_byte(REDUCE);
                 self.memo_put(code);
                 return Ok(());
             }
@@ -885,7 +884,7 @@ impl<'py> Engine<'py> {
                 Ok(())
             }),
         ]);
-        self.stack.splice(depth..depth, rest.into_iter().rev());
+        self.park_frames(depth, rest.into_iter().rev());
         Ok(())
     }
 
@@ -899,14 +898,14 @@ impl<'py> Engine<'py> {
     /// written once per pickle (memoized through a private marker).
     fn save_code_constructor(&mut self) -> PyResult<()> {
         static MARKER: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-        let py = self.py;
+        let py = self.py();
         let marker = MARKER
             .get_or_try_init(py, || {
                 PyResult::Ok(py.get_type::<pyo3::PyAny>().call0()?.unbind())
             })?
             .bind(py)
             .clone();
-        if self.memo.get(&marker).is_some() {
+        if self.memo_index_of(&marker).is_some() {
             return self.memo_get_existing(&marker);
         }
         static SYS_IMPLEMENTATION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -918,12 +917,12 @@ impl<'py> Engine<'py> {
             "code of {tag} (a by-value function or code object written by that Python \
              version, which loads on that version only)"
         );
-        let getattr = self.st.getattr.bind(py).clone();
+        let getattr = self.st().getattr.bind(py).clone();
         let dict_get = py.get_type::<PyDict>().getattr(intern!(py, "get"))?;
         let code_type = py.get_type::<pyo3::types::PyCode>().into_any();
         // Below protocol 2 argument tuples are MARK ... TUPLE.
-        let mark: &[u8] = if self.proto < 2 { &[MARK] } else { &[] };
-        let (pair, triple) = if self.proto < 2 {
+        let mark: &[u8] = if self.proto() < 2 { &[MARK] } else { &[] };
+        let (pair, triple) = if self.proto() < 2 {
             (TUPLE, TUPLE)
         } else {
             (TUPLE2, TUPLE3)
@@ -938,8 +937,8 @@ impl<'py> Engine<'py> {
         frames.push(Frame::Save(getattr, SaveCtx::default()));
         frames.extend(mark.iter().map(|&op| Frame::Write(op)));
         frames.push(deferred(|e| {
-            let sys = intern!(e.py, "sys").clone().into_any();
-            e.write_global_name(sys, intern!(e.py, "implementation").clone().into_any())
+            let sys = intern!(e.py(), "sys").clone().into_any();
+            e.write_global_name(sys, intern!(e.py(), "implementation").clone().into_any())
         }));
         frames.push(Frame::Save(
             intern!(py, "cache_tag").clone().into_any(),
@@ -967,7 +966,7 @@ impl<'py> Engine<'py> {
     /// A cell on its own: made empty, memoized, then filled (so it may
     /// contain itself).
     pub fn save_cell(&mut self, cell: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let state = match cell.getattr(intern!(py, "cell_contents")) {
             Ok(contents) => {
                 let slots = PyDict::new(py);
@@ -992,15 +991,10 @@ impl<'py> Engine<'py> {
     /// others (dynamic, `__main__`, registered by value) as a new module
     /// whose namespace is restored by BUILD.
     pub fn save_module(&mut self, module: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let name = module.getattr(intern!(py, "__name__"))?;
         let name_str = name.cast::<PyString>()?.to_cow()?.into_owned();
-        if self.session.as_ref().is_some_and(|s| s.module.is(module)) {
-            return self.write_persistent_id(
-                PyString::new(py, crate::engine::SESSION_MODULE_PID).as_any(),
-            );
-        }
-        let imported = self.st.sys_modules.bind(py).get_item(&name).ok();
+        let imported = self.st().sys_modules.bind(py).get_item(&name).ok();
         if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
             static IMPORT_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
             let import_module =
@@ -1020,7 +1014,7 @@ impl<'py> Engine<'py> {
         if namespace.contains(intern!(py, "__builtins__"))? {
             namespace.set_item(
                 intern!(py, "__builtins__"),
-                self.st.builtins_module.bind(py),
+                self.st().builtins_module.bind(py),
             )?;
         }
         let args = PyTuple::new(py, [name])?;

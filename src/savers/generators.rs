@@ -27,15 +27,15 @@ const STATE_FORMAT: u8 = 1;
 
 impl<'py> Engine<'py> {
     pub fn save_generator(&mut self, gen: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         let unpicklable = |why: String| -> PyErr {
             let qualname = gen
                 .getattr(intern!(py, "__qualname__"))
                 .map(|q| q.to_string())
                 .unwrap_or_default();
-            let kind = crate::engine::path::type_name(gen);
+            let kind = crate::pyutil::type_name(gen);
             PyErr::from_type(
-                self.st.unpicklable_error.bind(py).clone(),
+                self.st().unpicklable_error.bind(py).clone(),
                 format!("cannot pickle {kind} {qualname:?}: {why}"),
             )
         };

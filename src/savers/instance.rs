@@ -17,10 +17,10 @@
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple, PyType};
+use pyo3::types::{PyDict, PyList, PyType};
 
 use crate::engine::frames::{Frame, ReduceTail, SaveCtx};
-use crate::engine::{Engine, ObjectKey};
+use crate::engine::{Engine, InstanceLayout as Layout, ObjectKey};
 
 #[cfg(all(Py_3_11, not(Py_3_14)))]
 extern "C" {
@@ -37,17 +37,6 @@ extern "C" {
 /// answer holds across dumps (numpy arrays, dtypes, ...).
 static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> =
     std::sync::Mutex::new(None);
-
-pub struct Layout<'py> {
-    pub cls: Bound<'py, PyAny>,
-    /// `__slotnames__`, when the class has slots.
-    pub slotnames: Option<Bound<'py, PyTuple>>,
-    pub has_dict: bool,
-    /// The class's version tag when the layout was decided. CPython gives a
-    /// class a new one whenever it or a base is modified (a `__reduce__`
-    /// added mid-dump, say), which calls for a new decision.
-    version_tag: std::os::raw::c_uint,
-}
 
 impl Layout<'_> {
     fn is_current(&self, tp: &Bound<'_, PyType>) -> bool {
@@ -96,7 +85,7 @@ impl<'py> Engine<'py> {
             return Ok(None);
         }
         let layout = self.classify(tp)?.map(Rc::new);
-        if is_static && layout.is_none() && self.proto >= 2 {
+        if is_static && layout.is_none() && self.proto() >= 2 {
             if let Ok(mut known) = STATIC_WITHOUT_LAYOUT.lock() {
                 known.get_or_insert_with(Default::default).insert(key);
             }
@@ -119,8 +108,8 @@ impl<'py> Engine<'py> {
         const PY_TPFLAGS_MANAGED_DICT: std::os::raw::c_ulong = 1 << 4;
         let ptr_size = crate::sizes::ssize(std::mem::size_of::<*mut ffi::PyObject>());
 
-        let py = self.py;
-        if self.proto < 2 {
+        let py = self.py();
+        if self.proto() < 2 {
             return Ok(None);
         }
         let t = tp.as_type_ptr();
@@ -144,7 +133,7 @@ impl<'py> Engine<'py> {
                 (*t).tp_flags,
             )
         };
-        let st = self.st;
+        let st = self.st();
         for (name, default) in [
             (intern!(py, "__reduce_ex__"), &st.object_reduce_ex),
             (intern!(py, "__reduce__"), &st.object_reduce),
@@ -242,7 +231,7 @@ impl<'py> Engine<'py> {
         let key = cls.as_ptr() as usize;
         if !self.caches().sentinels.contains_key(&key) {
             let found = self
-                .py
+                .py()
                 .import("turbodill._reducers")?
                 .getattr("sentinels_of")?
                 .call1((cls,))?;
@@ -261,9 +250,9 @@ impl<'py> Engine<'py> {
         // The index goes by `id()` and outlives the objects it names: the
         // name may have been rebound since, and the object it named freed
         // and its address reused by `obj`. Only the name itself can tell.
-        let current = match self.st.sys_modules.bind(self.py).get_item(&module) {
+        let current = match self.st().sys_modules.bind(self.py()).get_item(&module) {
             Ok(m) => m.getattr_opt(name.cast::<pyo3::types::PyString>()?)?,
-            Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(self.py) => None,
+            Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(self.py()) => None,
             Err(err) => return Err(err),
         };
         Ok(current
@@ -279,7 +268,7 @@ impl<'py> Engine<'py> {
         layout: &Layout<'py>,
     ) -> PyResult<bool> {
         use pyo3::intern;
-        let py = self.py;
+        let py = self.py();
         let dict = if layout.has_dict {
             // SAFETY: `obj` is live and its type has a dict slot;
             // PyObject_GenericGetDict returns a new reference or NULL.
@@ -330,9 +319,9 @@ impl<'py> Engine<'py> {
                 return Ok(true);
             }
         }
-        let depth = self.stack.len();
+        let depth = self.stack_depth();
         self.save(&layout.cls, SaveCtx::default())?;
-        if self.stack.len() > depth {
+        if self.stack_depth() > depth {
             // Saving the class queued work: queue the rest beneath it, the
             // general way (the state tuple is then a real, memoized object).
             let state = match (&dict, &slots) {
@@ -357,8 +346,8 @@ impl<'py> Engine<'py> {
                 state_setter: None,
             };
             let empty = pyo3::types::PyTuple::empty(py).into_any();
-            self.stack.splice(
-                depth..depth,
+            self.park_frames(
+                depth,
                 [
                     Frame::ReduceTail(tail),
                     Frame::Write(crate::output::opcodes::NEWOBJ),
@@ -368,7 +357,7 @@ impl<'py> Engine<'py> {
             return Ok(true);
         }
         self.opcode_boundary()?;
-        self.out.write(&[
+        self.write(&[
             crate::output::opcodes::EMPTY_TUPLE,
             crate::output::opcodes::NEWOBJ,
         ]);
@@ -376,17 +365,16 @@ impl<'py> Engine<'py> {
         match slots {
             None => {
                 if let Some(dict) = dict {
-                    self.stack.push(Frame::Write(crate::output::opcodes::BUILD));
+                    self.push_frame(Frame::Write(crate::output::opcodes::BUILD));
                     self.save(&dict, SaveCtx::STATE)?;
                 }
             }
             Some(slots) => {
                 use crate::output::opcodes::{BUILD, TUPLE2};
-                self.stack.push(Frame::Write(BUILD));
-                self.stack.push(Frame::MemoAnonymous);
-                self.stack.push(Frame::Write(TUPLE2));
-                self.stack
-                    .push(Frame::Save(slots.into_any(), SaveCtx::TEMPORARY));
+                self.push_frame(Frame::Write(BUILD));
+                self.push_frame(Frame::MemoAnonymous);
+                self.push_frame(Frame::Write(TUPLE2));
+                self.push_frame(Frame::Save(slots.into_any(), SaveCtx::TEMPORARY));
                 let dict = dict.unwrap_or_else(|| py.None().into_bound(py));
                 self.save(&dict, SaveCtx::STATE)?;
             }

@@ -25,10 +25,7 @@ pub fn canonical_order<'py>(
     let mut keyed = items
         .map(|item| {
             Ok((
-                (
-                    crate::engine::path::type_name(&item),
-                    item.repr()?.to_string(),
-                ),
+                (crate::pyutil::type_name(&item), item.repr()?.to_string()),
                 item,
             ))
         })
@@ -44,12 +41,21 @@ pub fn is_heap_type(tp: &Bound<'_, pyo3::types::PyType>) -> bool {
     unsafe { (*tp.as_type_ptr()).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 }
 }
 
-use crate::engine::{Engine, ObjectKey};
+use crate::engine::{Dispatch, Engine, ObjectKey};
+
+/// The savers as the engine calls them (see `engine::Dispatch`); the
+/// pickler and the session give these to each engine they build.
+pub fn dispatch<'py>() -> Dispatch<'py> {
+    Dispatch {
+        save: Engine::save,
+        step_container: Engine::step_container,
+    }
+}
 
 impl<'py> Engine<'py> {
     pub fn save(&mut self, obj: &Bound<'py, PyAny>, ctx: SaveCtx) -> PyResult<()> {
         self.opcode_boundary()?;
-        if !ctx.is_pid && self.hooks.persistent_id.is_some() && self.save_persistent_id(obj)? {
+        if !ctx.is_pid && self.hooks().persistent_id.is_some() && self.save_persistent_id(obj)? {
             return Ok(());
         }
         // Dispatch on the exact type pointer: the savers below may run Python
@@ -57,7 +63,7 @@ impl<'py> Engine<'py> {
         let ptr = obj.as_ptr();
         let tp = obj.get_type_ptr();
         if obj.is_none() {
-            self.out.write_byte(crate::output::opcodes::NONE);
+            self.write_byte(crate::output::opcodes::NONE);
             return Ok(());
         }
         // SAFETY: the addresses of the two bool singletons; nothing is read.
@@ -85,6 +91,10 @@ impl<'py> Engine<'py> {
         if tp == &raw mut ffi::PyBytes_Type {
             return self.save_bytes(obj);
         }
+        if let Some(pid) = self.pinned_persistent_id(obj) {
+            let pid = pyo3::types::PyString::new(self.py(), pid);
+            return self.write_persistent_id(pid.as_any());
+        }
         if tp == &raw mut ffi::PyDict_Type {
             return self.save_dict(obj, ctx);
         }
@@ -103,7 +113,7 @@ impl<'py> Engine<'py> {
         if tp == &raw mut ffi::PyByteArray_Type {
             return self.save_bytearray(obj);
         }
-        if tp == self.st.picklebuffer_type.as_ptr().cast() {
+        if tp == self.st().picklebuffer_type.as_ptr().cast() {
             return self.save_picklebuffer(obj);
         }
         self.save_reducible(obj)
@@ -118,9 +128,9 @@ impl<'py> Engine<'py> {
         if self.reduction_limit_reached() {
             return err;
         }
-        let cls = self.st.recursion_error.bind(self.py);
-        let type_name = crate::engine::path::type_name(obj);
-        crate::errors::as_pickling_recursion(self.py, err, cls, &type_name)
+        let cls = self.st().recursion_error.bind(self.py());
+        let type_name = crate::pyutil::type_name(obj);
+        crate::errors::as_pickling_recursion(self.py(), err, cls, &type_name)
     }
 
     /// Begin a container's frame. Small nests of containers are stepped right
@@ -130,45 +140,26 @@ impl<'py> Engine<'py> {
     #[inline]
     pub fn start(&mut self, frame: Frame<'py>) -> PyResult<()> {
         const MAX_INLINE_DEPTH: u32 = 8;
-        if self.inline_depth >= MAX_INLINE_DEPTH {
+        if !self.enter_inline_step(MAX_INLINE_DEPTH) {
             self.reserve_stack()?;
-            self.stack.push(frame);
+            self.push_frame(frame);
             return Ok(());
         }
-        self.inline_depth += 1;
-        let result = self.step(frame);
-        self.inline_depth -= 1;
+        let result = self.step_container(frame);
+        self.leave_inline_step();
         result
     }
 
-    /// Advance one frame taken off the work stack.
-    pub fn step(&mut self, frame: Frame<'py>) -> PyResult<()> {
+    /// Advance a container's frame (the engine steps its own frames).
+    pub fn step_container(&mut self, frame: Frame<'py>) -> PyResult<()> {
         match frame {
-            Frame::Save(obj, ctx) => self.save(&obj, ctx),
-            Frame::Write(op) => {
-                self.out.write_byte(op);
-                Ok(())
-            }
-            Frame::MemoAnonymous => {
-                self.memo_put_anonymous();
-                Ok(())
-            }
             Frame::List(f) => self.step_list(f),
             Frame::Dict(f) => self.step_dict(f),
             Frame::Items(f) => self.step_items(f),
             Frame::Set(f) => self.step_set(f),
             Frame::Tuple(f) => self.step_tuple(f),
             Frame::FrozenSet(f) => self.step_frozenset(f),
-            Frame::ReduceTail(t) => self.step_reduce_tail(t),
-            Frame::LeaveReduction => {
-                self.open_reductions -= 1;
-                Ok(())
-            }
-            Frame::Deferred(work) => work(self),
-            Frame::FastLeave(addr) => {
-                self.fast_leave(addr);
-                Ok(())
-            }
+            other => self.step(other),
         }
     }
 }
@@ -178,8 +169,8 @@ impl<'py> Engine<'py> {
     /// `reducer_override` hook, classes and functions by reference, dispatch
     /// tables, then `__reduce_ex__` / `__reduce__`.
     fn save_reducible(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
-        if let Some(hook) = &self.hooks.reducer_override {
+        let py = self.py();
+        if let Some(hook) = &self.hooks().reducer_override {
             let reduce_value = hook.call1((obj,))?;
             if !reduce_value.is(py.NotImplemented()) {
                 self.trace(obj, "reducer_override", Some(&reduce_value))?;
@@ -201,13 +192,13 @@ impl<'py> Engine<'py> {
             }
             return self.save_function(obj);
         }
-        let reduce_func = match &self.hooks.dispatch_table {
+        let reduce_func = match &self.hooks().dispatch_table {
             Some(table) => match table.get_item(&tp) {
                 Ok(f) => Some(f),
                 Err(err) if err.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => None,
                 Err(err) => return Err(err),
             },
-            None => self.st.copyreg_dispatch_table.bind(py).get_item(&tp)?,
+            None => self.st().copyreg_dispatch_table.bind(py).get_item(&tp)?,
         };
         let reduce_value = if let Some(f) = reduce_func {
             f.call1((obj,))?
@@ -227,18 +218,18 @@ impl<'py> Engine<'py> {
         } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
             self.trace(obj, "module", None)?;
             return self.save_module(obj);
-        } else if (tp.is(self.st.method_type.bind(py)) && self.save_method_by_value(obj)?)
+        } else if (tp.is(self.st().method_type.bind(py)) && self.save_method_by_value(obj)?)
             || self.save_descriptor(obj)?
             || self.save_proxy_to_memoized(obj)?
         {
             return Ok(());
         } else {
             if let Some(reducer) = self.long_tail_reducer(&tp)? {
-                let reduce_value = reducer.call1((obj, self.fmode))?;
+                let reduce_value = reducer.call1((obj, self.fmode()))?;
                 self.trace(obj, "turbodill reducer", Some(&reduce_value))?;
                 return self.save_reduce_value(obj, &reduce_value);
             }
-            if self.hooks.reducer_override.is_none() && self.hooks.persistent_id.is_none() {
+            if self.hooks().reducer_override.is_none() && self.hooks().persistent_id.is_none() {
                 if let Some(layout) = self.instance_layout(&tp)? {
                     self.trace(obj, "instance: cls() NEWOBJ, state BUILD", None)?;
                     if self.save_instance(obj, &layout)? {
@@ -247,8 +238,8 @@ impl<'py> Engine<'py> {
                 }
             }
             let own = if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
-                f.call1((self.proto,)).map_err(|e| {
-                    crate::errors::as_unpicklable(py, e, self.st.unpicklable_error.bind(py))
+                f.call1((self.proto(),)).map_err(|e| {
+                    crate::errors::as_unpicklable(py, e, self.st().unpicklable_error.bind(py))
                 })?
             } else if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
                 f.call0()?
@@ -274,7 +265,7 @@ impl<'py> Engine<'py> {
         tp: &Bound<'py, pyo3::types::PyType>,
         reduce_value: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.py;
+        let py = self.py();
         // SAFETY: reading a slot of a live type object.
         let generic_getattr = unsafe {
             (*tp.as_type_ptr()).tp_getattro.map(|f| f as usize)
@@ -322,10 +313,14 @@ impl<'py> Engine<'py> {
     fn no_reduction(&self, obj: &Bound<'py, PyAny>) -> PyResult<PyErr> {
         let message = format!(
             "can't pickle '{}' object: {}",
-            crate::engine::path::type_name(obj),
-            crate::engine::globals::repr_of(obj)
+            crate::pyutil::type_name(obj),
+            crate::pyutil::repr_of(obj)
         );
-        let err = self.st.unpicklable_error.bind(self.py).call1((message,))?;
+        let err = self
+            .st()
+            .unpicklable_error
+            .bind(self.py())
+            .call1((message,))?;
         Ok(PyErr::from_value(err))
     }
 
@@ -341,7 +336,7 @@ impl<'py> Engine<'py> {
         match reduce_value.cast::<pyo3::types::PyTuple>() {
             Ok(t) => self.save_reduce(t, Some(obj)),
             Err(_) => Err(crate::errors::pickling_error(
-                self.py,
+                self.py(),
                 "__reduce__ must return a string or tuple",
             )),
         }
@@ -350,7 +345,7 @@ impl<'py> Engine<'py> {
     /// Classes: by reference, except the types of the singletons None,
     /// Ellipsis and NotImplemented, which have no importable name.
     fn save_type(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
-        let py = self.py;
+        let py = self.py();
         for singleton in [
             py.None().into_bound(py),
             py.Ellipsis().into_bound(py),
@@ -380,7 +375,7 @@ impl<'py> Engine<'py> {
         if let Some(known) = self.caches().long_tail_reducers.get(&key) {
             return Ok(known.clone());
         }
-        let py = self.py;
+        let py = self.py();
         let cache = REDUCER_CACHE
             .get_or_init(py, || PyDict::new(py).unbind())
             .bind(py);

@@ -22,10 +22,10 @@ impl<'py> Engine<'py> {
         let Some(referent) = proxy.upgrade() else {
             return Ok(false);
         };
-        if self.memo.get(&referent).is_none() {
+        if self.memo_index_of(&referent).is_none() {
             return Ok(false);
         }
-        let py = self.py;
+        let py = self.py();
         let make_proxy = py.import("weakref")?.getattr("proxy")?;
         let args = PyTuple::new(py, [referent])?;
         let reduce_value = PyTuple::new(py, [make_proxy, args.into_any()])?;

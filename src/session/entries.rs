@@ -4,8 +4,9 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use super::{MODULE_PID, NAMESPACE_PID};
 use crate::engine::memo::Memo;
-use crate::engine::{Engine, Hooks, Options, SessionScope};
+use crate::engine::{Engine, Hooks, Options};
 
 /// Pickle each value of `entries` (a list of `(name, value)`) as its own
 /// pickle, in order, for the namespace of `module`. Returns one item per
@@ -28,17 +29,25 @@ pub fn _session_pickle_entries<'py>(
         fix_imports: true,
         ..Default::default()
     };
-    let mut engine = Engine::new(py, opts, Hooks::default(), Some(Memo::default()), None)?;
-    engine.session = Some(SessionScope {
-        module: module.clone(),
-        namespace,
-        name,
-    });
-    engine.memoize_opcode = false;
+    let mut engine = Engine::new(
+        py,
+        opts,
+        Hooks::default(),
+        Some(Memo::default()),
+        None,
+        crate::savers::dispatch(),
+    )?;
+    // The module and its namespace are the loader's: functions saved by
+    // value get that namespace as their globals. The module's own functions
+    // and classes go by value.
+    engine.write_as_persistent_id(module.clone(), MODULE_PID);
+    engine.write_as_persistent_id(namespace.into_any(), NAMESPACE_PID);
+    engine.pickle_by_value(name);
+    engine.memoize_with_explicit_indices();
     let results = PyList::empty(py);
     for entry in entries.iter() {
         let (_, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = entry.extract()?;
-        let checkpoint = engine.memo.checkpoint();
+        let checkpoint = engine.memo_checkpoint();
         match engine.dump(&value).and_then(|()| engine.take_output()) {
             Ok(pickle) => results.append(pickle)?,
             Err(err) => {

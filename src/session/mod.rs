@@ -13,6 +13,12 @@
 mod entries;
 mod header;
 
+/// The persistent ids of the module a session saves and of its namespace,
+/// which the session loader resolves to those it loads into
+/// (`turbodill.session` imports them from the native module).
+pub const MODULE_PID: &str = "turbodill.session:module";
+pub const NAMESPACE_PID: &str = "turbodill.session:namespace";
+
 pub use entries::_session_pickle_entries;
 pub use header::{
     _session_header_size, _session_pack_header, _session_read_header, SESSION_PREFIX_SIZE,
