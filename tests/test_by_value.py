@@ -154,7 +154,11 @@ def test_functions_load_in_an_interpreter_without_turbodill(case):
 
 @pytest.mark.parametrize(
     "case",
-    ["lambda reading a global and calling a __main__ function", "closure with nonlocal state", "functions nested 40 deep"],
+    [
+        "lambda reading a global and calling a __main__ function",
+        "closure with nonlocal state",
+        "functions nested 40 deep",
+    ],
 )
 def test_same_behaviour_as_cloudpickle(case):
     definitions, expr, check = FUNCTIONS[case]
