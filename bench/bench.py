@@ -3,10 +3,11 @@
 Run from the repository root, inside the virtualenv that has turbodill, dill,
 cloudpickle and numpy installed::
 
-    python bench/bench.py [--quick] [--memory] [--rounds N] [--only NAME] [--json PATH]
+    python bench/bench.py [--quick] [--memory | --memory-only] [--rounds N] [--only NAME] [--json PATH]
 
     --quick      3 rounds, shorter timings, and skip the 100 MB workloads (< ~1 min)
     --memory     also measure the peak memory of one dumps call (slow; off by default)
+    --memory-only  measure only that (no timing rounds)
     --rounds N   timing rounds per workload (default 7)
     --only NAME  run only the workloads whose name contains NAME (case-insensitive)
     --json PATH  also write the raw medians (and samples) to PATH
@@ -646,10 +647,17 @@ def rss_delta(workload, lib):
     return max(0, result["after_kib"] - result["before_kib"]) * 1024
 
 
-def memory_pass(workloads):
+def memory_pass(workloads, sizes):
+    """Peak memory per (workload, library); fills in ``sizes`` (turbodill's
+    output size) where timing did not."""
     results = {}
     for workload in workloads:
         obj = workload.build()
+        if sizes.get(workload.name) is None:
+            try:
+                sizes[workload.name] = len(dump(LIBS_BY_NAME["turbodill"], workload, obj)[0])
+            except Exception:
+                sizes[workload.name] = None
         row = {}
         for lib in LIBS:
             row[lib.name] = {"tracemalloc_peak": tracemalloc_peak(lib, workload, obj)}
@@ -773,6 +781,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds, skip 100 MB workloads")
     parser.add_argument("--memory", action="store_true", help="also measure dumps peak memory")
+    parser.add_argument("--memory-only", action="store_true", help="measure dumps peak memory, no timing")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per workload (default 7)")
     parser.add_argument("--only", metavar="NAME", help="workload name substring filter")
     parser.add_argument("--json", metavar="PATH", help="write raw medians to PATH")
@@ -820,7 +829,7 @@ def main(argv=None):
     )
 
     timings, sizes, problems = {}, {}, []
-    for workload in workloads:
+    for workload in [] if args.memory_only else workloads:
         t0 = time.perf_counter()
         obj = workload.build()
         timings[workload.name] = bench_workload(workload, obj, rounds, target, rng)
@@ -831,22 +840,24 @@ def main(argv=None):
         gc.collect()
         print(f"  timed: {workload.name} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
 
-    print("\n## Time (median; libraries' columns are time / pickle time)\n")
-    print(timing_table(timings))
+    if timings:
+        print("\n## Time (median; libraries' columns are time / pickle time)\n")
+        print(timing_table(timings))
 
     memory = None
-    if args.memory:
-        memory = memory_pass(workloads)
+    if args.memory or args.memory_only:
+        memory = memory_pass(workloads, sizes)
         print("\n## dumps peak memory: tracemalloc (Python allocators only; misses Rust buffers)\n")
         print(memory_table(memory, sizes, "tracemalloc_peak"))
         print("\n## dumps peak memory: RSS growth in a fresh process (VmHWM - VmRSS before)\n")
         print(memory_table(memory, sizes, "rss_peak_delta"))
 
-    print("\n## Correctness (turbodill)\n")
-    for line in problems:
-        print(f"MISMATCH {line}")
-    if not problems:
-        print(f"all {len(workloads)} workloads: round trip OK, bytes identical to pickle's where pickle succeeds")
+    if timings:
+        print("\n## Correctness (turbodill)\n")
+        for line in problems:
+            print(f"MISMATCH {line}")
+        if not problems:
+            print(f"all {len(workloads)} workloads: round trip OK, bytes identical to pickle's where pickle succeeds")
 
     elapsed = time.perf_counter() - started
     print(f"\n(total {elapsed:.1f} s)")

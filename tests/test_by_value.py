@@ -126,6 +126,21 @@ FUNCTIONS = {
         "(p, code)",
         "import types\np, code = obj\nassert p(7) == 42 and types.FunctionType(code, {})() == 42",
     ),
+    # Each code object sits in its parent's constants: deeper than the
+    # pickler steps containers on the Rust stack.
+    "functions nested 40 deep": (
+        "src = ''.join('    ' * i + f'def f{i}():\\n' for i in range(40)) + '    ' * 40 + 'return 42\\n'\n"
+        "src += ''.join('    ' * i + f'return f{i}()\\n' for i in range(39, 0, -1))\n"
+        "exec(src)",
+        "f0",
+        "assert obj() == 42",
+    ),
+    "50 inner functions in one function's constants": (
+        "exec('def outer():\\n' + ''.join(f'    def g{i}(): return {i}\\n' for i in range(50))"
+        " + '    return [' + ','.join(f'g{i}()' for i in range(50)) + ']\\n')",
+        "outer",
+        "assert obj() == list(range(50))",
+    ),
 }
 
 
@@ -138,7 +153,12 @@ def test_functions_load_in_an_interpreter_without_turbodill(case):
 
 
 @pytest.mark.parametrize(
-    "case", ["lambda reading a global and calling a __main__ function", "closure with nonlocal state"]
+    "case",
+    [
+        "lambda reading a global and calling a __main__ function",
+        "closure with nonlocal state",
+        "functions nested 40 deep",
+    ],
 )
 def test_same_behaviour_as_cloudpickle(case):
     definitions, expr, check = FUNCTIONS[case]

@@ -22,6 +22,14 @@ pub struct MemoCheckpoint {
     next: u32,
 }
 
+/// Where a `lookup` that missed would put its object (see `put_vacant`).
+#[derive(Clone, Copy)]
+pub struct Vacancy {
+    /// The empty slot and the entry count when it was found.
+    slot: Option<(usize, usize)>,
+    addr: usize,
+}
+
 #[derive(Default)]
 pub struct Memo {
     /// `(address, index)` slots; `address == EMPTY` marks a free slot.
@@ -33,28 +41,40 @@ pub struct Memo {
     /// also spent on temporaries that nothing can refer back to (see
     /// `put_anonymous`).
     next: u32,
+    /// Entries the table is expected to reach (see `expect_entries`).
+    expected: usize,
 }
 
 impl Memo {
     /// The slot holding `addr`, or the empty slot where it would go.
     ///
-    /// The first probe is the address itself, less its alignment, as in
-    /// `_pickle.c`: objects allocated one after another land in neighbouring
-    /// slots, so a large memo is walked with the cache's help (a
-    /// multiplicative hash scattered them: 1.3x slower than pickle on 100k
-    /// strings, all in cache misses). Collisions then follow CPython's
-    /// perturbed probing, which mixes in the high bits: plain linear probing
-    /// piled up clusters where addresses repeat modulo the table size
-    /// (measured: 12x slower than pickle on 100k strings in a larger heap).
+    /// The first probe is the address itself, less its alignment (16 bytes
+    /// for every Python object on a 64-bit build), as in `_pickle.c`: objects
+    /// allocated one after another land in neighbouring slots, so a large
+    /// memo is walked with the cache's help (a multiplicative hash scattered
+    /// them: 1.3x slower than pickle on 100k strings, all in cache misses).
+    /// Addresses a multiple of the table's span apart land on the same slot,
+    /// which a large heap makes common; the next few slots, on the same or
+    /// the next cache line, usually have room, since objects are larger
+    /// than a slot's 16 bytes of address (measured: a million strings also
+    /// held elsewhere spent 40% of the dump in the jumps of the perturbed
+    /// probing that follows). Past those, CPython's perturbed probing mixes
+    /// in the high bits: linear probing alone piled up clusters where
+    /// addresses repeat modulo the table size (measured: 12x slower than
+    /// pickle on 100k strings in a larger heap).
     #[inline]
     fn find_slot(&self, addr: usize) -> usize {
+        const NEARBY_PROBES: usize = 4;
         let mask = self.slots.len() - 1;
-        let hash = addr >> 3;
-        let mut i = hash & mask;
-        let key = self.slots[i].0;
-        if key == addr || key == EMPTY {
-            return i;
+        let hash = addr >> 4;
+        for step in 0..NEARBY_PROBES {
+            let slot = hash.wrapping_add(step) & mask;
+            let key = self.slots[slot].0;
+            if key == addr || key == EMPTY {
+                return slot;
+            }
         }
+        let mut i = hash & mask;
         let mut perturb = hash;
         loop {
             i = (i << 2)
@@ -80,6 +100,48 @@ impl Memo {
         (key == addr).then_some(idx)
     }
 
+    /// `obj`'s index, or where `put_vacant` can record it without probing
+    /// the table again (the probe of a large table is a cache miss).
+    #[inline]
+    pub fn lookup(&self, obj: &Bound<'_, PyAny>) -> Result<u32, Vacancy> {
+        let addr = obj.as_ptr() as usize;
+        if self.used == 0 {
+            return Err(Vacancy { slot: None, addr });
+        }
+        let slot = self.find_slot(addr);
+        let (key, idx) = self.slots[slot];
+        if key == addr {
+            return Ok(idx);
+        }
+        Err(Vacancy {
+            slot: Some((slot, self.used)),
+            addr,
+        })
+    }
+
+    /// `put` of the object a `lookup` did not find. The slot it found is
+    /// used only if the table is as it was then (same entry count, so no
+    /// insertion or growth since) and needs no growth now.
+    #[inline]
+    pub fn put_vacant(&mut self, obj: &Bound<'_, PyAny>, vacancy: Vacancy) -> u32 {
+        let addr = obj.as_ptr() as usize;
+        let idx = self.next;
+        match vacancy.slot {
+            Some((slot, used))
+                if vacancy.addr == addr
+                    && used == self.used
+                    && (self.used + 1) * 3 < self.slots.len() * 2 =>
+            {
+                self.next += 1;
+                self.used += 1;
+                self.slots[slot] = (addr, idx);
+                self.owned.push(obj.clone().unbind());
+                idx
+            }
+            _ => self.put(obj),
+        }
+    }
+
     fn slot_holding(&self, addr: usize) -> Option<usize> {
         let slot = self.find_slot(addr);
         (self.slots[slot].0 == addr).then_some(slot)
@@ -99,20 +161,35 @@ impl Memo {
 
     #[cold]
     fn grow(&mut self) {
-        // Quadruple while small, then double (as PyMemoTable does).
-        let wanted = if self.used < 50_000 {
+        // Quadruple while small, then double (as PyMemoTable does); but once
+        // an eighth of the entries a large container announced are in, go
+        // straight to the size they need, sparing the rehashes of the large
+        // tables in between (each rehash walks every entry so far).
+        let mut wanted = if self.used < 50_000 {
             self.used * 4
         } else {
             self.used * 2
         };
+        if self.expected > wanted && self.used * 8 >= self.expected {
+            wanted = self.expected * 3 / 2;
+        }
         let capacity = wanted.max(MIN_CAPACITY).next_power_of_two();
         let old = std::mem::replace(&mut self.slots, vec![(EMPTY, 0); capacity]);
-        self.used = 0;
         for (key, idx) in old {
             if key != EMPTY {
-                self.insert(key, idx);
+                let slot = self.find_slot(key);
+                self.slots[slot] = (key, idx);
             }
         }
+    }
+
+    /// A container of `items` items is about to be saved: the table may
+    /// reach `items` more entries. Only a hint for the next growth, which
+    /// follows it once the entries are arriving (an announced container of
+    /// ints adds none, and must not cost a large table).
+    #[inline]
+    pub fn expect_entries(&mut self, items: usize) {
+        self.expected = self.expected.max(self.used.saturating_add(items));
     }
 
     /// Record `obj` under the next index and return that index.
@@ -165,6 +242,7 @@ impl Memo {
             .collect();
         self.slots.fill((EMPTY, 0));
         self.used = 0;
+        self.expected = 0;
         for (key, idx) in kept {
             self.insert(key, idx);
         }
@@ -188,6 +266,7 @@ impl Memo {
             self.slots.fill((EMPTY, 0));
         }
         self.used = 0;
+        self.expected = 0;
         self.owned.clear();
         self.next = 0;
     }
@@ -223,13 +302,18 @@ impl Memo {
 mod tests {
     use super::*;
 
+    /// `n` one-item lists: distinct objects, each at its own address.
+    fn distinct_objects(py: Python<'_>, n: i32) -> Vec<Bound<'_, PyAny>> {
+        (0..n)
+            .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
+            .collect()
+    }
+
     #[test]
     fn rollback_forgets_only_later_entries() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..200)
-                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
-                .collect();
+            let objs = distinct_objects(py, 200);
             let mut memo = Memo::default();
             for o in &objs[..100] {
                 memo.put(o);
@@ -251,12 +335,49 @@ mod tests {
     }
 
     #[test]
+    fn a_vacancy_is_used_only_while_the_table_is_unchanged() {
+        Python::initialize();
+        Python::attach(|py| {
+            let objs = distinct_objects(py, 4);
+            let mut memo = Memo::default();
+            memo.put(&objs[0]);
+            let stale = memo.lookup(&objs[1]).unwrap_err();
+            memo.put(&objs[2]);
+            assert_eq!(memo.put_vacant(&objs[1], stale), 2);
+            let fresh = memo.lookup(&objs[3]).unwrap_err();
+            assert_eq!(memo.put_vacant(&objs[3], fresh), 3);
+            let found: Vec<_> = objs.iter().map(|o| memo.lookup(o).ok()).collect();
+            assert_eq!(found, [Some(0), Some(2), Some(1), Some(3)]);
+        });
+    }
+
+    #[test]
+    fn announced_entries_size_the_growth_once_they_arrive() {
+        Python::initialize();
+        Python::attach(|py| {
+            let objs = distinct_objects(py, 43_691);
+            let mut memo = Memo::default();
+            memo.expect_entries(300_000);
+            for o in &objs[..43_690] {
+                memo.put(o);
+            }
+            // Below an eighth of the announced entries: the usual quadrupling.
+            assert_eq!(memo.slots.len(), 65_536);
+            memo.put(&objs[43_690]);
+            // Then straight to room for all of them (quadrupling: 262,144).
+            assert_eq!(memo.slots.len(), 524_288);
+            assert!(objs
+                .iter()
+                .enumerate()
+                .all(|(i, o)| memo.get(o) == u32::try_from(i).ok()));
+        });
+    }
+
+    #[test]
     fn reset_forgets_colliding_entries() {
         Python::initialize();
         Python::attach(|py| {
-            let objs: Vec<_> = (0..3000)
-                .map(|i| pyo3::types::PyList::new(py, [i]).unwrap().into_any())
-                .collect();
+            let objs = distinct_objects(py, 3000);
             let mut memo = Memo::default();
             for o in &objs[..500] {
                 memo.put(o);
@@ -270,7 +391,7 @@ mod tests {
                 .iter()
                 .find_map(|o| {
                     by_slot
-                        .insert((o.as_ptr() as usize >> 3) & 1023, o)
+                        .insert((o.as_ptr() as usize >> 4) & 1023, o)
                         .map(|prev| (prev, o))
                 })
                 .expect("3000 addresses in 1024 slots collide");

@@ -133,6 +133,9 @@ pub struct Caches<'py> {
     /// One fresh copy of each function and code name, by value (see
     /// `savers::functions::name_copy`).
     pub name_copies: AHashMap<String, Bound<'py, pyo3::types::PyString>>,
+    /// The same copies by original string object, which is met again and
+    /// again (interned names): a lookup without reading the text.
+    pub name_copies_by_object: AHashMap<ObjectKey<'py>, Bound<'py, pyo3::types::PyString>>,
 }
 
 #[derive(Clone, Default)]
@@ -557,6 +560,30 @@ impl<'py> Engine<'py> {
             return;
         }
         let idx = self.memo.put(obj);
+        self.write_put(idx);
+    }
+
+    /// `obj`'s memo index, or where `memo_put_vacant` will record it.
+    #[inline]
+    pub fn memo_lookup(&self, obj: &Bound<'py, PyAny>) -> Result<u32, memo::Vacancy> {
+        self.memo.lookup(obj)
+    }
+
+    /// A container of `items` items is about to be saved (see
+    /// `Memo::expect_entries`).
+    #[inline]
+    pub fn memo_expect_entries(&mut self, items: usize) {
+        self.memo.expect_entries(items);
+    }
+
+    /// `memo_put` of an object whose `memo_lookup` missed just before,
+    /// with nothing memoized in between.
+    #[inline]
+    pub fn memo_put_vacant(&mut self, obj: &Bound<'py, PyAny>, vacancy: memo::Vacancy) {
+        if self.fast {
+            return;
+        }
+        let idx = self.memo.put_vacant(obj, vacancy);
         self.write_put(idx);
     }
 

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::engine::frames::{Frame, SaveCtx};
+use crate::engine::memo::Vacancy;
 use crate::engine::Engine;
 use crate::errors::pickling_error;
 use crate::output::opcodes::*;
@@ -220,7 +221,8 @@ impl<'py> Engine<'py> {
         Ok(())
     }
 
-    pub fn save_str(&mut self, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+    /// `vacancy`: from the memo lookup that did not find `obj`.
+    pub fn save_str(&mut self, obj: &Bound<'py, PyAny>, vacancy: Vacancy) -> PyResult<()> {
         if self.is_binary() {
             self.write_binary_str(obj)?;
         } else {
@@ -257,7 +259,7 @@ impl<'py> Engine<'py> {
             self.write(&escaped);
             self.write_byte(b'\n');
         }
-        self.memo_put(obj);
+        self.memo_put_vacant(obj, vacancy);
         Ok(())
     }
 

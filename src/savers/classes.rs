@@ -12,6 +12,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
+use pyo3::sync::PyOnceLock;
+
+use super::imported_once;
 use crate::engine::Engine;
 
 /// Attributes that the class machinery makes itself.
@@ -121,7 +124,7 @@ impl<'py> Engine<'py> {
     fn class_key(
         &self,
         cls: &Bound<'py, PyAny>,
-        reconstruct: &Bound<'py, PyModule>,
+        reconstruct: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let keys = reconstruct.getattr("_class_keys")?;
         if let Some(key) = keys
@@ -172,7 +175,11 @@ impl<'py> Engine<'py> {
 
     fn save_class_by_value(&mut self, cls: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py();
-        let reconstruct = py.import("turbodill._reconstruct")?;
+        static RECONSTRUCT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static RESOLVE_BASES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static ENUM_META: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static ABC_META: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let reconstruct = imported_once(py, &RECONSTRUCT, "turbodill._reconstruct", None)?;
         let dict = cls.getattr(intern!(py, "__dict__"))?;
         // `__orig_bases__` (`Generic[T]`, `TypedDict`...), unless what they
         // resolve to would call for another metaclass than the class's
@@ -182,9 +189,7 @@ impl<'py> Engine<'py> {
         let real_bases = cls.getattr(intern!(py, "__bases__"))?;
         let (bases, orig_bases_attribute) = match dict.get_item(intern!(py, "__orig_bases__")) {
             Ok(orig) => {
-                let resolved = py
-                    .import("types")?
-                    .getattr("resolve_bases")?
+                let resolved = imported_once(py, &RESOLVE_BASES, "types", Some("resolve_bases"))?
                     .call1((&orig,))?;
                 let mut same_metaclass = true;
                 for base in resolved.try_iter()? {
@@ -213,7 +218,7 @@ impl<'py> Engine<'py> {
             Err(_) => Vec::new(),
         };
         let items = sorted_class_dict(cls)?;
-        let is_enum = cls.is_instance(&py.import("enum")?.getattr("EnumMeta")?)?;
+        let is_enum = cls.is_instance(&imported_once(py, &ENUM_META, "enum", Some("EnumMeta"))?)?;
         let members = PyDict::new(py);
         // Attributes a member's `__init__` or `__new__` gave it: the members are
         // made before the class has those methods (they come with its state).
@@ -275,7 +280,7 @@ impl<'py> Engine<'py> {
         if !member_attributes.is_empty() {
             state.set_item("_enum_member_attributes", member_attributes)?;
         }
-        if cls.is_instance(&py.import("abc")?.getattr("ABCMeta")?)? {
+        if cls.is_instance(&imported_once(py, &ABC_META, "abc", Some("ABCMeta"))?)? {
             let dump = py.import("_abc")?.getattr("_get_dump")?.call1((cls,))?;
             let mut registered = Vec::new();
             for weak in dump.get_item(0)?.try_iter()? {

@@ -142,6 +142,7 @@ impl<'py> Engine<'py> {
             self.push_items(iter, ItemsKind::List);
             return Ok(());
         }
+        self.memo_expect_entries(len);
         let single = len == 1;
         if !single {
             self.write_byte(MARK);
@@ -222,6 +223,7 @@ impl<'py> Engine<'py> {
             self.push_items(iter, ItemsKind::Dict);
             return Ok(());
         }
+        self.memo_expect_entries(size.saturating_mul(2));
         let single = size == 1;
         if !single {
             self.write_byte(MARK);

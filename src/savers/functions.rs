@@ -122,12 +122,9 @@ fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyStri
         names: &mut Vec<Bound<'py, PyString>>,
     ) -> PyResult<()> {
         let py = code.py();
-        let co_names = code
-            .getattr(intern!(py, "co_names"))?
-            .cast_into::<PyTuple>()?;
-        let bytecode = code
-            .getattr(intern!(py, "co_code"))?
-            .cast_into::<PyBytes>()?;
+        let fields = code_object_fields(py)?;
+        let co_names = fields.get(code, CO_NAMES)?.cast_into::<PyTuple>()?;
+        let bytecode = fields.get(code, CO_CODE)?.cast_into::<PyBytes>()?;
         for index in opcodes.name_indexes(bytecode.as_bytes()) {
             // An index past the names would be a malformed code object:
             // it names nothing.
@@ -135,11 +132,7 @@ fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyStri
                 names.push(name.cast_into::<PyString>()?);
             }
         }
-        for constant in code
-            .getattr(intern!(py, "co_consts"))?
-            .cast::<PyTuple>()?
-            .iter()
-        {
+        for constant in fields.get(code, CO_CONSTS)?.cast::<PyTuple>()?.iter() {
             if constant.get_type().is(py.get_type::<pyo3::types::PyCode>()) {
                 collect(&constant, opcodes, names)?;
             }
@@ -159,7 +152,7 @@ fn global_names<'py>(code: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyStri
 
 /// The code object's constructor arguments, in `types.CodeType`'s order.
 /// CPython 3.11 to 3.13 share this signature; other versions need their own.
-fn code_fields(py: Python<'_>) -> [&Bound<'_, PyString>; 18] {
+fn code_fields(py: Python<'_>) -> [&Bound<'_, PyString>; CO_FIELDS] {
     [
         intern!(py, "co_argcount"),
         intern!(py, "co_posonlyargcount"),
@@ -181,6 +174,8 @@ fn code_fields(py: Python<'_>) -> [&Bound<'_, PyString>; 18] {
         intern!(py, "co_cellvars"),
     ]
 }
+const CO_FIELDS: usize = 18;
+const CO_CODE: usize = 6;
 const CO_CONSTS: usize = 7;
 const CO_NAMES: usize = 8;
 const CO_VARNAMES: usize = 9;
@@ -202,8 +197,146 @@ fn function_attributes(py: Python<'_>) -> [&Bound<'_, PyString>; 6] {
         intern!(py, "__qualname__"),
     ]
 }
+const ATTR_ANNOTATIONS: usize = 0;
+const ATTR_DEFAULTS: usize = 1;
+const ATTR_DOC: usize = 2;
+const ATTR_KWDEFAULTS: usize = 3;
+const ATTR_MODULE: usize = 4;
+const ATTR_QUALNAME: usize = 5;
 
 type Cells<'py> = Rc<RefCell<Vec<Bound<'py, PyAny>>>>;
+
+/// Attribute reads of exact functions and code objects through the data
+/// descriptors their type defines, found once per process and called
+/// directly. On an exact instance of a type whose `__getattribute__` is
+/// the generic one, a data descriptor of the type is what getattr returns,
+/// whatever the instance holds; calling it skips getattr's lookup through
+/// the type on every read (a quarter of the time of a batch of distinct
+/// lambdas, with some 40 reads per function). Any other object or name is
+/// read with getattr.
+struct DirectFields {
+    tp: *mut pyo3::ffi::PyTypeObject,
+    /// The names, by the index the callers use, each with its descriptor
+    /// when it has a suitable one.
+    fields: Vec<(Py<PyString>, Option<Py<PyAny>>)>,
+}
+
+// SAFETY: `tp` is the address of a static type object (FunctionType or
+// CodeType), only compared, never dereferenced without the GIL.
+unsafe impl Send for DirectFields {}
+// SAFETY: as above.
+unsafe impl Sync for DirectFields {}
+
+impl DirectFields {
+    fn find(tp: &Bound<'_, PyType>, names: &[&Bound<'_, PyString>]) -> PyResult<Self> {
+        let tp_ptr = tp.as_type_ptr();
+        // SAFETY: reading a slot of a live static type object.
+        let getattro = unsafe { (*tp_ptr).tp_getattro };
+        // A false "no" only means reading through getattr.
+        let generic = getattro.is_some_and(|f| {
+            std::ptr::fn_addr_eq(
+                f,
+                pyo3::ffi::PyObject_GenericGetAttr as pyo3::ffi::getattrofunc,
+            )
+        });
+        let own = tp.getattr(intern!(tp.py(), "__dict__"))?;
+        let fields = names
+            .iter()
+            .map(|&name| {
+                let descr = own.get_item(name).ok().filter(|descr| {
+                    // SAFETY: reading the slots of a live type object.
+                    let is_data_descriptor = unsafe {
+                        let descr_tp = pyo3::ffi::Py_TYPE(descr.as_ptr());
+                        (*descr_tp).tp_descr_get.is_some() && (*descr_tp).tp_descr_set.is_some()
+                    };
+                    generic && is_data_descriptor
+                });
+                (name.clone().unbind(), descr.map(Bound::unbind))
+            })
+            .collect();
+        Ok(DirectFields { tp: tp_ptr, fields })
+    }
+
+    /// `getattr(obj, name)` of the `field`th name, or `None` for an
+    /// AttributeError.
+    #[inline]
+    fn get_opt<'py>(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        field: usize,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = obj.py();
+        let (name, descr) = &self.fields[field];
+        let descr = descr.as_ref().filter(|_| obj.get_type_ptr() == self.tp);
+        let Some(descr) = descr else {
+            return obj.getattr_opt(name.bind(py));
+        };
+        // SAFETY: `descr`'s type has a `tp_descr_get` (checked in `find`),
+        // called with live objects; it returns a new reference or NULL with
+        // an exception set.
+        unsafe {
+            let get = (*pyo3::ffi::Py_TYPE(descr.as_ptr()))
+                .tp_descr_get
+                .expect("checked in DirectFields::find");
+            let value = get(descr.as_ptr(), obj.as_ptr(), self.tp.cast());
+            if value.is_null() {
+                return attribute_error_as_none(py);
+            }
+            Ok(Some(Bound::from_owned_ptr(py, value)))
+        }
+    }
+
+    fn get<'py>(&self, obj: &Bound<'py, PyAny>, field: usize) -> PyResult<Bound<'py, PyAny>> {
+        match self.get_opt(obj, field)? {
+            Some(value) => Ok(value),
+            // getattr again, for its AttributeError.
+            None => obj.getattr(self.fields[field].0.bind(obj.py())),
+        }
+    }
+}
+
+const FN_CODE: usize = 0;
+const FN_GLOBALS: usize = 1;
+const FN_NAME: usize = 2;
+const FN_CLOSURE: usize = 3;
+const FN_DICT: usize = 4;
+/// Where `function_attributes` start.
+const FN_ATTRIBUTES: usize = 5;
+
+/// The exception a failed read set: `None` for an AttributeError.
+#[cold]
+fn attribute_error_as_none(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    let err = PyErr::fetch(py);
+    if err.is_instance_of::<pyo3::exceptions::PyAttributeError>(py) {
+        return Ok(None);
+    }
+    Err(err)
+}
+
+/// `getattr` for functions (see `DirectFields`).
+fn function_fields(py: Python<'_>) -> PyResult<&'static DirectFields> {
+    static FIELDS: PyOnceLock<DirectFields> = PyOnceLock::new();
+    FIELDS.get_or_try_init(py, || {
+        // In the order of the `FN_` indexes.
+        let mut names = vec![
+            intern!(py, "__code__"),
+            intern!(py, "__globals__"),
+            intern!(py, "__name__"),
+            intern!(py, "__closure__"),
+            intern!(py, "__dict__"),
+        ];
+        names.extend(function_attributes(py));
+        DirectFields::find(&py.get_type::<pyo3::types::PyFunction>(), &names)
+    })
+}
+
+/// `getattr` for code objects (see `DirectFields`).
+fn code_object_fields(py: Python<'_>) -> PyResult<&'static DirectFields> {
+    static FIELDS: PyOnceLock<DirectFields> = PyOnceLock::new();
+    FIELDS.get_or_try_init(py, || {
+        DirectFields::find(&py.get_type::<pyo3::types::PyCode>(), &code_fields(py))
+    })
+}
 
 impl<'py> Engine<'py> {
     /// Where `obj` (a function or class) is found when it is saved by
@@ -217,7 +350,8 @@ impl<'py> Engine<'py> {
         let py = self.py();
         // Cheap refusals first: most objects that go by value are lambdas,
         // locals or from __main__, and a failed lookup costs an exception.
-        if let Some(module) = obj.getattr_opt(intern!(py, "__module__"))? {
+        let fields = function_fields(py)?;
+        if let Some(module) = fields.get_opt(obj, FN_ATTRIBUTES + ATTR_MODULE)? {
             if let Ok(module) = module.cast::<PyString>() {
                 // A module missing from sys.modules was made at run time
                 // (types.ModuleType) or dropped: by value, as cloudpickle
@@ -229,7 +363,7 @@ impl<'py> Engine<'py> {
                 }
             }
         }
-        if let Some(qualname) = obj.getattr_opt(intern!(py, "__qualname__"))? {
+        if let Some(qualname) = fields.get_opt(obj, FN_ATTRIBUTES + ATTR_QUALNAME)? {
             if let Ok(qualname) = qualname.cast::<PyString>() {
                 if qualname.to_cow()?.contains('<') {
                     return Ok(None);
@@ -280,12 +414,11 @@ impl<'py> Engine<'py> {
     /// then its attributes, globals and cells.
     fn save_function_by_value(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py();
-        let code = func.getattr(intern!(py, "__code__"))?;
-        let globals = func
-            .getattr(intern!(py, "__globals__"))?
-            .cast_into::<PyDict>()?;
-        let name = self.name_copy(&func.getattr(intern!(py, "__name__"))?)?;
-        let closure = func.getattr(intern!(py, "__closure__"))?;
+        let fields = function_fields(py)?;
+        let code = fields.get(func, FN_CODE)?;
+        let globals = fields.get(func, FN_GLOBALS)?.cast_into::<PyDict>()?;
+        let name = self.name_copy(&fields.get(func, FN_NAME)?)?;
+        let closure = fields.get(func, FN_CLOSURE)?;
         let function_type = py.get_type::<pyo3::types::PyFunction>().into_any();
         let cells: Cells<'py> = Rc::default();
         let (g, c, f) = (globals.clone(), cells.clone(), func.clone());
@@ -417,7 +550,7 @@ impl<'py> Engine<'py> {
         let py = self.py();
         self.memo_put(&func);
         let attributes = self.changed_function_attributes(&func, &code, &globals)?;
-        let dict = func.getattr(intern!(py, "__dict__"))?;
+        let dict = function_fields(py)?.get(&func, FN_DICT)?;
         let has_dict = dict.len()? > 0;
 
         let used = PyDict::new(py);
@@ -497,7 +630,8 @@ impl<'py> Engine<'py> {
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py();
         let changed = PyDict::new(py);
-        let consts = code.getattr(intern!(py, "co_consts"))?;
+        let code_fields = code_object_fields(py)?;
+        let consts = code_fields.get(code, CO_CONSTS)?;
         let first_const = consts
             .cast::<PyTuple>()?
             .iter()
@@ -507,16 +641,17 @@ impl<'py> Engine<'py> {
         let made_module = globals
             .get_item(intern!(py, "__name__"))?
             .unwrap_or_else(|| py.None().into_bound(py));
-        let [annotations, defaults, doc, kwdefaults, module, qualname] = function_attributes(py);
-        for (name, made) in [
-            (annotations, None),
-            (defaults, None),
-            (kwdefaults, None),
-            (doc, Some(made_doc)),
-            (module, Some(made_module)),
-            (qualname, Some(code.getattr(intern!(py, "co_qualname"))?)),
+        let names = function_attributes(py);
+        for (attr, made) in [
+            (ATTR_ANNOTATIONS, None),
+            (ATTR_DEFAULTS, None),
+            (ATTR_KWDEFAULTS, None),
+            (ATTR_DOC, Some(made_doc)),
+            (ATTR_MODULE, Some(made_module)),
+            (ATTR_QUALNAME, Some(code_fields.get(code, CO_QUALNAME)?)),
         ] {
-            let Some(value) = func.getattr_opt(name)? else {
+            let name = names[attr];
+            let Some(value) = function_fields(py)?.get_opt(func, FN_ATTRIBUTES + attr)? else {
                 continue;
             };
             let unchanged = match &made {
@@ -526,7 +661,7 @@ impl<'py> Engine<'py> {
             if unchanged {
                 continue;
             }
-            if name.is(qualname) {
+            if attr == ATTR_QUALNAME {
                 changed.set_item(name, self.name_copy(&value)?)?;
             } else {
                 changed.set_item(name, value)?;
@@ -544,17 +679,25 @@ impl<'py> Engine<'py> {
     /// interns some fields, differently per version): with the originals,
     /// the identity memo would make the bytes depend on it.
     fn name_copy(&mut self, name: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let caches = self.caches();
+        if let Some(copy) = caches.name_copies_by_object.get(&(name.as_ptr() as usize)) {
+            return Ok(copy.clone().into_any());
+        }
         // A name that is not a str, or not valid UTF-8, is written as it is.
         let Some(text) = name.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) else {
             return Ok(name.clone());
         };
-        let py = self.py();
-        let copies = &mut self.caches().name_copies;
-        if let Some(copy) = copies.get(text) {
-            return Ok(copy.clone().into_any());
-        }
-        let copy = PyString::new(py, text);
-        copies.insert(text.to_owned(), copy.clone());
+        let copy = match caches.name_copies.get(text) {
+            Some(copy) => copy.clone(),
+            None => {
+                let copy = PyString::new(name.py(), text);
+                caches.name_copies.insert(text.to_owned(), copy.clone());
+                copy
+            }
+        };
+        caches
+            .name_copies_by_object
+            .insert(ObjectKey::new(name), copy.clone());
         Ok(copy.into_any())
     }
 
@@ -685,8 +828,9 @@ impl<'py> Engine<'py> {
     pub fn save_code(&mut self, code: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py();
         let mut args = Vec::with_capacity(18);
-        for (i, field) in code_fields(py).into_iter().enumerate() {
-            let value = code.getattr(field)?;
+        let fields = code_object_fields(py)?;
+        for i in 0..CO_FIELDS {
+            let value = fields.get(code, i)?;
             args.push(match i {
                 CO_CONSTS => self.code_constants(&value)?,
                 CO_NAMES | CO_VARNAMES | CO_FREEVARS | CO_CELLVARS => {
@@ -701,17 +845,46 @@ impl<'py> Engine<'py> {
                 _ => value,
             });
         }
-        let args = PyTuple::new(py, args)?.into_any();
+        // The constructor, then the arguments as `save_tuple` writes a tuple
+        // of 18 (MARK, items, TUPLE, memoized), without making the tuple, to
+        // which nothing can refer back. Written right here while nothing is
+        // pushed on the stack (the constructor is memoized after the first
+        // code object; a constants tuple is stepped inline); the rest waits
+        // beneath whatever one of them pushes.
+        let depth = self.stack_depth();
+        self.save_code_constructor()?;
+        let mut args = args.into_iter();
+        let mut rest = Vec::with_capacity(CO_FIELDS + 5);
+        if self.stack_depth() == depth {
+            self.write_byte(MARK);
+            for arg in args.by_ref() {
+                self.save(&arg, SaveCtx::default())?;
+                if self.stack_depth() > depth {
+                    break;
+                }
+            }
+            if self.stack_depth() == depth {
+                self.write_byte(TUPLE);
+                self.memo_put_anonymous();
+                self.write_byte(REDUCE);
+                self.memo_put(code);
+                return Ok(());
+            }
+        } else {
+            rest.push(Frame::Write(MARK));
+        }
         let code = code.clone();
-        self.queue([
-            deferred(|e| e.save_code_constructor()),
-            Frame::Save(args, SaveCtx::default()),
+        rest.extend(args.map(|arg| Frame::Save(arg, SaveCtx::default())));
+        rest.extend([
+            Frame::Write(TUPLE),
+            Frame::MemoAnonymous,
             Frame::Write(REDUCE),
             deferred(move |e| {
                 e.memo_put(&code);
                 Ok(())
             }),
         ]);
+        self.park_frames(depth, rest.into_iter().rev());
         Ok(())
     }
 
@@ -735,9 +908,8 @@ impl<'py> Engine<'py> {
         if self.memo_index_of(&marker).is_some() {
             return self.memo_get_existing(&marker);
         }
-        let tag = py
-            .import("sys")?
-            .getattr(intern!(py, "implementation"))?
+        static SYS_IMPLEMENTATION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let tag = super::imported_once(py, &SYS_IMPLEMENTATION, "sys", Some("implementation"))?
             .getattr(intern!(py, "cache_tag"))?;
         let versions = PyDict::new(py);
         versions.set_item(&tag, intern!(py, "__call__"))?;
@@ -824,7 +996,9 @@ impl<'py> Engine<'py> {
         let name_str = name.cast::<PyString>()?.to_cow()?.into_owned();
         let imported = self.st().sys_modules.bind(py).get_item(&name).ok();
         if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
-            let import_module = py.import("importlib")?.getattr("import_module")?;
+            static IMPORT_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let import_module =
+                super::imported_once(py, &IMPORT_MODULE, "importlib", Some("import_module"))?;
             let args = PyTuple::new(py, [name])?;
             let reduce_value = PyTuple::new(py, [import_module, args.into_any()])?;
             return self.save_reduce(&reduce_value, Some(module));

@@ -78,12 +78,15 @@ impl<'py> Engine<'py> {
         if tp == &raw mut ffi::PyFloat_Type {
             return self.save_float(obj);
         }
-        if let Some(idx) = self.memo_index_of(obj) {
-            self.memo_get(idx);
-            return Ok(());
-        }
+        let vacancy = match self.memo_lookup(obj) {
+            Ok(idx) => {
+                self.memo_get(idx);
+                return Ok(());
+            }
+            Err(vacancy) => vacancy,
+        };
         if tp == &raw mut ffi::PyUnicode_Type {
-            return self.save_str(obj);
+            return self.save_str(obj, vacancy);
         }
         if tp == &raw mut ffi::PyBytes_Type {
             return self.save_bytes(obj);
@@ -405,6 +408,26 @@ impl<'py> Engine<'py> {
 /// `turbodill._reducers.reducer_for`'s answers, kept across dumps: type ->
 /// reducer or None. It holds its types; past `MAX_CACHED_TYPES` (classes
 /// made on the fly) it starts over.
+/// `module`, or its attribute `attr`, imported once per process: importing
+/// a module already loaded still takes the import lock and checks its spec
+/// (~6,000 instructions each, a tenth of the dump of a small module by
+/// value).
+pub fn imported_once<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyAny>>,
+    module: &str,
+    attr: Option<&str>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let value = cell.get_or_try_init(py, || {
+        let module = py.import(module)?.into_any();
+        PyResult::Ok(match attr {
+            Some(attr) => module.getattr(attr)?.unbind(),
+            None => module.unbind(),
+        })
+    })?;
+    Ok(value.bind(py).clone())
+}
+
 static REDUCER_CACHE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static REDUCER_FOR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 const MAX_CACHED_TYPES: usize = 4096;
