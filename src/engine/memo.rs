@@ -16,6 +16,25 @@ use pyo3::PyTraverseError;
 const EMPTY: usize = 0;
 const MIN_CAPACITY: usize = 64;
 
+/// One table slot: an address and its memo index, 12 bytes, not 16: packed,
+/// the table of a large memo takes a quarter less memory than
+/// `_pickle.c`'s, which pays for the owned references kept beside it (the
+/// peak memory of a dump stays under C pickle's). x86-64 and aarch64 read
+/// the unaligned address in one load.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+struct Slot {
+    addr: usize,
+    idx: u32,
+}
+
+impl Slot {
+    const FREE: Slot = Slot {
+        addr: EMPTY,
+        idx: 0,
+    };
+}
+
 #[derive(Clone, Copy)]
 pub struct MemoCheckpoint {
     owned: usize,
@@ -32,8 +51,8 @@ pub struct Vacancy {
 
 #[derive(Default)]
 pub struct Memo {
-    /// `(address, index)` slots; `address == EMPTY` marks a free slot.
-    slots: Vec<(usize, u32)>,
+    /// `addr == EMPTY` marks a free slot.
+    slots: Vec<Slot>,
     used: usize,
     /// Keeps every key alive, in insertion order.
     owned: Vec<Py<PyAny>>,
@@ -69,7 +88,7 @@ impl Memo {
         let hash = addr >> 4;
         for step in 0..NEARBY_PROBES {
             let slot = hash.wrapping_add(step) & mask;
-            let key = self.slots[slot].0;
+            let key = self.slots[slot].addr;
             if key == addr || key == EMPTY {
                 return slot;
             }
@@ -82,7 +101,7 @@ impl Memo {
                 .wrapping_add(perturb)
                 .wrapping_add(1);
             let slot = i & mask;
-            let key = self.slots[slot].0;
+            let key = self.slots[slot].addr;
             if key == addr || key == EMPTY {
                 return slot;
             }
@@ -96,7 +115,7 @@ impl Memo {
             return None;
         }
         let addr = obj.as_ptr() as usize;
-        let (key, idx) = self.slots[self.find_slot(addr)];
+        let Slot { addr: key, idx } = self.slots[self.find_slot(addr)];
         (key == addr).then_some(idx)
     }
 
@@ -109,7 +128,7 @@ impl Memo {
             return Err(Vacancy { slot: None, addr });
         }
         let slot = self.find_slot(addr);
-        let (key, idx) = self.slots[slot];
+        let Slot { addr: key, idx } = self.slots[slot];
         if key == addr {
             return Ok(idx);
         }
@@ -134,7 +153,7 @@ impl Memo {
             {
                 self.next += 1;
                 self.used += 1;
-                self.slots[slot] = (addr, idx);
+                self.slots[slot] = Slot { addr, idx };
                 self.owned.push(obj.clone().unbind());
                 idx
             }
@@ -144,7 +163,7 @@ impl Memo {
 
     fn slot_holding(&self, addr: usize) -> Option<usize> {
         let slot = self.find_slot(addr);
-        (self.slots[slot].0 == addr).then_some(slot)
+        ({ self.slots[slot].addr } == addr).then_some(slot)
     }
 
     #[inline]
@@ -153,10 +172,10 @@ impl Memo {
             self.grow();
         }
         let slot = self.find_slot(addr);
-        if self.slots[slot].0 == EMPTY {
+        if { self.slots[slot].addr } == EMPTY {
             self.used += 1;
         }
-        self.slots[slot] = (addr, idx);
+        self.slots[slot] = Slot { addr, idx };
     }
 
     #[cold]
@@ -174,11 +193,11 @@ impl Memo {
             wanted = self.expected * 3 / 2;
         }
         let capacity = wanted.max(MIN_CAPACITY).next_power_of_two();
-        let old = std::mem::replace(&mut self.slots, vec![(EMPTY, 0); capacity]);
-        for (key, idx) in old {
-            if key != EMPTY {
-                let slot = self.find_slot(key);
-                self.slots[slot] = (key, idx);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::FREE; capacity]);
+        for entry in old {
+            if { entry.addr } != EMPTY {
+                let slot = self.find_slot(entry.addr);
+                self.slots[slot] = entry;
             }
         }
     }
@@ -234,17 +253,17 @@ impl Memo {
     pub fn rollback(&mut self, checkpoint: MemoCheckpoint) {
         self.owned.truncate(checkpoint.owned);
         self.next = checkpoint.next;
-        let kept: Vec<(usize, u32)> = self
+        let kept: Vec<Slot> = self
             .slots
             .iter()
             .copied()
-            .filter(|&(key, idx)| key != EMPTY && idx < checkpoint.next)
+            .filter(|entry| { entry.addr } != EMPTY && { entry.idx } < checkpoint.next)
             .collect();
-        self.slots.fill((EMPTY, 0));
+        self.slots.fill(Slot::FREE);
         self.used = 0;
         self.expected = 0;
-        for (key, idx) in kept {
-            self.insert(key, idx);
+        for entry in kept {
+            self.insert(entry.addr, entry.idx);
         }
     }
 
@@ -260,10 +279,10 @@ impl Memo {
                 .filter_map(|obj| self.slot_holding(obj.as_ptr() as usize))
                 .collect();
             for i in found {
-                self.slots[i] = (EMPTY, 0);
+                self.slots[i] = Slot::FREE;
             }
         } else {
-            self.slots.fill((EMPTY, 0));
+            self.slots.fill(Slot::FREE);
         }
         self.used = 0;
         self.expected = 0;
@@ -398,7 +417,7 @@ mod tests {
             memo.put(first);
             memo.put(second);
             memo.reset();
-            assert!(memo.slots.iter().all(|&(key, _)| key == EMPTY));
+            assert!(memo.slots.iter().all(|entry| { entry.addr } == EMPTY));
             assert!(memo.get(first).is_none() && memo.get(second).is_none());
         });
     }
