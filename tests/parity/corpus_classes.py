@@ -1798,7 +1798,9 @@ C(
     lambda a, b: eq((a.x, b.x), (1, 2)),
     payloads=2,
     deferred=True,
-    differs={"dill": "a class already loaded keeps its identity and live state (dill makes a new class per payload)"},
+    differs={
+        "dill": "one class across payloads, the later payload's state wins, as in cloudpickle (dill makes a class per payload)"
+    },
 )
 C(
     "file read back after the file is gone",
