@@ -1125,14 +1125,15 @@ def _stress_cases():
 
 
 # Leaks: a sentinel shared by each hostile graph must get back its reference
-# count, and traced memory and RSS must stay flat. Memory is measured over two
-# phases after a warm-up: caches and free lists that fill up (the first phase)
-# are not leaks; a leak of even one small object per dump shows in the second
-# (2,000 dumps x 16 bytes or more).
+# count, and traced memory and RSS must stay flat. Memory is measured after a
+# warm-up, between four phases: caches and free lists that fill up or resize
+# move it in one phase, not all three; a leak of even one small object per dump
+# shows in every one (2,000 dumps x 16 bytes or more).
 
 
 WARMUP_ITERATIONS = 1000
 PHASE_ITERATIONS = 2000
+LEAK_PHASES = 4
 
 
 def _rss_bytes():
@@ -1244,7 +1245,7 @@ def _leak_cases():
             rss = _rss_bytes()
             tracemalloc.start()
             traced = []
-            for _phase in range(2):
+            for _phase in range(LEAK_PHASES):
                 for _ in range(PHASE_ITERATIONS):
                     outcome(scenario)
                 gc.collect()
@@ -1252,7 +1253,10 @@ def _leak_cases():
             tracemalloc.stop()
             return {
                 "refs": sys.getrefcount(sentinel) - refs,
-                "traced_second_phase": traced[1] - traced[0],
+                # A leak grows in every phase; the interpreter's own caches and
+                # free lists move by a few KB in either direction in one phase
+                # (CI once saw +21 KB in one phase of 2,000 dumps, then less).
+                "least_phase_growth": min(b - a for a, b in zip(traced, traced[1:])),
                 "rss": _rss_bytes() - rss,
             }
 
@@ -1341,7 +1345,7 @@ def leaks_run():
 def test_no_leak_over_many_hostile_dumps(leaks_run, scenario):
     result = child_result(leaks_run, scenario)
     assert result["refs"] == 0, result
-    assert result["traced_second_phase"] < 16 << 10, result
+    assert result["least_phase_growth"] < 16 << 10, result
     assert result["rss"] < 16 << 20, result
 
 
