@@ -7,7 +7,7 @@ use std::os::raw::c_long;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyString, PyType};
 
 /// The name of `obj`'s type, for messages.
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -29,6 +29,21 @@ pub fn str_of(obj: &Bound<'_, PyAny>) -> String {
     obj.str()
         .map(|r| r.to_string())
         .unwrap_or_else(|_| "<unprintable object>".into())
+}
+
+/// Whether `tp` is `type` or derives from it (a metaclass): a flag check,
+/// where `issubclass` would go through `__subclasscheck__`.
+pub fn is_metaclass(tp: &Bound<'_, PyType>) -> bool {
+    // SAFETY: reading the flags of a live type object.
+    unsafe { ffi::PyType_FastSubclass(tp.as_type_ptr(), ffi::Py_TPFLAGS_TYPE_SUBCLASS) != 0 }
+}
+
+/// Whether `base` is on `tp`'s MRO (no `__subclasscheck__`). `tp` must be
+/// ready (its MRO set).
+pub fn derives_from(tp: &Bound<'_, PyType>, base: *mut ffi::PyTypeObject) -> bool {
+    // SAFETY: both are live type objects; PyType_IsSubtype reads `tp`'s MRO
+    // (or walks `tp_base` when it has none yet).
+    unsafe { ffi::PyType_IsSubtype(tp.as_type_ptr(), base) != 0 }
 }
 
 const MAX_KEY_REPR: usize = 60;

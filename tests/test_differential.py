@@ -997,6 +997,32 @@ def _self_plain():
     return o
 
 
+def _instances_shadowing_their_reduction():
+    """Instances of one class, some of which hold `__reduce_ex__`, `__reduce__`
+    or `__getstate__` in their own dict (getattr finds those first), under
+    interned keys (attribute assignment) and equal non-interned ones, beside
+    dicts with non-interned and non-str keys that shadow nothing."""
+
+    def fresh(text):
+        return "".join(list(text))  # equal to `text`, not interned
+
+    plain = T.Plain(0, "plain")
+    by_attribute = T.Plain(1, "reduce_ex")
+    by_attribute.__reduce_ex__ = functools.partial(_reduce_to_plain, "by attribute")
+    by_fresh_key = T.Plain(2, "reduce")
+    by_fresh_key.__dict__[fresh("__reduce__")] = functools.partial(_reduce_to_plain, "fresh key", None)
+    getstate = T.Plain(3, "getstate")
+    getstate.__dict__[fresh("__getstate__")] = functools.partial(dict, a="from getstate")
+    other_keys = T.Plain(4, "other keys")
+    other_keys.__dict__[fresh("c")] = 5
+    other_keys.__dict__[6] = "int key"
+    return [plain, by_attribute, plain, by_fresh_key, getstate, other_keys, T.Plain(7, "after")]
+
+
+def _reduce_to_plain(label, _proto=None):
+    return (T.Plain, (label,))
+
+
 def _self_set_via_instance():
     o = T.Plain()
     s = {o}
@@ -1072,6 +1098,7 @@ REGRESSION_CASES = {
     "self_dict": _self_dict(),
     "mutual_list_dict": _mutual(),
     "self_plain": _self_plain(),
+    "instances_shadowing_their_reduction": _instances_shadowing_their_reduction(),
     "set_via_instance": _self_set_via_instance(),
     "frozenset_via_instance": _self_frozenset_via_instance(),
     "self_reduce5": _self_reduce5(),

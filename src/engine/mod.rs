@@ -117,7 +117,9 @@ pub type SentinelNames<'py> = AHashMap<usize, (Bound<'py, PyAny>, Bound<'py, PyA
 /// Per-dump answers about types and code objects, by address.
 #[derive(Default)]
 pub struct Caches<'py> {
-    /// Decisions of the instance fast path.
+    /// Decisions of the instance fast path, made after every other way of
+    /// saving the type was ruled out (so a layout here also says that none
+    /// applies: `save_reducible` goes straight to it).
     pub instance_layouts: AHashMap<ObjectKey<'py>, Option<std::rc::Rc<InstanceLayout<'py>>>>,
     /// Reducers from `turbodill._reducers` (the long tail).
     pub long_tail_reducers: AHashMap<ObjectKey<'py>, Option<Bound<'py, PyAny>>>,

@@ -38,6 +38,53 @@ extern "C" {
 static STATIC_WITHOUT_LAYOUT: std::sync::Mutex<Option<ahash::AHashSet<usize>>> =
     std::sync::Mutex::new(None);
 
+/// Whether an instance's own `__dict__` holds `__reduce_ex__`, `__reduce__`
+/// or `__getstate__`, which getattr (and so pickle) finds before the
+/// class's. Attribute names are interned strings, which equal those names
+/// only if they are the same objects: their addresses are compared, and only
+/// a dict with some other key is asked.
+fn shadows_reduction(dict: &Bound<'_, PyDict>) -> PyResult<bool> {
+    use pyo3::intern;
+    let py = dict.py();
+    let names = [
+        intern!(py, "__reduce_ex__"),
+        intern!(py, "__reduce__"),
+        intern!(py, "__getstate__"),
+    ];
+    let mut pos: pyo3::ffi::Py_ssize_t = 0;
+    let mut key = std::ptr::null_mut();
+    let mut value = std::ptr::null_mut();
+    let mut only_interned_names = true;
+    // SAFETY: iterating a live dict; the borrowed keys are only compared and
+    // their type and string flags read, which runs no Python code.
+    while unsafe { pyo3::ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0 {
+        if names.iter().any(|name| name.as_ptr() == key) {
+            return Ok(true);
+        }
+        // SAFETY: `key` is a live object, read as a str only if it is one.
+        #[cfg(not(Py_3_14))]
+        let interned = unsafe {
+            pyo3::ffi::PyUnicode_CheckExact(key) != 0
+                && (*key.cast::<pyo3::ffi::PyASCIIObject>()).interned() != 0
+        };
+        #[cfg(Py_3_14)]
+        let interned = false;
+        if !interned {
+            only_interned_names = false;
+            break;
+        }
+    }
+    if only_interned_names {
+        return Ok(false);
+    }
+    for name in names {
+        if dict.contains(name)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 impl Layout<'_> {
     fn is_current(&self, tp: &Bound<'_, PyType>) -> bool {
         version_tag(tp) == Some(self.version_tag)
@@ -94,6 +141,16 @@ impl<'py> Engine<'py> {
             .instance_layouts
             .insert(ObjectKey::new(tp.as_any()), layout.clone());
         Ok(layout)
+    }
+
+    /// The layout `instance_layout` gave `tp` earlier in this dump, if any
+    /// and if the class has not changed since: a lookup, for the instances
+    /// after the first.
+    pub fn known_instance_layout(&mut self, tp: &Bound<'py, PyType>) -> Option<Rc<Layout<'py>>> {
+        match self.caches().instance_layouts.get(&(tp.as_ptr() as usize)) {
+            Some(Some(layout)) if layout.is_current(tp) => Some(layout.clone()),
+            _ => None,
+        }
     }
 
     #[cfg(not(all(Py_3_11, not(Py_3_14))))]
@@ -267,7 +324,6 @@ impl<'py> Engine<'py> {
         obj: &Bound<'py, PyAny>,
         layout: &Layout<'py>,
     ) -> PyResult<bool> {
-        use pyo3::intern;
         let py = self.py();
         let dict = if layout.has_dict {
             // SAFETY: `obj` is live and its type has a dict slot;
@@ -283,16 +339,9 @@ impl<'py> Engine<'py> {
             };
             if dict.is_empty() {
                 None
+            } else if shadows_reduction(&dict)? {
+                return Ok(false);
             } else {
-                for name in [
-                    intern!(py, "__reduce_ex__"),
-                    intern!(py, "__reduce__"),
-                    intern!(py, "__getstate__"),
-                ] {
-                    if dict.contains(name)? {
-                        return Ok(false);
-                    }
-                }
                 Some(dict.into_any())
             }
         } else {

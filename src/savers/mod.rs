@@ -205,7 +205,14 @@ impl<'py> Engine<'py> {
         } else if !crate::engine::type_is_ready(&tp) {
             // Attribute lookup finds nothing on such a type: no `__reduce_ex__`.
             return Err(self.no_reduction(obj)?);
-        } else if tp.is_subclass_of::<pyo3::types::PyType>()? {
+        } else if let Some(layout) = self.known_instance_layout(&tp) {
+            // An earlier instance of this class took the instance path in
+            // this dump: every check below was false for its type.
+            if self.save_instance(obj, &layout)? {
+                return Ok(());
+            }
+            return self.save_own_reduction(obj, &tp);
+        } else if crate::pyutil::is_metaclass(&tp) {
             return self.save_class(obj);
         } else if tp_ptr == &raw mut ffi::PyCode_Type {
             self.trace(obj, "code object by value", None)?;
@@ -215,7 +222,7 @@ impl<'py> Engine<'py> {
             return self.save_cell(obj);
         } else if crate::genframe::is_generator(obj) {
             return self.save_generator(obj);
-        } else if tp.is_subclass_of::<pyo3::types::PyModule>()? {
+        } else if crate::pyutil::derives_from(&tp, &raw mut ffi::PyModule_Type) {
             self.trace(obj, "module", None)?;
             return self.save_module(obj);
         } else if (tp.is(self.st().method_type.bind(py)) && self.save_method_by_value(obj)?)
@@ -237,21 +244,31 @@ impl<'py> Engine<'py> {
                     }
                 }
             }
-            let own = if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
-                f.call1((self.proto(),)).map_err(|e| {
-                    crate::errors::as_unpicklable(py, e, self.st().unpicklable_error.bind(py))
-                })?
-            } else if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
-                f.call0()?
-            } else {
-                return Err(self.no_reduction(obj)?);
-            };
-            let own = self.set_state_directly(&tp, own)?;
-            self.trace(obj, "__reduce_ex__", Some(&own))?;
-            return self.save_reduce_value(obj, &own);
+            return self.save_own_reduction(obj, &tp);
         };
         self.trace(obj, "dispatch table", Some(&reduce_value))?;
         self.save_reduce_value(obj, &reduce_value)
+    }
+
+    /// `obj.__reduce_ex__(proto)`, or `obj.__reduce__()`, saved.
+    fn save_own_reduction(
+        &mut self,
+        obj: &Bound<'py, PyAny>,
+        tp: &Bound<'py, pyo3::types::PyType>,
+    ) -> PyResult<()> {
+        let py = self.py();
+        let own = if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce_ex__"))? {
+            f.call1((self.proto(),)).map_err(|e| {
+                crate::errors::as_unpicklable(py, e, self.st().unpicklable_error.bind(py))
+            })?
+        } else if let Some(f) = obj.getattr_opt(pyo3::intern!(py, "__reduce__"))? {
+            f.call0()?
+        } else {
+            return Err(self.no_reduction(obj)?);
+        };
+        let own = self.set_state_directly(tp, own)?;
+        self.trace(obj, "__reduce_ex__", Some(&own))?;
+        self.save_reduce_value(obj, &own)
     }
 
     /// An object's own reduction, given a state setter that fills its
