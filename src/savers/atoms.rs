@@ -393,9 +393,16 @@ impl<'py> Engine<'py> {
     }
 
     fn save_bytes_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> PyResult<()> {
-        let size = data.len();
         let mut header = [0u8; 9];
-        let hlen = if size <= 0xff {
+        let hlen = self.bytes_header(&mut header, data.len())?;
+        self.write_payload(&header[..hlen], data, Some(obj))?;
+        self.memo_put(obj);
+        Ok(())
+    }
+
+    /// The opcode and length of `size` bytes, in `header`; its length.
+    fn bytes_header(&self, header: &mut [u8; 9], size: usize) -> PyResult<usize> {
+        Ok(if size <= 0xff {
             header[0] = SHORT_BINBYTES;
             header[1] = size.to_le_bytes()[0];
             2
@@ -411,10 +418,18 @@ impl<'py> Engine<'py> {
             return Err(PyOverflowError::new_err(
                 "serializing a bytes object larger than 4 GiB requires pickle protocol 4 or higher",
             ));
-        };
-        self.write_payload(&header[..hlen], data, Some(obj))?;
-        self.memo_put(obj);
-        Ok(())
+        })
+    }
+
+    /// Bytes whose identity nothing in the payload depends on (a code
+    /// object's bytecode and tables), written without a memo entry; from
+    /// protocol 3, which has bytes opcodes, and with no persistent_id hook.
+    pub fn save_unmemoized_bytes(&mut self, bytes: &Bound<'py, PyBytes>) -> PyResult<()> {
+        self.opcode_boundary()?;
+        let data = bytes.as_bytes();
+        let mut header = [0u8; 9];
+        let hlen = self.bytes_header(&mut header, data.len())?;
+        self.write_payload(&header[..hlen], data, Some(bytes.as_any()))
     }
 
     fn save_bytearray_data(&mut self, obj: &Bound<'py, PyAny>, data: &[u8]) -> PyResult<()> {

@@ -415,6 +415,30 @@ impl<'py> Engine<'py> {
         }))
     }
 
+    /// A tuple of str made for the payload (a code object's names), which
+    /// nothing can refer to: written as `save_tuple` writes one, without a
+    /// memo entry. Saving a str pushes no work, so it is written at once.
+    pub fn save_unmemoized_tuple(&mut self, names: &[Bound<'py, PyAny>]) -> PyResult<()> {
+        self.opcode_boundary()?;
+        let short_form = names.len() <= 3 && self.proto() >= 2;
+        if names.is_empty() && self.is_binary() {
+            self.write_byte(EMPTY_TUPLE);
+            return Ok(());
+        }
+        if !short_form {
+            self.write_byte(MARK);
+        }
+        for name in names {
+            self.save(name, SaveCtx::default())?;
+        }
+        self.write_byte(if short_form {
+            LEN_TO_TUPLE_OP[names.len()]
+        } else {
+            TUPLE
+        });
+        Ok(())
+    }
+
     pub fn step_tuple(&mut self, mut f: TupleFrame<'py>) -> PyResult<()> {
         let len = f.tuple.len();
         while f.next < len {

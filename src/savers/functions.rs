@@ -182,6 +182,8 @@ const CO_VARNAMES: usize = 9;
 const CO_FILENAME: usize = 10;
 const CO_NAME: usize = 11;
 const CO_QUALNAME: usize = 12;
+const CO_LINETABLE: usize = 14;
+const CO_EXCEPTIONTABLE: usize = 15;
 const CO_FREEVARS: usize = 16;
 const CO_CELLVARS: usize = 17;
 
@@ -205,6 +207,15 @@ const ATTR_MODULE: usize = 4;
 const ATTR_QUALNAME: usize = 5;
 
 type Cells<'py> = Rc<RefCell<Vec<Bound<'py, PyAny>>>>;
+
+/// A code object's constructor argument, by how `save_code` writes it.
+enum CodeArg<'py> {
+    Value(Bound<'py, PyAny>),
+    /// Bytecode, line or exception table: bytes, not memoized.
+    Bytes(Bound<'py, PyBytes>),
+    /// Names (exact str copies), as a tuple that is not memoized.
+    Names(Vec<Bound<'py, PyAny>>),
+}
 
 /// Attribute reads of exact functions and code objects through the data
 /// descriptors their type defines, found once per process and called
@@ -299,9 +310,33 @@ const FN_CODE: usize = 0;
 const FN_GLOBALS: usize = 1;
 const FN_NAME: usize = 2;
 const FN_CLOSURE: usize = 3;
-const FN_DICT: usize = 4;
 /// Where `function_attributes` start.
-const FN_ATTRIBUTES: usize = 5;
+const FN_ATTRIBUTES: usize = 4;
+
+/// A field of an exact function's struct that getattr would fill in when it
+/// is empty: `__dict__` and `__annotations__` make an empty dict. `None` for
+/// an empty field; getattr's value for anything but a dict (the compiler
+/// leaves annotations as a tuple of names and values, which getattr turns
+/// into the dict), and on 3.14 (whose `__annotations__` may call
+/// `__annotate__`).
+fn function_struct_field<'py>(
+    func: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    field: fn(&pyo3::ffi::PyFunctionObject) -> *mut pyo3::ffi::PyObject,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let exact = func.get_type_ptr() == &raw mut pyo3::ffi::PyFunction_Type;
+    if cfg!(Py_3_14) || !exact {
+        return func.getattr_opt(name);
+    }
+    // SAFETY: `func` is a live exact function, whose struct pyo3-ffi mirrors
+    // for this version; the field is a borrowed reference or NULL.
+    let value = field(unsafe { &*func.as_ptr().cast::<pyo3::ffi::PyFunctionObject>() });
+    // SAFETY: a borrowed reference from a live object, or NULL.
+    match unsafe { Bound::from_borrowed_ptr_or_opt(func.py(), value) } {
+        Some(value) if !value.is_exact_instance_of::<PyDict>() => func.getattr_opt(name),
+        value => Ok(value),
+    }
+}
 
 /// The exception a failed read set: `None` for an AttributeError.
 #[cold]
@@ -323,7 +358,6 @@ fn function_fields(py: Python<'_>) -> PyResult<&'static DirectFields> {
             intern!(py, "__globals__"),
             intern!(py, "__name__"),
             intern!(py, "__closure__"),
-            intern!(py, "__dict__"),
         ];
         names.extend(function_attributes(py));
         DirectFields::find(&py.get_type::<pyo3::types::PyFunction>(), &names)
@@ -550,10 +584,13 @@ impl<'py> Engine<'py> {
         let py = self.py();
         self.memo_put(&func);
         let attributes = self.changed_function_attributes(&func, &code, &globals)?;
-        let dict = function_fields(py)?.get(&func, FN_DICT)?;
-        let has_dict = dict.len()? > 0;
+        let dict = function_struct_field(&func, intern!(py, "__dict__"), |f| f.func_dict)?;
+        let dict = match dict {
+            Some(dict) if dict.len()? > 0 => Some(dict),
+            _ => None,
+        };
 
-        let used = PyDict::new(py);
+        let mut used: Option<Bound<'py, PyDict>> = None;
         // Globals the loader resolves (a session's namespace, restored entry
         // by entry) are not written from here.
         let names = if self.pinned_persistent_id(globals.as_any()).is_some() {
@@ -568,23 +605,21 @@ impl<'py> Engine<'py> {
                 continue;
             }
             if let Some(value) = globals.get_item(&name)? {
-                used.set_item(self.name_copy(&name)?, value)?;
+                used.get_or_insert_with(|| PyDict::new(py))
+                    .set_item(self.name_copy(&name)?, value)?;
             }
         }
         let mut frames = Vec::new();
-        if has_dict || !attributes.is_empty() {
-            let dict = if has_dict {
-                dict
-            } else {
-                py.None().into_bound(py)
-            };
+        if dict.is_some() || attributes.is_some() {
+            let dict = dict.unwrap_or_else(|| py.None().into_bound(py));
+            let attributes = attributes.unwrap_or_else(|| PyDict::new(py));
             let state = PyTuple::new(py, [dict, attributes.into_any()])?;
             frames.extend([
                 Frame::Save(state.into_any(), SaveCtx::default()),
                 Frame::Write(BUILD),
             ]);
         }
-        if !used.is_empty() {
+        if let Some(used) = used {
             frames.push(deferred(move |e| {
                 e.memo_get_existing(globals.as_any())?;
                 let items = used
@@ -627,9 +662,9 @@ impl<'py> Engine<'py> {
         func: &Bound<'py, PyAny>,
         code: &Bound<'py, PyAny>,
         globals: &Bound<'py, PyDict>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
         let py = self.py();
-        let changed = PyDict::new(py);
+        let mut changed = None;
         let code_fields = code_object_fields(py)?;
         let consts = code_fields.get(code, CO_CONSTS)?;
         let first_const = consts
@@ -651,7 +686,12 @@ impl<'py> Engine<'py> {
             (ATTR_QUALNAME, Some(code_fields.get(code, CO_QUALNAME)?)),
         ] {
             let name = names[attr];
-            let Some(value) = function_fields(py)?.get_opt(func, FN_ATTRIBUTES + attr)? else {
+            let value = if attr == ATTR_ANNOTATIONS {
+                function_struct_field(func, name, |f| f.func_annotations)?
+            } else {
+                function_fields(py)?.get_opt(func, FN_ATTRIBUTES + attr)?
+            };
+            let Some(value) = value else {
                 continue;
             };
             let unchanged = match &made {
@@ -661,11 +701,14 @@ impl<'py> Engine<'py> {
             if unchanged {
                 continue;
             }
-            if attr == ATTR_QUALNAME {
-                changed.set_item(name, self.name_copy(&value)?)?;
+            let value = if attr == ATTR_QUALNAME {
+                self.name_copy(&value)?
             } else {
-                changed.set_item(name, value)?;
-            }
+                value
+            };
+            changed
+                .get_or_insert_with(|| PyDict::new(py))
+                .set_item(name, value)?;
         }
         Ok(changed)
     }
@@ -827,22 +870,39 @@ impl<'py> Engine<'py> {
     /// lambdas costs, and they need none of its checks.
     pub fn save_code(&mut self, code: &Bound<'py, PyAny>) -> PyResult<()> {
         let py = self.py();
-        let mut args = Vec::with_capacity(18);
+        let mut args = Vec::with_capacity(CO_FIELDS);
         let fields = code_object_fields(py)?;
+        // Parts of the code object that nothing can share with the rest of
+        // the graph, or whose sharing means nothing (bytes are immutable),
+        // are written without memo entries when no persistent_id hook must
+        // see them.
+        let private_parts = self.proto() >= 3 && self.hooks().persistent_id.is_none();
         for i in 0..CO_FIELDS {
             let value = fields.get(code, i)?;
             args.push(match i {
-                CO_CONSTS => self.code_constants(&value)?,
+                CO_CONSTS => CodeArg::Value(self.code_constants(&value)?),
                 CO_NAMES | CO_VARNAMES | CO_FREEVARS | CO_CELLVARS => {
                     let names = value
                         .cast::<PyTuple>()?
                         .iter()
                         .map(|name| self.name_copy(&name))
                         .collect::<PyResult<Vec<_>>>()?;
-                    PyTuple::new(py, names)?.into_any()
+                    // The constructor takes exact str names only: anything
+                    // else goes as a tuple the general way (and fails there).
+                    if private_parts && names.iter().all(|n| n.is_exact_instance_of::<PyString>()) {
+                        CodeArg::Names(names)
+                    } else {
+                        CodeArg::Value(PyTuple::new(py, names)?.into_any())
+                    }
                 }
-                CO_FILENAME | CO_NAME | CO_QUALNAME => self.name_copy(&value)?,
-                _ => value,
+                CO_FILENAME | CO_NAME | CO_QUALNAME => CodeArg::Value(self.name_copy(&value)?),
+                CO_CODE | CO_LINETABLE | CO_EXCEPTIONTABLE if private_parts => {
+                    match value.cast_into_exact::<PyBytes>() {
+                        Ok(bytes) => CodeArg::Bytes(bytes),
+                        Err(err) => CodeArg::Value(err.into_inner()),
+                    }
+                }
+                _ => CodeArg::Value(value),
             });
         }
         // The constructor, then the arguments as `save_tuple` writes a tuple
@@ -858,7 +918,11 @@ impl<'py> Engine<'py> {
         if self.stack_depth() == depth {
             self.write_byte(MARK);
             for arg in args.by_ref() {
-                self.save(&arg, SaveCtx::default())?;
+                match arg {
+                    CodeArg::Value(value) => self.save(&value, SaveCtx::default())?,
+                    CodeArg::Bytes(bytes) => self.save_unmemoized_bytes(&bytes)?,
+                    CodeArg::Names(names) => self.save_unmemoized_tuple(&names)?,
+                }
                 if self.stack_depth() > depth {
                     break;
                 }
@@ -874,7 +938,14 @@ impl<'py> Engine<'py> {
             rest.push(Frame::Write(MARK));
         }
         let code = code.clone();
-        rest.extend(args.map(|arg| Frame::Save(arg, SaveCtx::default())));
+        for arg in args {
+            let value = match arg {
+                CodeArg::Value(value) => value,
+                CodeArg::Bytes(bytes) => bytes.into_any(),
+                CodeArg::Names(names) => PyTuple::new(py, names)?.into_any(),
+            };
+            rest.push(Frame::Save(value, SaveCtx::default()));
+        }
         rest.extend([
             Frame::Write(TUPLE),
             Frame::MemoAnonymous,
