@@ -412,6 +412,46 @@ def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
     _subproc.script(check, cwd=tmp_path)
 
 
+def test_entries_after_a_failed_one_do_not_depend_on_its_incidental_objects(tmp_path):
+    """What entries share only by accident (equal strs, a global such as a
+    class or the function type, an imported module, the code constructor of
+    by-value functions) is written again in each entry: a loader that failed
+    on the first entry that had them still loads the rest."""
+    (tmp_path / "vanishing.py").write_text(
+        "import collections, json\n"
+        "class Thing:\n"
+        "    def __init__(self):\n"
+        "        self.label, self.rows = 'kept', collections.OrderedDict(a=1)\n"
+        "        self.codec, self.fn = json, lambda v: v\n"
+    )
+    script = """
+    import collections, json, vanishing, turbodill
+    broken = vanishing.Thing()
+    labels = {"label": "kept", "rows": 2}
+    ordered = collections.OrderedDict(b=2)
+    codec = json
+    scale = lambda v: v * 3
+    def wrap(v):
+        return collections.OrderedDict(v=scale(v))
+    turbodill.dump_session("s.pkl")
+    """
+    _subproc.script(script, cwd=tmp_path)
+    os.unlink(tmp_path / "vanishing.py")
+    check = """
+    import json, warnings, turbodill
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        turbodill.load_session("s.pkl")
+    [w] = caught
+    message = str(w.message)
+    assert "2 entries" in message and "broken (vanishing.Thing)" in message, message
+    assert labels == {"label": "kept", "rows": 2}
+    assert list(ordered.items()) == [("b", 2)] and codec is json
+    assert scale(2) == 6 and wrap(1) == {"v": 3}
+    """
+    _subproc.script(check, cwd=tmp_path)
+
+
 def test_every_entry_spells_out_the_persistent_ids():
     """The module's and namespace's persistent ids are written whole in every
     entry, never fetched from the memo of an earlier entry (which the loader

@@ -500,7 +500,8 @@ def _load_entries(header, payload, module, strict, source):
     failed entry, so the stream is moved to the next entry by size and a
     fresh unpickler takes over the memo; memo indices in sessions are
     explicit, so the objects the failed entry never made are simply missing
-    (an entry that refers to one fails too, and says so)."""
+    (an entry that shares one fails too, and says so; what entries share
+    only by accident, such as strs and globals, each entry writes itself)."""
     stream = io.BytesIO(payload)
     unpickler = _SessionUnpickler(stream, module)
     failed = []

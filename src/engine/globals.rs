@@ -273,7 +273,7 @@ impl<'py> Engine<'py> {
         }
         let obj = obj.clone();
         frames.push(deferred(move |engine| {
-            engine.memo_put(&obj);
+            engine.memo_put_found_by_name(&obj);
             Ok(())
         }));
         self.queue(frames);
@@ -289,7 +289,7 @@ impl<'py> Engine<'py> {
         name: Bound<'py, PyAny>,
     ) -> PyResult<()> {
         self.write_global_name(module_name, name)?;
-        self.memo_put(obj);
+        self.memo_put_found_by_name(obj);
         Ok(())
     }
 

@@ -49,6 +49,17 @@ pub struct Vacancy {
     addr: usize,
 }
 
+impl Vacancy {
+    /// For an object to record wherever the table has room (one found in
+    /// the table that is to be recorded anew, under a new index).
+    pub fn unplaced(obj: &Bound<'_, PyAny>) -> Vacancy {
+        Vacancy {
+            slot: None,
+            addr: obj.as_ptr() as usize,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Memo {
     /// `addr == EMPTY` marks a free slot.
@@ -237,6 +248,11 @@ impl Memo {
         self.insert(obj.as_ptr() as usize, idx);
         self.owned.push(obj.clone().unbind());
         self.next = self.next.max(idx + 1);
+    }
+
+    /// The index the next entry gets.
+    pub fn next_index(&self) -> u32 {
+        self.next
     }
 
     /// A point to come back to with `rollback`.

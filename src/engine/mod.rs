@@ -198,6 +198,12 @@ pub struct Engine<'py> {
     traced_segments: Vec<Option<String>>,
     /// Where non-ASCII strs are encoded to UTF-8 (one allocation per dump).
     utf8_scratch: Vec<u8>,
+    /// The first memo index of the current entry of a series whose pickles
+    /// may fail to load one by one (see `start_entry`).
+    entry_floor: Option<u32>,
+    /// In such a series: the memo indices of objects the loader finds by
+    /// name (globals, the code constructor).
+    found_by_name: ahash::AHashSet<u32>,
 }
 
 impl<'py> Engine<'py> {
@@ -231,6 +237,8 @@ impl<'py> Engine<'py> {
             deterministic: opts.deterministic,
             hooks,
             pinned_pids: Vec::new(),
+            entry_floor: None,
+            found_by_name: ahash::AHashSet::new(),
             by_value_module_names: Vec::new(),
             memoize_opcode: opts.protocol >= 4,
             file_write,
@@ -368,6 +376,8 @@ impl<'py> Engine<'py> {
     pub fn discard_failed_dump(&mut self, checkpoint: memo::MemoCheckpoint) {
         self.out.discard();
         self.memo.rollback(checkpoint);
+        let next = self.memo.next_index();
+        self.found_by_name.retain(|&idx| idx < next);
     }
 
     /// Write `obj`, wherever it is met, as the persistent id `pid`, which
@@ -402,6 +412,72 @@ impl<'py> Engine<'py> {
     /// Whether `pickle_by_value` was given module `name`.
     pub fn pickles_by_value(&self, name: &str) -> bool {
         self.by_value_module_names.iter().any(|n| n == name)
+    }
+
+    /// The next dump is an entry of a series whose pickles the loader may
+    /// fail to load one by one, with the memo shared (a session's entries).
+    /// An earlier entry's objects that are only incidentally shared (str,
+    /// bytes, globals, modules by reference, builtin functions and methods,
+    /// the code constructor) are then
+    /// written again rather than fetched from its part of the memo, which a
+    /// loader that failed on that entry lacks: a dict of strs must not fail
+    /// because another entry's class could not be imported.
+    pub fn start_entry(&mut self) {
+        self.entry_floor = Some(self.memo.next_index());
+    }
+
+    /// Whether a memo hit at `idx` on `obj` is to be written again (see
+    /// `start_entry`).
+    #[inline]
+    fn refetch(&self, obj: &Bound<'py, PyAny>, idx: u32) -> bool {
+        self.entry_floor.is_some_and(|floor| idx < floor) && self.incidentally_shared(obj, idx)
+    }
+
+    #[cold]
+    fn incidentally_shared(&self, obj: &Bound<'py, PyAny>, idx: u32) -> bool {
+        use pyo3::types::{PyBytes, PyModule, PyString};
+        let tp = obj.get_type_ptr();
+        // Builtin functions and the methods of builtin types are static
+        // objects, found by name (as `getattr(dict, 'get')`, say).
+        let found_by_name_type = [
+            &raw mut pyo3::ffi::PyCFunction_Type,
+            &raw mut pyo3::ffi::PyMethodDescr_Type,
+            &raw mut pyo3::ffi::PyWrapperDescr_Type,
+            &raw mut pyo3::ffi::PyClassMethodDescr_Type,
+        ]
+        .contains(&tp);
+        if obj.is_exact_instance_of::<PyString>()
+            || obj.is_exact_instance_of::<PyBytes>()
+            || found_by_name_type
+            || self.found_by_name.contains(&idx)
+        {
+            return true;
+        }
+        // A module by reference: the one imported under its name, not one
+        // of those pickled by value (whose identity entries share).
+        let Ok(module) = obj.cast_exact::<PyModule>() else {
+            return false;
+        };
+        let Ok(name) = module.name() else {
+            return false;
+        };
+        let imported = self.st.sys_modules.bind(self.py).get_item(&name).ok();
+        imported.is_some_and(|m| m.is(obj))
+            && name
+                .to_str()
+                .is_ok_and(|n| n != "__main__" && n != "__mp_main__" && !self.pickles_by_value(n))
+    }
+
+    /// `memo_put` of an object the loader finds by name (a global).
+    pub fn memo_put_found_by_name(&mut self, obj: &Bound<'py, PyAny>) {
+        if self.fast {
+            return;
+        }
+        let idx = self.memo.put(obj);
+        if self.entry_floor.is_some() {
+            self.found_by_name.insert(idx);
+        }
+        self.write_put(idx);
     }
 
     /// Memoize with PUT and explicit indices, even at protocol 4 and above,
@@ -553,7 +629,7 @@ impl<'py> Engine<'py> {
     /// The memo index of `obj`, if it was memoized.
     #[inline]
     pub fn memo_index_of(&self, obj: &Bound<'py, PyAny>) -> Option<u32> {
-        self.memo.get(obj)
+        self.memo.get(obj).filter(|&idx| !self.refetch(obj, idx))
     }
 
     #[inline]
@@ -568,7 +644,10 @@ impl<'py> Engine<'py> {
     /// `obj`'s memo index, or where `memo_put_vacant` will record it.
     #[inline]
     pub fn memo_lookup(&self, obj: &Bound<'py, PyAny>) -> Result<u32, memo::Vacancy> {
-        self.memo.lookup(obj)
+        match self.memo.lookup(obj) {
+            Ok(idx) if self.refetch(obj, idx) => Err(memo::Vacancy::unplaced(obj)),
+            found => found,
+        }
     }
 
     /// A container of `items` items is about to be saved (see

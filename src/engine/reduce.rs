@@ -236,7 +236,7 @@ impl<'py> Engine<'py> {
     /// the memo; otherwise memoize it and queue items and state.
     pub fn step_reduce_tail(&mut self, t: ReduceTail<'py>) -> PyResult<()> {
         if let Some(obj) = &t.obj {
-            if let Some(idx) = self.memo.get(obj) {
+            if let Some(idx) = self.memo_index_of(obj) {
                 self.open_reductions -= 1;
                 self.out.write_byte(POP);
                 self.memo_get(idx);

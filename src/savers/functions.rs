@@ -1027,7 +1027,7 @@ impl<'py> Engine<'py> {
             Frame::Write(REDUCE),
         ]);
         frames.push(deferred(move |e| {
-            e.memo_put(&marker);
+            e.memo_put_found_by_name(&marker);
             Ok(())
         }));
         self.queue(frames);

@@ -48,6 +48,7 @@ pub fn _session_pickle_entries<'py>(
     for entry in entries.iter() {
         let (_, value): (Bound<'py, PyAny>, Bound<'py, PyAny>) = entry.extract()?;
         let checkpoint = engine.memo_checkpoint();
+        engine.start_entry();
         match engine.dump(&value).and_then(|()| engine.take_output()) {
             Ok(pickle) => results.append(pickle)?,
             Err(err) => {
