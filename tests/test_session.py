@@ -387,29 +387,40 @@ def test_dill_keyword_names_are_accepted(tmp_path):
         turbodill.dump_module(path, module=module, bogus=1)
 
 
+LOAD_REPORTING_FAILURES = """
+import warnings, turbodill
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    turbodill.load_session("s.pkl")
+[warning] = caught
+message = str(warning.message)
+"""
+
+
+def _load_without_module(tmp_path, source, dump, check):
+    """`dump` a session in a fresh interpreter that can import `vanishing`
+    (`source`), then run `check` in one that cannot, after loading it."""
+    (tmp_path / "vanishing.py").write_text(source)
+    _subproc.script(dump, cwd=tmp_path)
+    os.unlink(tmp_path / "vanishing.py")
+    _subproc.script(LOAD_REPORTING_FAILURES + textwrap.dedent(check), cwd=tmp_path)
+
+
 def test_entries_after_a_failed_one_keep_their_shared_objects(tmp_path):
-    (tmp_path / "vanishing.py").write_text("class Thing:\n    pass\n")
-    script = """
+    dump = """
     import vanishing, turbodill
     shared = {"k": [1, 2]}
     broken = (shared, vanishing.Thing())
     after = [shared, shared["k"]]
     turbodill.dump_session("s.pkl")
     """
-    _subproc.script(script, cwd=tmp_path)
-    os.unlink(tmp_path / "vanishing.py")
     check = """
-    import warnings, turbodill
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        turbodill.load_session("s.pkl")
-    [w] = caught
-    assert "broken (tuple): ModuleNotFoundError: No module named 'vanishing'" in str(w.message), str(w.message)
+    assert "broken (tuple): ModuleNotFoundError: No module named 'vanishing'" in message, message
     assert "vanishing" not in globals()  # the module entry failed too, and was reported
     assert after[0] is shared and after[1] is shared["k"] and shared == {"k": [1, 2]}
     assert "broken" not in globals()
     """
-    _subproc.script(check, cwd=tmp_path)
+    _load_without_module(tmp_path, "class Thing:\n    pass\n", dump, check)
 
 
 def test_entries_after_a_failed_one_do_not_depend_on_its_incidental_objects(tmp_path):
@@ -417,14 +428,14 @@ def test_entries_after_a_failed_one_do_not_depend_on_its_incidental_objects(tmp_
     class or the function type, an imported module, the code constructor of
     by-value functions) is written again in each entry: a loader that failed
     on the first entry that had them still loads the rest."""
-    (tmp_path / "vanishing.py").write_text(
+    source = (
         "import collections, json\n"
         "class Thing:\n"
         "    def __init__(self):\n"
         "        self.label, self.rows = 'kept', collections.OrderedDict(a=1)\n"
         "        self.codec, self.fn = json, lambda v: v\n"
     )
-    script = """
+    dump = """
     import collections, json, vanishing, turbodill
     broken = vanishing.Thing()
     labels = {"label": "kept", "rows": 2}
@@ -435,21 +446,14 @@ def test_entries_after_a_failed_one_do_not_depend_on_its_incidental_objects(tmp_
         return collections.OrderedDict(v=scale(v))
     turbodill.dump_session("s.pkl")
     """
-    _subproc.script(script, cwd=tmp_path)
-    os.unlink(tmp_path / "vanishing.py")
     check = """
-    import json, warnings, turbodill
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        turbodill.load_session("s.pkl")
-    [w] = caught
-    message = str(w.message)
+    import json
     assert "2 entries" in message and "broken (vanishing.Thing)" in message, message
     assert labels == {"label": "kept", "rows": 2}
     assert list(ordered.items()) == [("b", 2)] and codec is json
     assert scale(2) == 6 and wrap(1) == {"v": 3}
     """
-    _subproc.script(check, cwd=tmp_path)
+    _load_without_module(tmp_path, source, dump, check)
 
 
 def test_every_entry_spells_out_the_persistent_ids():
