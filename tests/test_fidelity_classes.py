@@ -607,12 +607,15 @@ def test_trace_reports_each_object_its_path_and_reduction(capsys):
     buffer = io.StringIO()
     with turbodill.detect.trace(buffer) as log:
         log("> D = %r", "holder")
-        turbodill.dumps({"h": holder, "n": [1, (len,)]})
+        turbodill.dumps({"h": holder, "n": [1, (len,)], "again": Holder()})
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "> D = 'holder'"
     # (written natively where instance.rs has its fast path, else by copyreg.__newobj__)
     holder_lines = [line for line in lines if line.startswith("obj['h']  ") and ".Holder <" in line]
     assert len(holder_lines) == 1 and ("instance" in holder_lines[0] or "__newobj__" in holder_lines[0])
+    # A later instance of the class, which goes straight to the path the first took, is traced too.
+    [again] = [line for line in lines if line.startswith("obj['again']  ")]
+    assert again.split("  ", 2)[2] == holder_lines[0].split("  ", 2)[2], (again, holder_lines)
     assert any(line.startswith("obj['h']  type") and "class by value" in line for line in lines)
     assert any(line.startswith("obj['h'].lock  lock") and "make_lock" in line for line in lines)
     assert any(line.startswith("obj['h'].f  function") and "function by value" in line for line in lines)

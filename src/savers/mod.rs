@@ -164,6 +164,9 @@ impl<'py> Engine<'py> {
     }
 }
 
+/// How the instance fast path is named in a trace.
+const INSTANCE_PATH: &str = "instance: cls() NEWOBJ, state BUILD";
+
 impl<'py> Engine<'py> {
     /// Everything that is not a builtin scalar or container: the
     /// `reducer_override` hook, classes and functions by reference, dispatch
@@ -208,6 +211,7 @@ impl<'py> Engine<'py> {
         } else if let Some(layout) = self.known_instance_layout(&tp) {
             // An earlier instance of this class took the instance path in
             // this dump: every check below was false for its type.
+            self.trace(obj, INSTANCE_PATH, None)?;
             if self.save_instance(obj, &layout)? {
                 return Ok(());
             }
@@ -238,7 +242,7 @@ impl<'py> Engine<'py> {
             }
             if self.hooks().reducer_override.is_none() && self.hooks().persistent_id.is_none() {
                 if let Some(layout) = self.instance_layout(&tp)? {
-                    self.trace(obj, "instance: cls() NEWOBJ, state BUILD", None)?;
+                    self.trace(obj, INSTANCE_PATH, None)?;
                     if self.save_instance(obj, &layout)? {
                         return Ok(());
                     }
