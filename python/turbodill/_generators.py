@@ -3,9 +3,11 @@
 Private: payloads name only the ``_reconstruct`` functions; what is here may
 change. A saved frame is checked against its code before the native
 ``_gen_restore`` writes it: the slot count against the code's locals, cells
-and free variables, the stack depth against the exact depth the compiler's
-stack model gives at that instruction, the instruction against the points
-where a frame can be suspended.
+and free variables, the instruction against the points where a frame can be
+suspended, and, by the resume model (``resume_requirements``, which
+``_gen_restore`` calls itself), the stack's depth and each value against
+what the eval loop trusts it to be there, and the locals it reads there
+without a check.
 """
 
 import dis
@@ -163,9 +165,10 @@ def _call_intrinsic_2(oparg):
 # number of top slots the instruction replaces; slots it only reads stay
 # (LIST_APPEND's list), so that what a slot holds is followed across them.
 # How many it pushes is ``pops`` plus ``dis.stack_effect``. A callable gets
-# the oparg. COPY, SWAP, END_SEND and RETURN_GENERATOR are handled in
-# ``_successors``; an opcode not here is refused (no resume point is trusted
-# in code the table does not describe).
+# the oparg; ``_spec`` adjusts the few whose branches pop differently. COPY,
+# SWAP, END_SEND and RETURN_GENERATOR are followed in ``_analyse``; code with
+# an opcode not here cannot be resumed (no resume point is trusted in code
+# the table does not describe).
 _ANY1 = (1, (), ())
 _OPS = {
     **dict.fromkeys(
@@ -196,7 +199,7 @@ _OPS = {
         + ["POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE"],
         (1, (), ()),
     ),
-    # 3.11: the jump keeps the value, falling through pops it (pops: see _successors).
+    # 3.11: the jump keeps the value, falling through pops it (``_spec``).
     **dict.fromkeys(["JUMP_IF_FALSE_OR_POP", "JUMP_IF_TRUE_OR_POP"], (0, (), ())),
     "STORE_FAST_LOAD_FAST": _ANY1,
     "STORE_FAST_STORE_FAST": (2, (), ()),
@@ -241,7 +244,7 @@ _OPS = {
     "CALL_INTRINSIC_2": _call_intrinsic_2,
     # 3.11 splits a call in two; the model (dis.stack_effect) pops the
     # arguments at PRECALL and the pair at CALL, and nothing runs between.
-    "PRECALL": lambda a: (a + 2, (MAY_BE_EMPTY, MAY_BE_EMPTY), ()),
+    "PRECALL": lambda a: (a + 2, (MAY_BE_EMPTY, 0), ()),
     "CALL": lambda a: (2 if _V < (3, 12) else a + 2, (), ()),
     "CALL_KW": lambda a: (a + 3, (), ((1, KWNAMES),)),
     "CALL_FUNCTION_EX": lambda a: (3 + (a & 1), (), ((1, DICT),) if a & 1 else ()),
@@ -249,7 +252,7 @@ _OPS = {
     "SET_FUNCTION_ATTRIBUTE": (2, (FUNCTION,), ((1, FUNCTION),)),
     "FOR_ITER": (0, (), ((1, ITERATOR),)),  # 3.11's exhausted jump pops the iterator too
     "END_FOR": (2 if _V < (3, 13) else 1, (), ()),
-    "SEND": (1, (), ()),  # the receiver stays (3.11's return jump pops it: _successors)
+    "SEND": (1, (), ()),  # the receiver stays (3.11's return jump pops it: ``_spec``)
     "CLEANUP_THROW": (3, (), ((1, EXCEPTION),)),
     "END_ASYNC_FOR": (2, (), ((1, EXCEPTION),)),
     "PUSH_EXC_INFO": (1, (EXCEPTION_OR_NONE, _EXC), ((1, EXCEPTION),)),
