@@ -291,109 +291,78 @@ def test_unforged_payload_resumes_in_a_fresh_interpreter(tmp_path, shape):
     assert check_same(tmp_path, textwrap.dedent(SHAPES[shape]), DRIVE + "drive(obj)").strip()
 
 
-IS_INT = "lambda v: type(v) is int"
-IS_COUNT = "lambda v: type(v).__name__ == 'Count'"
+def swaps(shape, holds, values, outcome, within=None):
+    """Cases of `shape`: the topmost stack slot whose value satisfies
+    `holds` (source of a predicate, or EMPTY) set to each of `values`
+    (sources), in the generator whose code is named `within` (default: the
+    one dumped); `outcome` is what loading it says or does."""
+    cases = []
+    for value in values:
+        forge = f"stack_slot(gen, state, {holds}, {value})"
+        if within:
+            forge = f"only(gen, state, {within!r}, lambda gen, state: {forge})"
+        cases.append((shape, forge, outcome))
+    return cases
+
+
+def emptied(shape, name, outcome, within=None):
+    """The case of `shape` whose local `name` is empty."""
+    forge = f"local(gen, state, {name!r}, EMPTY)"
+    if within:
+        forge = f"only(gen, state, {within!r}, lambda gen, state: {forge})"
+    return [(shape, forge, outcome)]
+
+
+ITERATOR = "lambda v: type(v).__name__.endswith('iterator')"
+EXCEPTION = "lambda v: isinstance(v, ValueError)"
+NONE = "lambda v: v is None"
+LIST = "lambda v: type(v) is list"
+LASTI = "lambda v: type(v) is int"
+COUNT = "lambda v: type(v).__name__ == 'Count'"
+FINALLY = "yield in a finally, on the way out of an exception"
+ASYNC_WITH = "async with, leaving by an exception"
+# Where a comprehension runs: its own coroutine before 3.12, inlined after.
+LISTCOMP, DICTCOMP = ("work", "work") if PY312 else ("<listcomp>", "<dictcomp>")
+
 # (shape, forge (an expression of gen and state), what the refusal says)
 REFUSED = [
-    ("for loop", "stack_slot(gen, state, lambda v: type(v).__name__.endswith('iterator'), 5)", "needs an iterator"),
-    (
-        "for loop",
-        "stack_slot(gen, state, lambda v: type(v).__name__.endswith('iterator'), [1, 2])",
-        "needs an iterator",
-    ),
-    ("for loop", "stack_slot(gen, state, lambda v: type(v).__name__.endswith('iterator'), EMPTY)", "needs a value"),
-    (
-        "yield in a finally, on the way out of an exception",
-        "stack_slot(gen, state, lambda v: isinstance(v, ValueError), 5)",
-        "needs an exception instance",
-    ),
-    (
-        "yield in a finally, on the way out of an exception",
-        "stack_slot(gen, state, lambda v: isinstance(v, ValueError), ValueError)",
-        "needs an exception instance",
-    ),
-    (
-        "yield in a finally, on the way out of an exception",
-        "stack_slot(gen, state, lambda v: v is None, 'not an exception')",
-        "needs None or an exception instance",
-    ),
-    ("except body", "stack_slot(gen, state, lambda v: v is None, 7)", "needs None or an exception instance"),
+    *swaps("for loop", ITERATOR, ["5", "[1, 2]"], "needs an iterator"),
+    *swaps("for loop", ITERATOR, ["EMPTY"], "needs a value"),
+    *swaps(FINALLY, EXCEPTION, ["5", "ValueError"], "needs an exception instance"),
+    *swaps(FINALLY, NONE, ["'not an exception'"], "needs None or an exception instance"),
+    *swaps("except body", NONE, ["7"], "needs None or an exception instance"),
     ("except body", "state[:5] + (5,) + state[6:]", "the exception it handles"),
     ("except body", "state[:5] + (KeyError,) + state[6:]", "the exception it handles"),
-    ("with block", "stack_slot(gen, state, callable, EMPTY)", "needs a value"),
-    ("list display being built", "stack_slot(gen, state, lambda v: type(v) is list, (1, 2))", "needs a list"),
-    ("list display being built", "stack_slot(gen, state, lambda v: type(v) is list, EMPTY)", "needs a value"),
-    ("call with arguments pending", "stack_slot(gen, state, lambda v: v is max, EMPTY)", "needs a value"),
-    ("call with arguments pending", "stack_slot(gen, state, lambda v: v == 5, EMPTY)", "needs a value"),
+    *swaps("with block", "callable", ["EMPTY"], "needs a value"),
+    *swaps("list display being built", LIST, ["(1, 2)"], "needs a list"),
+    *swaps("list display being built", LIST, ["EMPTY"], "needs a value"),
+    *swaps("call with arguments pending", "lambda v: v is max", ["EMPTY"], "needs a value"),
+    *swaps("call with arguments pending", "lambda v: v == 5", ["EMPTY"], "needs a value"),
     # The slot that is never NULL: the bound object below the method's
     # NULL-or-function slot before 3.13, the function above it from 3.13.
-    (
-        "method call with arguments pending",
-        f"stack_slot(gen, state, {'callable' if PY313 else 'lambda v: type(v) is list'}, EMPTY)",
-        "needs a value",
-    ),
-    (
-        "await in a list comprehension",
-        "only(gen, state, '<listcomp>' if sys.version_info < (3, 12) else 'work',"
-        " lambda gen, state: stack_slot(gen, state, lambda v: type(v) is list, {}))",
-        "needs a list",
-    ),
-    (
-        "await in a list comprehension",
-        "only(gen, state, '<listcomp>' if sys.version_info < (3, 12) else 'work',"
-        " lambda gen, state: stack_slot(gen, state, lambda v: type(v).__name__ == 'list_iterator', 5))",
-        "needs an iterator",
-    ),
-    (
-        "await in a dict comprehension",
-        "only(gen, state, '<dictcomp>' if sys.version_info < (3, 12) else 'work',"
-        " lambda gen, state: stack_slot(gen, state, lambda v: type(v) is dict, []))",
-        "needs a dict",
-    ),
-    (
-        "async for",
-        f"only(gen, state, 'work', lambda gen, state: stack_slot(gen, state, {IS_COUNT}, EMPTY))",
-        "needs a value",
-    ),
-    (
-        "async with, leaving by an exception",
-        f"only(gen, state, 'work', lambda gen, state: stack_slot(gen, state, {IS_INT}, 10**6))",
-        "needs an int offset inside the code",
-    ),
-    (
-        "async with, leaving by an exception",
-        f"only(gen, state, 'work', lambda gen, state: stack_slot(gen, state, {IS_INT}, -1))",
-        "needs an int offset inside the code",
-    ),
-    (
-        "async with, leaving by an exception",
-        f"only(gen, state, 'work', lambda gen, state: stack_slot(gen, state, {IS_INT}, '4'))",
-        "needs an int offset inside the code",
-    ),
-    (
-        "async with, leaving by an exception",
-        "only(gen, state, 'work', lambda gen, state: stack_slot(gen, state, lambda v: isinstance(v, ValueError), 'x'))",
-        "needs an exception instance",
-    ),
-    ("except* body", "stack_slot(gen, state, lambda v: type(v) is list, [5])", "needs a list of exceptions or None"),
-    ("except* body", "stack_slot(gen, state, lambda v: type(v) is list, ())", "needs a list"),
-    (
+    *swaps("method call with arguments pending", "callable" if PY313 else LIST, ["EMPTY"], "needs a value"),
+    *swaps("await in a list comprehension", LIST, ["{}"], "needs a list", within=LISTCOMP),
+    *swaps("await in a list comprehension", ITERATOR, ["5"], "needs an iterator", within=LISTCOMP),
+    *swaps("await in a dict comprehension", "lambda v: type(v) is dict", ["[]"], "needs a dict", within=DICTCOMP),
+    *swaps("async for", COUNT, ["EMPTY"], "needs a value", within="work"),
+    *swaps(ASYNC_WITH, LASTI, ["10**6", "-1", "'4'"], "needs an int offset inside the code", within="work"),
+    *swaps(ASYNC_WITH, EXCEPTION, ["'x'"], "needs an exception instance", within="work"),
+    *swaps("except* body", LIST, ["[5]"], "needs a list of exceptions or None"),
+    *swaps("except* body", LIST, ["()"], "needs a list"),
+    *swaps(
         "except* body",
-        "stack_slot(gen, state, lambda v: isinstance(v, BaseExceptionGroup), ExceptionGroup)",
+        "lambda v: isinstance(v, BaseExceptionGroup)",
+        ["ExceptionGroup"],
         "exception instance, not type",
     ),
-    ("f-string being built", "stack_slot(gen, state, lambda v: v == 'x', 5)", "needs a str"),
+    *swaps("f-string being built", "lambda v: v == 'x'", ["5"], "needs a str"),
 ]
 if PY312:  # locals the code reads unchecked
     REFUSED += [
-        ("for loop", "local(gen, state, 'total', EMPTY)", "local total is empty"),
-        ("for loop", "local(gen, state, 'x', EMPTY)", "local x is empty"),
-        ("not started", "local(gen, state, 'n', EMPTY)", "local n is empty"),
-        (
-            "await in a list comprehension",
-            "only(gen, state, 'work', lambda gen, state: local(gen, state, 'x', EMPTY))",
-            "local x is empty",
-        ),
+        *emptied("for loop", "total", "local total is empty"),
+        *emptied("for loop", "x", "local x is empty"),
+        *emptied("not started", "n", "local n is empty"),
+        *emptied("await in a list comprehension", "x", "local x is empty", within="work"),
     ]
 
 
@@ -406,30 +375,29 @@ def test_forged_slot_is_refused(shape, forge, refusal):
 # (shape, forge, what the loaded generator does): values the code checks
 # itself load, and resuming gives a Python exception.
 LOADED = [
-    ("with block", "stack_slot(gen, state, callable, 5)", "raised TypeError 'int' object is not callable"),
+    *swaps("with block", "callable", ["5"], "raised TypeError 'int' object is not callable"),
     # The NULL of a plain call filled: before 3.13 it is the callable's slot
     # (7 is called), from 3.13 the self slot (max(7, 5, 10)).
-    (
+    *swaps(
         "call with arguments pending",
-        "stack_slot(gen, state, EMPTY, 7)",
+        "EMPTY",
+        ["7"],
         "stop 10" if PY313 else "raised TypeError 'int' object is not callable",
     ),
-    (
+    *swaps(
         "async for",
-        f"only(gen, state, 'work', lambda gen, state: stack_slot(gen, state, {IS_COUNT}, 5))",
+        COUNT,
+        ["5"],
         "raised TypeError 'async for' requires an iterator with __anext__ method, got int",
+        within="work",
     ),
-    (
-        "yield in a finally, on the way out of an exception",
-        "stack_slot(gen, state, lambda v: v is None, KeyError('previous'))",
-        "raised ValueError boom",
-    ),
-    ("for loop", "stack_slot(gen, state, lambda v: type(v).__name__.endswith('iterator'), iter([7, 8]))", "step 7"),
+    *swaps(FINALLY, NONE, ["KeyError('previous')"], "raised ValueError boom"),
+    *swaps("for loop", ITERATOR, ["iter([7, 8])"], "step 7"),
 ]
 if not PY312:  # 3.11 checks every local it reads
     LOADED += [
-        ("for loop", "local(gen, state, 'total', EMPTY)", "raised UnboundLocalError"),
-        ("not started", "local(gen, state, 'n', EMPTY)", "raised UnboundLocalError"),
+        *emptied("for loop", "total", "raised UnboundLocalError"),
+        *emptied("not started", "n", "raised UnboundLocalError"),
     ]
 
 
@@ -476,6 +444,78 @@ def test_direct_restore_checks_the_values():
         "refused: generator gen: stack slot 0 needs an iterator, not NoneType",
     ]
     assert "stack slot 0 needs a value, not nothing" in proc.stderr
+
+
+BITS = """
+from turbodill._native import _gen_restore
+import turbodill._generators as model
+
+def gen(xs):
+    for x in xs:
+        yield x
+
+# Replaced before _gen_restore first runs: it keeps the function it found then.
+required = {}
+modelled = model.resume_requirements
+model.resume_requirements = lambda code, lasti: ((required["bits"],), ()) if required else modelled(code, lasti)
+real = gen([1, 2])
+next(real)
+saved = []
+Forging(turbodill.dumps(real), lambda g, s: saved.append(s) or s).load()
+_, frame_state, lasti, slots, present, exc, _, _ = saved[0]
+for name, bad, good in [
+    ("ITERATOR", 5, iter([])),
+    ("LIST", (), []),
+    ("DICT", [], {}),
+    ("SET", frozenset(), set()),
+    ("TUPLE", [], ()),
+    ("STR", b"", "s"),
+    ("EXCEPTION", ValueError, ValueError()),
+    ("EXCEPTION_OR_NONE", 1, None),
+    ("LASTI", len(real.gi_code.co_code) // 2, 0),
+    ("KWNAMES", ("a", 1), ("a",)),
+    ("EXCEPTION_LIST", [1], [None, KeyError()]),
+    ("FUNCTION", len, lambda: 0),
+    ("MAY_BE_EMPTY", 5, EMPTY),
+]:
+    required["bits"] = getattr(model, name)
+    for value in (bad, good):
+        marks = present[:-1] + (b"\\0" if value is EMPTY else b"\\1")
+        try:
+            _gen_restore(gen([]), frame_state, lasti, slots[:-1] + [value], marks, exc)
+            print(name, "restored")
+        except pickle.UnpicklingError as e:
+            print(name, "refused:", str(e).split("needs ")[1])
+"""
+
+
+def test_each_requirement_bit_means_the_same_in_python_and_rust():
+    """The requirement bits are defined twice (the model in Python, the
+    checks in Rust): with the model made to ask for one bit, `_gen_restore`
+    refuses a value lacking it, in the words of that requirement, and takes
+    one that has it (and a bit that allows nothing: any value, not NULL)."""
+    proc = subprocess.run([sys.executable, "-c", HARNESS + BITS], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    needs = [
+        "an iterator, not int",
+        "a list, not tuple",
+        "a dict, not list",
+        "a set, not frozenset",
+        "a tuple, not list",
+        "a str, not bytes",
+        "an exception instance, not type",
+        "None or an exception instance, not int",
+        "an int offset inside the code, not int",
+        "a tuple of strs, not tuple",
+        "a list of exceptions or None, not list",
+        "a function, not builtin_function_or_method",
+    ]
+    names = [line.split()[0] for line in proc.stdout.splitlines()[::2]]
+    assert proc.stdout.splitlines() == [
+        *(line for name, need in zip(names, needs) for line in (f"{name} refused: {need}", f"{name} restored")),
+        "MAY_BE_EMPTY restored",
+        "MAY_BE_EMPTY restored",
+    ]
 
 
 # ---- random forgeries: any slot, any value ---------------------------------
@@ -640,11 +680,14 @@ def test_random_forgeries_crash_without_the_value_checks(tmp_path):
 
 
 def test_harness_shapes_are_all_suspended():
-    """Each shape the tests forge is a generator paused where it says (the
-    forgeries above would test nothing on a finished one)."""
+    """Each shape the tests forge is paused at a yield or an await (one not
+    started), so that its payload holds a frame to forge; each is then run
+    to its end here, leaving nothing for the garbage collector to close."""
     for name, source in SHAPES.items():
         ns = {}
         exec(HARNESS + textwrap.dedent(source), ns)
         obj = ns["obj"]
-        frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
-        assert frame is not None, name
+        paused = getattr(obj, "gi_suspended", None) or getattr(obj, "cr_suspended", None)
+        assert paused or (name == "not started" and ns["inspect"].getgeneratorstate(obj) == "GEN_CREATED"), name
+        ns["drive"](obj)
+        assert (getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)) is None, name
