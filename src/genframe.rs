@@ -479,6 +479,30 @@ fn unmet(obj: &Bound<'_, PyAny>, bits: u32, code_units: usize) -> Option<&'stati
         .map(|&(_, what)| what)
 }
 
+/// What a saved slot (`mark == 0`: empty) lacks of `bits`, in words.
+fn slot_unmet(
+    slot: &Bound<'_, PyAny>,
+    mark: u8,
+    bits: u32,
+    code_units: usize,
+) -> Option<&'static str> {
+    if mark == 0 {
+        (bits & need::MAY_BE_EMPTY == 0).then_some("a value")
+    } else {
+        unmet(slot, bits, code_units)
+    }
+}
+
+/// What a saved slot holds, for a refusal: its type's name, or nothing.
+fn described(slot: &Bound<'_, PyAny>, mark: u8) -> String {
+    if mark == 0 {
+        return "nothing".to_owned();
+    }
+    slot.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
 /// `turbodill._generators.resume_requirements`, imported once: the model
 /// of what a frame must hold at each resume point lives beside the other
 /// load-side checks in Python (it reads the code with `dis`); it is fetched
@@ -526,7 +550,7 @@ fn check_values(
     if let Ok(why) = model.cast::<PyString>() {
         return Err(refuse(format!("generator {qualname}: {why}")));
     }
-    let (stack, locals): (Vec<u32>, Vec<usize>) = model.extract()?;
+    let (stack, locals): (Vec<u32>, Vec<(usize, u32)>) = model.extract()?;
     let depth = slots.len() - shape.nlocalsplus;
     if depth != stack.len() {
         return Err(refuse(format!(
@@ -534,36 +558,32 @@ fn check_values(
             stack.len()
         )));
     }
+    let units = shape.code_units();
     for (k, &bits) in stack.iter().enumerate() {
         let i = shape.nlocalsplus + k;
-        let what = if present[i] == 0 {
-            (bits & need::MAY_BE_EMPTY == 0).then_some("a value")
-        } else {
-            unmet(&slots[i], bits, shape.code_units())
-        };
-        if let Some(what) = what {
-            let got = if present[i] == 0 {
-                "nothing".to_owned()
-            } else {
-                slots[i]
-                    .get_type()
-                    .name()
-                    .map_or_else(|_| "?".to_owned(), |n| n.to_string())
-            };
+        if let Some(what) = slot_unmet(&slots[i], present[i], bits, units) {
             return Err(refuse(format!(
-                "generator {qualname}: stack slot {k} needs {what}, not {got}"
+                "generator {qualname}: stack slot {k} needs {what}, not {}",
+                described(&slots[i], present[i])
             )));
         }
     }
-    for &i in &locals {
-        if present.get(i).is_none_or(|&mark| mark == 0) {
+    for &(i, bits) in &locals {
+        let Some(&mark) = present.get(i) else {
+            return Err(refuse(format!(
+                "generator {qualname}: its code has no local {i}"
+            )));
+        };
+        if let Some(what) = slot_unmet(&slots[i], mark, bits, units) {
             let name = shape
                 .code
                 .getattr(intern!(gen.py(), "co_varnames"))
                 .and_then(|names| names.get_item(i))
                 .map_or_else(|_| i.to_string(), |n| n.to_string());
             return Err(refuse(format!(
-                "generator {qualname}: local {name} is empty where its code reads it without a check"
+                "generator {qualname}: local {name} needs {what} where its code reads it \
+                 without a check, not {}",
+                described(&slots[i], mark)
             )));
         }
     }

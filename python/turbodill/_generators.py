@@ -328,6 +328,12 @@ def _analyse(code):
             needs.append(0)
         return vid
 
+    def held(local):
+        """What a local holds, as one value: what the code does with any
+        load of it is required of it (a generator expression's ``.0``
+        goes straight to FOR_ITER: an iterator)."""
+        return frozenset([value(("local", local), 0)])
+
     states, successors, work = {}, {}, []
 
     def reach(offset, state):
@@ -373,6 +379,12 @@ def _analyse(code):
                 new = state[:-2] + state[-1:]
             elif name == "RETURN_GENERATOR":  # the first send's value, which POP_TOP drops
                 new = state + (frozenset([value((offset, 0), 0)]),)
+            elif name in ("LOAD_FAST", "LOAD_FAST_CHECK"):
+                new = state + (held(ins.arg),)
+            elif name == "LOAD_FAST_LOAD_FAST":
+                new = state + (held(ins.arg >> 4), held(ins.arg & 15))
+            elif name == "STORE_FAST_LOAD_FAST":
+                new = state[:-1] + (held(ins.arg & 15),)
             else:
                 pops, outs, uses = _spec(ins, jump)
                 for depth, bits in uses:
@@ -392,14 +404,24 @@ def _analyse(code):
     live = _live_locals(instructions, states, successors, handler_of)
 
     def locals_at(offset):
+        """(index, requirement bits) of each local that must be set there or
+        must be of some kind when set. Slots past co_varnames are cells and
+        free variables (3.13 reads them with LOAD_FAST): _gen_restore
+        requires a cell in each anyway."""
         present = live.get(offset, 0)
-        return tuple(i for i in range(present.bit_length()) if present >> i & 1)
+        required = []
+        for i in range(len(code.co_varnames)):
+            vid = ids.get(("local", i))
+            bits = (0 if present >> i & 1 else MAY_BE_EMPTY) | (needs[vid] if vid is not None else 0)
+            if bits != MAY_BE_EMPTY:
+                required.append((i, bits))
+        return tuple(required)
 
-    # A frame not started runs from the instruction after RETURN_GENERATOR.
-    first = next((i + 1 for i, ins in enumerate(instructions) if ins.opname == "RETURN_GENERATOR"), None)
-    model = {
-        None: ((), locals_at(instructions[first].offset) if first is not None and first < len(instructions) else ())
-    }
+    # A generator not started runs from the instruction after
+    # RETURN_GENERATOR (other code from its first: only its arguments can be
+    # needed there, which tests check of the whole stdlib).
+    first = next((i + 1 for i, ins in enumerate(instructions) if ins.opname == "RETURN_GENERATOR"), 0)
+    model = {None: ((), locals_at(instructions[first].offset) if first < len(instructions) else ())}
     for offset, state in states.items():
         if instructions[at[offset]].opname != "YIELD_VALUE":
             continue
@@ -416,7 +438,9 @@ def _analyse(code):
 
 def _reads_and_writes(ins):
     """The locals ``ins`` reads without checking that they are set (3.12+
-    trusts the compiler's proof), and those it stores or deletes first."""
+    trusts the compiler's proof), and those it sets, deletes, or checks
+    (after LOAD_FAST_CHECK a local is set, or an exception went to the
+    handler: the compiler reads it unchecked from there on), first."""
     name, arg = ins.opname, ins.arg
     if _V < (3, 12):
         reads = 0  # 3.11 checks every LOAD_FAST
@@ -424,11 +448,11 @@ def _reads_and_writes(ins):
         reads = 1 << arg
     elif name == "LOAD_FAST_LOAD_FAST":
         reads = 1 << (arg >> 4) | 1 << (arg & 15)
-    elif name == "STORE_FAST_LOAD_FAST":  # stores arg >> 4, then reads arg & 15
-        return 1 << (arg & 15), 1 << (arg >> 4)
+    elif name == "STORE_FAST_LOAD_FAST":  # stores arg >> 4, then reads arg & 15 (set, if the same)
+        return 1 << (arg & 15) & ~(1 << (arg >> 4)), 1 << (arg >> 4)
     else:
         reads = 0
-    if name in ("STORE_FAST", "DELETE_FAST", "LOAD_FAST_AND_CLEAR"):
+    if name in ("STORE_FAST", "DELETE_FAST", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_CHECK", "LOAD_CLOSURE", "MAKE_CELL"):
         return reads, 1 << arg
     if name == "STORE_FAST_STORE_FAST":
         return reads, 1 << (arg >> 4) | 1 << (arg & 15)
@@ -485,7 +509,8 @@ def resume_model(code):
 def resume_requirements(code, lasti):
     """What a frame of ``code`` saved at ``lasti`` (as ``_gen_restore`` takes
     it; None for a frame not started) must hold: ``(stack requirement bits,
-    bottom first; indices of locals that must be set)``. None if ``lasti``
+    bottom first; (index, requirement bits) of the locals that must be set
+    or of some kind)``. None if ``lasti``
     is not a resume point of ``code``; a str (why) if the code cannot be
     checked. ``_gen_restore`` calls this itself before writing a frame."""
     model = resume_model(code)
