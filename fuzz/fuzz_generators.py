@@ -5,24 +5,22 @@ open ``with`` block, ``yield from``, a coroutine at an ``await``, an async
 generator, a closure) and either
 
 - mutates the frame state ``restore_generator`` receives: the instruction
-  offset, the slots (locals and stack: truncated, extended), the length of
-  their presence marks, the frame state, the format; or the arguments of
-  ``make_generator`` (the digest, the Python version). Loading must end in ``UnpicklingError`` or
-  succeed; a load whose state is the original one must then resume and
-  finish exactly as the original; or
+  offset, the slots (locals and stack: truncated, extended, one set to
+  another value or emptied), the length of their presence marks, the frame
+  state, the exception being handled, the format; or the arguments of
+  ``make_generator`` (the digest, the Python version). Loading must end in
+  ``UnpicklingError`` or succeed; a load whose state is the original one
+  must then resume and finish exactly as the original, any other must run
+  on to a Python exception or its end; or
 - changes bytes of the payload's values (the arguments of its int and str
   opcodes: offsets, states, counts, names, the digest; a str's characters, not its length; not the fields of
   code objects nor the names of globals, see ``_value_positions``) and
-  loads it with plain ``pickle.loads``: any ``Exception`` is
-  fine, the generator is not resumed (a changed value, say an int where the
-  loop's iterator was, is the payload's own doing: pickles are trusted
-  input; only the frame's shape is checked). Opcode bytes are left alone:
-  the C unpickler's own answers to broken opcodes (a memo index of a
-  billion allocates gigabytes) are not the generator loader's. Nor are the
-  presence marks' contents or the stack's values checked (see the README:
-  an empty slot where the code expects a value, say the `with` block's exit
-  function, crashes the interpreter when the generator is resumed or
-  closed; the loader checks the frame's shape, not its values).
+  loads it with plain ``pickle.loads``: any ``Exception`` is fine, and a
+  generator that loads is driven on (the loader checks each saved value
+  against what the code trusts it to be at its resume point, so a changed
+  value is refused or runs). Opcode bytes are left alone: the C
+  unpickler's own answers to broken opcodes (a memo index of a billion
+  allocates gigabytes) are not the generator loader's.
 
 A crash (a signal) or a failed check is a finding: libFuzzer stops and writes
 the input to a ``crash-*`` file. ``tests/test_generators.py`` runs a bounded
@@ -142,7 +140,8 @@ def _closure():
 
 
 def _drive(obj):
-    """Everything the object still does, as a list of outcomes."""
+    """Everything the object still does, as a list of outcomes (a Python
+    exception ends it; the unforged payloads raise none)."""
     out = []
     for _ in range(20):
         try:
@@ -156,6 +155,9 @@ def _drive(obj):
                 break
         except StopAsyncIteration:
             out.append("async stop")
+            break
+        except Exception as e:
+            out.append(("raised", type(e).__name__))
             break
     return out
 
@@ -215,6 +217,28 @@ VALUE_POSITIONS = [_value_positions(p) for p in PAYLOADS]
 EXPECTED = [_drive(pickle.loads(p)) for p in PAYLOADS]
 
 
+# What a slot or the handled exception may be set to: of each kind the
+# loader checks for, and not.
+_VALUES = [
+    None,
+    0,
+    3,
+    -1,
+    "s",
+    (),
+    ("a",),
+    [],
+    [None],
+    {},
+    set(),
+    ValueError("v"),
+    ValueError,
+    iter([1]),
+    object(),
+    len,
+]
+
+
 class _Mutating(pickle.Unpickler):
     def __init__(self, data, fdp):
         super().__init__(io.BytesIO(data))
@@ -236,7 +260,7 @@ class _Mutating(pickle.Unpickler):
     def mutate_state(self, state):
         fdp = self.fdp
         state = list(state)
-        choice = fdp.ConsumeIntInRange(0, 6)
+        choice = fdp.ConsumeIntInRange(0, 8)
         if choice == 1:
             state[2] = fdp.ConsumeIntInRange(-2, 200)
         elif choice == 2:
@@ -252,6 +276,13 @@ class _Mutating(pickle.Unpickler):
             state[1] = fdp.ConsumeIntInRange(-4, 5)
         elif choice == 6:
             state[0] = fdp.ConsumeIntInRange(0, 3)
+        elif choice == 7 and state[3]:
+            i = fdp.ConsumeIntInRange(0, len(state[3]) - 1)
+            value = _VALUES[fdp.ConsumeIntInRange(0, len(_VALUES) - 1)]
+            state[3] = state[3][:i] + [value] + state[3][i + 1 :]
+            state[4] = state[4][:i] + bytes([fdp.ConsumeBool()]) + state[4][i + 1 :]
+        elif choice == 8:
+            state[5] = _VALUES[fdp.ConsumeIntInRange(0, len(_VALUES) - 1)]
         state = tuple(state)
         self.unchanged = self.unchanged and choice == 0
         return state
@@ -277,19 +308,20 @@ def TestOneInput(data):
             obj = loader.load()
         except pickle.UnpicklingError:
             return
-        if loader.unchanged:
-            got = _drive(obj)
-            if got != EXPECTED[which]:
-                raise AssertionError(f"resumed differently: {got} != {EXPECTED[which]}")
+        got = _drive(obj)
+        if loader.unchanged and got != EXPECTED[which]:
+            raise AssertionError(f"resumed differently: {got} != {EXPECTED[which]}")
         return
     flipped = bytearray(payload)
     positions = VALUE_POSITIONS[which]
     for _ in range(fdp.ConsumeIntInRange(1, 4)):
         flipped[positions[fdp.ConsumeIntInRange(0, len(positions) - 1)]] = fdp.ConsumeInt(1) & 0xFF
     try:
-        pickle.loads(bytes(flipped))
+        obj = pickle.loads(bytes(flipped))
     except Exception:
-        pass
+        return
+    if hasattr(obj, "send") or hasattr(obj, "asend"):
+        _drive(obj)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,13 @@
 
 use std::os::raw::{c_char, c_int, c_void};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyBaseException, PyValueError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{
+    PyBytes, PyDict, PyFunction, PyInt, PyIterator, PyList, PySet, PyString, PyTuple,
+};
 
 /// `_PyInterpreterFrame`, 3.11. (The mirrors name every field, read or
 /// not, so that their offsets are CPython's.)
@@ -399,13 +401,209 @@ fn refuse(msg: impl Into<String>) -> PyErr {
     crate::errors::UnpicklingError::new_err(msg.into())
 }
 
+/// What a saved slot must hold, as `turbodill._generators` computes it from
+/// the code (the same bits): what the eval loop relies on, unchecked, when
+/// the frame resumes.
+mod need {
+    pub const MAY_BE_EMPTY: u32 = 1 << 0;
+    pub const ITERATOR: u32 = 1 << 1;
+    pub const LIST: u32 = 1 << 2;
+    pub const DICT: u32 = 1 << 3;
+    pub const SET: u32 = 1 << 4;
+    pub const TUPLE: u32 = 1 << 5;
+    pub const STR: u32 = 1 << 6;
+    pub const EXCEPTION: u32 = 1 << 7;
+    pub const EXCEPTION_OR_NONE: u32 = 1 << 8;
+    pub const LASTI: u32 = 1 << 9;
+    pub const KWNAMES: u32 = 1 << 10;
+    pub const EXCEPTION_LIST: u32 = 1 << 11;
+    pub const FUNCTION: u32 = 1 << 12;
+}
+
+fn is_exception_or_none(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_none() || obj.is_instance_of::<PyBaseException>()
+}
+
+/// The requirements a slot can have, in words.
+const NEEDS: [(u32, &str); 12] = [
+    (need::ITERATOR, "an iterator"),
+    (need::LIST, "a list"),
+    (need::DICT, "a dict"),
+    (need::SET, "a set"),
+    (need::TUPLE, "a tuple"),
+    (need::STR, "a str"),
+    (need::EXCEPTION, "an exception instance"),
+    (need::EXCEPTION_OR_NONE, "None or an exception instance"),
+    (need::LASTI, "an int offset inside the code"),
+    (need::KWNAMES, "a tuple of strs"),
+    (need::EXCEPTION_LIST, "a list of exceptions or None"),
+    (need::FUNCTION, "a function"),
+];
+
+/// Whether `obj` meets the requirement `bit` (one of `NEEDS`).
+fn holds(obj: &Bound<'_, PyAny>, bit: u32, code_units: usize) -> bool {
+    match bit {
+        need::ITERATOR => obj.is_instance_of::<PyIterator>(),
+        need::LIST => obj.is_exact_instance_of::<PyList>(),
+        need::DICT => obj.is_exact_instance_of::<PyDict>(),
+        need::SET => obj.is_exact_instance_of::<PySet>(),
+        need::TUPLE => obj.is_exact_instance_of::<PyTuple>(),
+        need::STR => obj.is_instance_of::<PyString>(),
+        need::EXCEPTION => obj.is_instance_of::<PyBaseException>(),
+        need::EXCEPTION_OR_NONE => is_exception_or_none(obj),
+        need::LASTI => {
+            obj.is_exact_instance_of::<PyInt>()
+                && obj
+                    .extract::<usize>()
+                    .is_ok_and(|offset| offset < code_units)
+        }
+        need::KWNAMES => {
+            obj.is_exact_instance_of::<PyTuple>()
+                && obj.try_iter().is_ok_and(|mut names| {
+                    names.all(|n| n.is_ok_and(|n| n.is_exact_instance_of::<PyString>()))
+                })
+        }
+        need::EXCEPTION_LIST => obj.cast::<PyList>().is_ok_and(|list| {
+            obj.is_exact_instance_of::<PyList>() && list.iter().all(|e| is_exception_or_none(&e))
+        }),
+        need::FUNCTION => obj.is_exact_instance_of::<PyFunction>(),
+        _ => false,
+    }
+}
+
+/// The first requirement in `bits` that `obj` does not meet, in words.
+fn unmet(obj: &Bound<'_, PyAny>, bits: u32, code_units: usize) -> Option<&'static str> {
+    NEEDS
+        .iter()
+        .find(|&&(bit, _)| bits & bit != 0 && !holds(obj, bit, code_units))
+        .map(|&(_, what)| what)
+}
+
+/// What a saved slot (`mark == 0`: empty) lacks of `bits`, in words.
+fn slot_unmet(
+    slot: &Bound<'_, PyAny>,
+    mark: u8,
+    bits: u32,
+    code_units: usize,
+) -> Option<&'static str> {
+    if mark == 0 {
+        (bits & need::MAY_BE_EMPTY == 0).then_some("a value")
+    } else {
+        unmet(slot, bits, code_units)
+    }
+}
+
+/// What a saved slot holds, for a refusal: its type's name, or nothing.
+fn described(slot: &Bound<'_, PyAny>, mark: u8) -> String {
+    if mark == 0 {
+        return "nothing".to_owned();
+    }
+    slot.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+/// `turbodill._generators.resume_requirements`, imported once: the model
+/// of what a frame must hold at each resume point lives beside the other
+/// load-side checks in Python (it reads the code with `dis`); it is fetched
+/// here, not passed in, so no caller of `_gen_restore` can hand it a wrong one.
+fn resume_requirements<'py>(
+    code: &Bound<'py, PyAny>,
+    lasti: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static MODEL: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let py = code.py();
+    MODEL
+        .get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                py.import("turbodill._generators")?
+                    .getattr("resume_requirements")?
+                    .unbind(),
+            )
+        })?
+        .bind(py)
+        .call1((code, lasti))
+}
+
+/// Refuse a frame whose values the code at its resume point would trust
+/// wrongly: each stack slot against what the code needs there, the locals
+/// it reads unchecked (3.12+) set, the exception being handled an
+/// exception. `stack` is empty for a generator that has not started.
+fn check_values(
+    gen: &Bound<'_, PyAny>,
+    shape: &CodeShape<'_>,
+    lasti: Option<usize>,
+    slots: &[Bound<'_, PyAny>],
+    present: &[u8],
+    exc_value: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let qualname = gen
+        .getattr(intern!(gen.py(), "__qualname__"))
+        .map_or_else(|_| "?".to_owned(), |q| q.to_string());
+    let model = resume_requirements(&shape.code, lasti)?;
+    if model.is_none() {
+        return Err(refuse(format!(
+            "generator {qualname}: offset {} is not a yield of its code",
+            lasti.unwrap_or(0)
+        )));
+    }
+    if let Ok(why) = model.cast::<PyString>() {
+        return Err(refuse(format!("generator {qualname}: {why}")));
+    }
+    let (stack, locals): (Vec<u32>, Vec<(usize, u32)>) = model.extract()?;
+    let depth = slots.len() - shape.nlocalsplus;
+    if depth != stack.len() {
+        return Err(refuse(format!(
+            "generator {qualname}: a stack of {depth} where its code has {} there",
+            stack.len()
+        )));
+    }
+    let units = shape.code_units();
+    for (k, &bits) in stack.iter().enumerate() {
+        let i = shape.nlocalsplus + k;
+        if let Some(what) = slot_unmet(&slots[i], present[i], bits, units) {
+            return Err(refuse(format!(
+                "generator {qualname}: stack slot {k} needs {what}, not {}",
+                described(&slots[i], present[i])
+            )));
+        }
+    }
+    for &(i, bits) in &locals {
+        let Some(&mark) = present.get(i) else {
+            return Err(refuse(format!(
+                "generator {qualname}: its code has no local {i}"
+            )));
+        };
+        if let Some(what) = slot_unmet(&slots[i], mark, bits, units) {
+            let name = shape
+                .code
+                .getattr(intern!(gen.py(), "co_varnames"))
+                .and_then(|names| names.get_item(i))
+                .map_or_else(|_| i.to_string(), |n| n.to_string());
+            return Err(refuse(format!(
+                "generator {qualname}: local {name} needs {what} where its code reads it \
+                 without a check, not {}",
+                described(&slots[i], mark)
+            )));
+        }
+    }
+    if exc_value.is_some_and(|e| !is_exception_or_none(e)) {
+        return Err(refuse(format!(
+            "generator {qualname}: the exception it handles must be None or an exception instance"
+        )));
+    }
+    Ok(())
+}
+
 /// Fill a fresh (not started) generator's frame with a saved one: its
 /// locals, cells, free variables and value stack (`slots`, where
 /// `present[i] == 0` marks an empty slot), its instruction (`lasti`, as read
 /// by `snapshot`), its state and the exception it was handling. Everything
 /// is checked before the frame is touched: the layout, that `gen` has not
-/// started, the slot count against the code, the cells, the state, and
-/// that `lasti` is a point where a frame of this code can be suspended.
+/// started, the slot count against the code, the cells, the state, that
+/// `lasti` is a point where a frame of this code can be suspended, and
+/// each value against what the code trusts it to be there (`check_values`):
+/// no argument resumes into a crash.
 #[pyfunction]
 pub fn _gen_restore<'py>(
     gen: &Bound<'py, PyAny>,
@@ -474,6 +672,14 @@ pub fn _gen_restore<'py>(
             ));
         }
     }
+    check_values(
+        gen,
+        &shape,
+        suspended.then_some(lasti),
+        &slots,
+        present,
+        exc_value.as_ref(),
+    )?;
     // SAFETY: `raw` is a live generator of the checked layout whose frame
     // holds `nlocalsplus + stacksize` slots, and `n` is within that. A
     // generator that has not started has `stacktop == nlocalsplus`, so the
@@ -488,7 +694,9 @@ pub fn _gen_restore<'py>(
             ));
         }
         let old_top = usize::try_from((*frame).stacktop).unwrap_or(0);
-        if old_top != shape.nlocalsplus {
+        // Checked again: the Python code `check_values` ran may have
+        // started it.
+        if old_top != shape.nlocalsplus || (*raw).frame_state != state::CREATED {
             return Err(PyValueError::new_err(
                 "the generator's frame has a stack already",
             ));
