@@ -353,10 +353,13 @@ def uses_sets(x):
 
 
 def test_importable_functions_and_classes_stay_by_reference():
-    data = dump_in_main("import collections, os.path", "(os.path.join, collections.OrderedDict, os.path)")
-    assert b"importlib" in data and b"posixpath" in data and b"OrderedDict" in data
+    values = "(os.path.join, collections.OrderedDict, os.path, xml.dom)"
+    data = dump_in_main("import collections, os.path, xml.dom", values)
+    # A top-level module by `__import__`, a submodule by `importlib.import_module`.
+    assert b"__import__" in data and b"importlib" in data and b"xml.dom" in data
+    assert b"posixpath" in data and b"OrderedDict" in data
     assert b"FunctionType" not in data and b"make_class" not in data
-    load_fresh(data, "import os.path, collections\nassert obj == (os.path.join, collections.OrderedDict, os.path)")
+    load_fresh(data, f"import os.path, collections, xml.dom\nassert obj == {values}")
 
 
 LONG_TAIL = """
