@@ -37,6 +37,35 @@ fn deep_attribute<'py>(
 }
 
 impl<'py> Engine<'py> {
+    /// Whether `module`, named `name`, is saved by reference: it is the one
+    /// imported under its name, and not a module pickled by value.
+    pub fn module_by_reference(&self, module: &Bound<'py, PyAny>, name: &str) -> PyResult<bool> {
+        let imported = self.st.sys_modules.bind(self.py).get_item(name).ok();
+        Ok(imported.is_some_and(|m| m.is(module)) && !self.module_by_value(name)?)
+    }
+
+    /// Modules whose objects travel by value: `__main__`, and modules (or
+    /// packages) given to `register_pickle_by_value`.
+    pub fn module_by_value(&self, module: &str) -> PyResult<bool> {
+        if module == "__main__" || module == "__mp_main__" || self.pickles_by_value(module) {
+            return Ok(true);
+        }
+        let registered = self.st().by_value_modules.bind(self.py());
+        if registered.is_empty() {
+            return Ok(false);
+        }
+        let mut prefix = module;
+        loop {
+            if registered.contains(prefix)? {
+                return Ok(true);
+            }
+            match prefix.rfind('.') {
+                Some(dot) => prefix = &prefix[..dot],
+                None => return Ok(false),
+            }
+        }
+    }
+
     /// The module that holds `obj` under `path`: its `__module__`, else the
     /// first module in `sys.modules` where the path leads to it, else
     /// `__main__`.

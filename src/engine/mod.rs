@@ -453,31 +453,23 @@ impl<'py> Engine<'py> {
         {
             return true;
         }
-        // A module by reference: the one imported under its name, not one
-        // of those pickled by value (whose identity entries share).
+        // A module by reference (those pickled by value keep their identity
+        // across entries).
         let Ok(module) = obj.cast_exact::<PyModule>() else {
             return false;
         };
-        let Ok(name) = module.name() else {
-            return false;
-        };
-        let imported = self.st.sys_modules.bind(self.py).get_item(&name).ok();
-        imported.is_some_and(|m| m.is(obj))
-            && name
-                .to_str()
-                .is_ok_and(|n| n != "__main__" && n != "__mp_main__" && !self.pickles_by_value(n))
+        module.name().is_ok_and(|name| {
+            name.to_str()
+                .is_ok_and(|n| self.module_by_reference(obj, n).unwrap_or(false))
+        })
     }
 
     /// `memo_put` of an object the loader finds by name (a global).
     pub fn memo_put_found_by_name(&mut self, obj: &Bound<'py, PyAny>) {
-        if self.fast {
-            return;
+        self.memo_put(obj);
+        if self.entry_floor.is_some() && !self.fast {
+            self.found_by_name.insert(self.memo.next_index() - 1);
         }
-        let idx = self.memo.put(obj);
-        if self.entry_floor.is_some() {
-            self.found_by_name.insert(idx);
-        }
-        self.write_put(idx);
     }
 
     /// Memoize with PUT and explicit indices, even at protocol 4 and above,

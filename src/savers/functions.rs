@@ -415,28 +415,6 @@ impl<'py> Engine<'py> {
         Ok((!self.module_by_value(&module)?).then_some(location))
     }
 
-    /// Modules whose objects travel by value: `__main__`, and modules (or
-    /// packages) given to `register_pickle_by_value`.
-    pub fn module_by_value(&self, module: &str) -> PyResult<bool> {
-        if module == "__main__" || module == "__mp_main__" || self.pickles_by_value(module) {
-            return Ok(true);
-        }
-        let registered = self.st().by_value_modules.bind(self.py());
-        if registered.is_empty() {
-            return Ok(false);
-        }
-        let mut prefix = module;
-        loop {
-            if registered.contains(prefix)? {
-                return Ok(true);
-            }
-            match prefix.rfind('.') {
-                Some(dot) => prefix = &prefix[..dot],
-                None => return Ok(false),
-            }
-        }
-    }
-
     pub fn save_function(&mut self, func: &Bound<'py, PyAny>) -> PyResult<()> {
         match self.reference_location(func)? {
             Some(location) => self.save_located_global(func, location),
@@ -1068,8 +1046,7 @@ impl<'py> Engine<'py> {
         let py = self.py();
         let name = module.getattr(intern!(py, "__name__"))?;
         let name_str = name.cast::<PyString>()?.to_cow()?.into_owned();
-        let imported = self.st().sys_modules.bind(py).get_item(&name).ok();
-        if imported.is_some_and(|m| m.is(module)) && !self.module_by_value(&name_str)? {
+        if self.module_by_reference(module, &name_str)? {
             static IMPORT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
             static IMPORT_MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
             let import = if name_str.contains('.') {
