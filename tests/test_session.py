@@ -456,6 +456,25 @@ def test_entries_after_a_failed_one_do_not_depend_on_its_incidental_objects(tmp_
     _load_without_module(tmp_path, source, dump, check)
 
 
+def test_a_module_registered_by_value_stays_shared_between_entries(monkeypatch):
+    """Modules by reference are written again in each entry; one pickled by
+    value is one object, which a later entry fetches from the memo."""
+    import pickletools
+
+    shared = types.ModuleType("registered_between_entries")
+    shared.x = 1
+    monkeypatch.setitem(sys.modules, shared.__name__, shared)
+    turbodill.register_pickle_by_value(shared)
+    try:
+        host = types.ModuleType("host")
+        first, second = _native._session_pickle_entries(host, [("a", shared), ("b", shared)], 4)
+    finally:
+        turbodill.unregister_pickle_by_value(shared)
+    assert b"registered_between_entries" in first
+    ops = [op.name for op, _, _ in pickletools.genops(second)]
+    assert ops == ["PROTO", "BINGET", "STOP"], ops
+
+
 def test_every_entry_spells_out_the_persistent_ids():
     """The module's and namespace's persistent ids are written whole in every
     entry, never fetched from the memo of an earlier entry (which the loader
